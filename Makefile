@@ -1,0 +1,49 @@
+# make report   the whole assignment on a fresh machine: venv, packages, corpus, LaTeX, notebooks, PDF
+# make test     the same set-up, then the test suite
+# make lab      open the notebooks in JupyterLab
+# make bench    the speed benchmark (lib.train against the plain reference)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STEPS  ?= 100000
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc poppler-utils
+
+.PHONY: setup data tex report test lab bench clean
+
+$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt -e .
+	touch $@
+
+setup: $(BIN)/.installed
+
+data: setup
+	$(BIN)/python -m lib.corpus
+
+# XeLaTeX and pandoc for nbconvert's PDF, pdftotext for the tests; installed only when missing.
+tex:
+	@if command -v xelatex >/dev/null && command -v pandoc >/dev/null && command -v pdftotext >/dev/null; then \
+	  echo "xelatex, pandoc and pdftotext: present"; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
+	else \
+	  echo "Install XeLaTeX, pandoc and pdftotext (poppler) by hand: see the README." >&2; exit 1; \
+	fi
+
+report: data tex
+	$(BIN)/python -m lib.report --steps $(STEPS)
+
+test: data tex
+	$(BIN)/python -m pytest
+
+lab: data
+	$(BIN)/jupyter lab notebooks/
+
+bench: data
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) report runs .pytest_cache .hypothesis

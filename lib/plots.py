@@ -1,0 +1,55 @@
+"""The report's figures. Each function returns a matplotlib Figure; the notebooks save it to figures/."""
+from collections import Counter
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def char_frequencies(text, vocab, top=None):
+    """A bar chart of how often each character of the vocabulary occurs, most frequent first."""
+    counts = Counter(text).most_common(top)
+    labels = [repr(ch)[1:-1] if ch.isspace() or not ch.isprintable() else ch for ch, _ in counts]
+    labels = [{" ": "space", "\\n": "\\\\n"}.get(label, label) for label in labels]
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    ax.bar(range(len(counts)), [n / len(text) for _, n in counts], color="tab:blue")
+    ax.set_xticks(range(len(counts)), labels, fontsize=7, rotation=90)
+    ax.set_yscale("log")
+    ax.set_ylabel("relative frequency")
+    ax.set_xlim(-0.8, len(counts) - 0.2)
+    ax.set_title(f"The {vocab.K} characters of the corpus, most frequent first")
+    fig.tight_layout()
+    return fig
+
+
+def smooth_loss(state, seq_length):
+    """Loss per update (faint) and smooth loss over the run; epoch starts and the best point marked."""
+    steps = np.arange(1, state.step + 1)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(steps, state.losses[:state.step], color="tab:blue", alpha=0.15, lw=0.5, label="loss of each update")
+    ax.plot(steps, state.smooth_losses[:state.step], color="tab:blue", lw=1.5, label="smooth loss")
+    for i, start in enumerate(state.epoch_starts[1:], start=2):
+        ax.axvline(start, color="grey", ls="--", lw=0.8)
+        ax.text(start, 0.98, f" epoch {i}", transform=ax.get_xaxis_transform(), va="top", fontsize=8,
+                color="grey")
+    best = state.best_step
+    ax.plot(best + 1, state.best_smooth_loss, "o", color="tab:red",
+            label=f"best: {state.best_smooth_loss:.2f} at update {best + 1:,}")
+    top = np.percentile(state.losses[:state.step], 99.5) if state.step else 1
+    ax.set_ylim(max(0, 0.9 * state.best_smooth_loss - 5), max(top, state.smooth_losses[0]) * 1.02)
+    ax.set_xlim(0, state.step + 1)
+    ax.set_xlabel("update")
+    ax.set_ylabel(f"cross-entropy of {seq_length} characters (nats)")
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, folder, name):
+    """Write fig as folder/name.png and folder/name.pdf; returns the PNG path."""
+    from pathlib import Path
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{name}.png", dpi=150)
+    fig.savefig(folder / f"{name}.pdf")
+    return folder / f"{name}.png"

@@ -1,0 +1,130 @@
+"""Build the report: execute the numbered notebooks in order, then join them into one PDF.
+
+    python -m lib.report [--steps 100000] [--corpus PATH] [--out report]
+
+writes OUT/01_data.ipynb .. OUT/05_synthesis.ipynb (executed) and OUT/report.pdf. The full run trains in
+runs/assignment (the folder notebooks 4 and 5 read when opened in Jupyter); a run with other --steps trains
+in runs/steps-N, with samples every N/10 updates. A complete run there is loaded, not trained again.
+The PDF shows no code (the appendix holds lib/rnn.py) and leaves out the cells tagged "interactive".
+"""
+import argparse
+import datetime
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from lib.data import ROOT
+
+NOTEBOOKS = ("01_data.ipynb", "02_gradcheck.ipynb", "03_training.ipynb", "04_smooth_loss.ipynb",
+             "05_synthesis.ipynb")
+FULL_STEPS = 100_000
+TITLE = "Teaching a computer to write, one character at a time"
+
+
+def parameters(name, steps, corpus, run_dir, figures_dir):
+    """The papermill parameters for one notebook."""
+    common = {"corpus": corpus} if corpus else {}
+    return {
+        "01_data.ipynb": {**common, "figures_dir": figures_dir},
+        "02_gradcheck.ipynb": common,
+        "03_training.ipynb": {**common, "steps": steps, "sample_every": max(1, steps // 10), "run_dir": run_dir},
+        "04_smooth_loss.ipynb": {"run_dir": run_dir, "figures_dir": figures_dir},
+        "05_synthesis.ipynb": {"run_dir": run_dir},
+    }[name]
+
+
+def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="figures", progress=True,
+            notebooks=NOTEBOOKS):
+    """Run each notebook with its parameters into out_dir; returns the executed notebooks' paths."""
+    import papermill
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = run_dir or ("runs/assignment" if steps == FULL_STEPS else f"runs/steps-{steps}")
+    paths = []
+    for name in notebooks:
+        out = out_dir / name
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / name), str(out), kernel_name="python3", cwd=str(ROOT / "notebooks"),
+            parameters=parameters(name, steps, corpus, run_dir, figures_dir), progress_bar=progress)
+        paths.append(out)
+    return paths
+
+
+def merged(paths, intro):
+    """One notebook: a title cell, the cells of every notebook in paths, and the code appendix."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = nbformat.read(paths[0], as_version=4).metadata
+    nb.metadata["title"] = TITLE
+    nb.metadata["authors"] = [{"name": "DD2424 Assignment 4, reproduced"}]
+    nb.cells.append(nbformat.v4.new_markdown_cell(intro))
+    for path in paths:
+        for cell in nbformat.read(path, as_version=4).cells:
+            tags = cell.metadata.get("tags", [])
+            if "interactive" in tags or "parameters" in tags or "injected-parameters" in tags:
+                continue
+            if cell.cell_type == "markdown":   # "# 1. The data" -> "# The data": LaTeX numbers sections
+                cell.source = re.sub(r"^# \d+\. ", "# ", cell.source)
+            nb.cells.append(cell)
+    nb.cells.append(nbformat.v4.new_markdown_cell("# Appendix: the model, `lib/rnn.py`"))
+    source = (ROOT / "lib" / "rnn.py").read_text()
+    nb.cells.append(nbformat.v4.new_code_cell(outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=source)]))
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
+    return nb
+
+
+def to_pdf(nb, path):
+    """Convert a notebook to PDF with nbconvert (XeLaTeX), without code or prompts."""
+    missing = [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(
+            f"{' and '.join(missing)} not found: the PDF needs XeLaTeX and pandoc. On Debian or Ubuntu run "
+            "`make tex`; elsewhere see the README (MacTeX or TeX Live, and pandoc).")
+    from nbconvert import PDFExporter
+    exporter = PDFExporter()
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    pdf, _ = exporter.from_notebook_node(nb)
+    Path(path).write_bytes(pdf)
+
+
+def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="figures", progress=True):
+    """Execute the notebooks and write out_dir/report.pdf; returns its path."""
+    t0 = time.perf_counter()
+    paths = execute(out_dir, steps, corpus, run_dir, figures_dir, progress)
+    corpus_name = Path(corpus).name if corpus else "the default corpus (goblet_book.txt if present in data/)"
+    intro = (
+        "This report reproduces KTH DD2424 Assignment 4: a vanilla recurrent neural network, written from "
+        "scratch in NumPy, learns to write by predicting the next character of a book. Its sections are the "
+        "project's five notebooks, executed in order: the data, the gradient check, training, the smooth "
+        "loss and synthesis; the model's code is in the appendix.\n\n"
+        f"Built by `make report` on {datetime.date.today().isoformat()} with {steps:,} updates on "
+        f"{corpus_name}.")
+    pdf = Path(out_dir) / "report.pdf"
+    to_pdf(merged(paths, intro), pdf)
+    print(f"wrote {pdf} and the executed notebooks in {out_dir}/ in {time.perf_counter() - t0:.0f} s")
+    return pdf
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=FULL_STEPS, help="training updates (default 100000)")
+    p.add_argument("--corpus", default=None, help="a text file (default: goblet_book.txt or the default corpus)")
+    p.add_argument("--out", default=str(ROOT / "report"))
+    args = p.parse_args(argv)
+    if args.steps < 1:
+        sys.exit("error: --steps must be a positive integer")
+    try:
+        build(args.out, args.steps, args.corpus)
+    except RuntimeError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""A vanilla character-level RNN in NumPy (KTH DD2424, Assignment 4).
+
+For one time step t, with x_t the one-hot encoding of the input character:
+
+    a_t = W h_{t-1} + U x_t + b        (m,)
+    h_t = tanh(a_t)                    (m,)
+    o_t = V h_t + c                    (K,)
+    p_t = softmax(o_t)                 (K,)
+
+    loss = - sum_t log p_t[y_t]        summed over the T characters of a chunk
+
+Shapes use fixed letters: K vocabulary size, m hidden units, T time steps, B sequences in a batch
+(B = 1 in the assignment). Parameters: U (m, K), W (m, m), V (K, m), b (m,), c (K,).
+
+The five parameters are views into one flat float64 vector, so the optimiser, the gradient clip and
+the "best model" copy each work on a single array. U is stored as its transpose, so that the column
+U[:, x] of an input character is contiguous in memory.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+NAMES = ("U", "W", "V", "b", "c")
+
+
+class Params(NamedTuple):
+    """The five parameter (or gradient) arrays: U (m, K), W (m, m), V (K, m), b (m,), c (K,)."""
+    U: np.ndarray
+    W: np.ndarray
+    V: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+
+
+def shapes(K, m):
+    """The shape of each parameter, in the order of NAMES."""
+    return ((m, K), (m, m), (K, m), (m,), (K,))
+
+
+def n_params(K, m):
+    """The number of scalars in the model: m K + m m + K m + m + K."""
+    return sum(int(np.prod(s)) for s in shapes(K, m))
+
+
+def views(theta, K, m):
+    """Split a flat vector theta (n_params,) into Params whose arrays are views of it."""
+    out, i = [], 0
+    for name, s in zip(NAMES, shapes(K, m)):
+        n = int(np.prod(s))
+        block = theta[i:i + n]
+        out.append(block.reshape(K, m).T if name == "U" else block.reshape(s))   # U laid out as U^T
+        i += n
+    return Params(*out)
+
+
+def init_params(K, m, sig, rng):
+    """theta (n_params,): U, W, V drawn from N(0, sig^2) by the Generator rng; b and c zero."""
+    theta = np.zeros(n_params(K, m))
+    P = views(theta, K, m)
+    for M in (P.U, P.W, P.V):
+        M[...] = sig * rng.standard_normal(M.shape)
+    return theta
+
+
+def softmax(O, axis=-1):
+    """Softmax along axis, shifted by the maximum for stability."""
+    E = np.exp(O - O.max(axis=axis, keepdims=True))
+    E /= E.sum(axis=axis, keepdims=True)
+    return E
+
+
+def forward(P, X, h0):
+    """Run the recurrence over a chunk.
+
+    P: Params. X: (T, B) input indices. h0: (B, m) hidden state before the chunk.
+    Returns H (T + 1, B, m) with H[0] = h0 and H[t + 1] = h_t, and Pr (T B, K) the probabilities p_t.
+    """
+    T, B = X.shape
+    m = h0.shape[-1]
+    A_in = P.U.T[X] + P.b                  # (T, B, m): U x_t + b for all t at once
+    H = np.empty((T + 1, B, m))
+    H[0] = h = h0
+    WT = P.W.T
+    for a_in, h_t in zip(A_in, H[1:]):     # a_t = W h_{t-1} + U x_t + b;  h_t = tanh(a_t)
+        h = np.tanh(np.dot(h, WT) + a_in, out=h_t)
+    O = H[1:].reshape(T * B, m) @ P.V.T + P.c    # (T B, K): o_t = V h_t + c, one matrix product
+    return H, softmax(O)
+
+
+def loss_and_grads(P, X, Y, h0, out=None):
+    """Summed cross-entropy of a chunk, the gradients of all five parameters and the last state.
+
+    P: Params. X, Y: (T,) or (T, B) input and target indices. h0: (m,) or (B, m).
+    out: optional Params to write the gradients into (for example views of a flat buffer).
+    Returns (loss, grads: Params, hT) with hT shaped like h0.
+    """
+    X, Y = np.asarray(X), np.asarray(Y)
+    single = X.ndim == 1
+    if single:
+        X, Y, h0 = X[:, None], Y[:, None], h0[None, :]
+    T, B = X.shape
+    K, m = P.V.shape
+    H, Pr = forward(P, X, h0)              # (T+1, B, m), (T B, K)
+    rows, y = np.arange(T * B), Y.reshape(-1)
+    p_y = Pr[rows, y]                      # (T B,): the probability given to each target
+    loss = -np.log(p_y).sum()
+
+    G = out if out is not None else Params(*(np.empty(s) for s in shapes(K, m)))
+    dO = Pr                                # (T B, K): dL/do_t = p_t - onehot(y_t)
+    dO[rows, y] = p_y - 1.0
+    Hs = H[1:].reshape(T * B, m)           # (T B, m): h_1 .. h_T
+    np.matmul(dO.T, Hs, out=G.V)           # dV = sum_t do_t h_t^T
+    ones = np.ones(T * B)
+    np.dot(ones, dO, out=G.c)              # dc = sum_t do_t
+    dH_out = (dO @ P.V).reshape(T, B, m)   # the part of dL/dh_t that comes through o_t
+    D = 1.0 - H[1:] * H[1:]                # (T, B, m): tanh'(a_t) = 1 - h_t^2
+    dA = np.empty((T, B, m))
+    da = np.zeros((B, m))
+    for dh, d, da_t in zip(dH_out[::-1], D[::-1], dA[::-1]):
+        da = np.multiply(np.dot(da, P.W) + dh, d, out=da_t)   # (dh_t + W^T da_{t+1}) * tanh'(a_t)
+    dA = dA.reshape(T * B, m)
+    np.matmul(dA.T, H[:-1].reshape(T * B, m), out=G.W)       # dW = sum_t da_t h_{t-1}^T
+    np.dot(ones, dA, out=G.b)              # db = sum_t da_t
+    Xhot = np.zeros((T * B, K))            # dU = sum_t da_t x_t^T, with x_t one-hot
+    Xhot[rows, X.reshape(-1)] = 1.0
+    np.matmul(Xhot.T, dA, out=G.U.T)
+    hT = H[T, 0] if single else H[T]
+    return float(loss), G, hT.copy()
+
+
+def step_losses(P, X, Y, h0):
+    """The cross-entropy -log p_t[y_t] of each step (T,), no gradients. X, Y: (T,); h0: (m,)."""
+    X = np.asarray(X)[:, None]
+    _, Pr = forward(P, X, h0[None, :])
+    return -np.log(Pr[np.arange(len(X)), np.asarray(Y)])
+
+
+def next_char_probs(o, temperature=1.0, top_p=1.0):
+    """p (K,) from the logits o (K,): p proportional to softmax(o)^(1/temperature), then nucleus.
+
+    top_p keeps only the smallest set of most probable characters whose probability reaches top_p.
+    """
+    p = softmax(o / temperature)
+    if top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        before = np.cumsum(p[order]) - p[order]     # probability of the characters ranked above
+        keep = order[before < top_p]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return p
+
+
+def sample(P, h0, x0, n, rng, temperature=1.0, top_p=1.0, prime=()):
+    """Generate n character indices.
+
+    P: Params. h0: (m,) starting hidden state. x0: index of the first input character.
+    prime: indices fed through the network before sampling; the last one then serves as x0.
+    Each draw takes the first index whose cumulative probability exceeds a uniform number from rng.
+    Returns (indices (n,) int, h (m,) the hidden state after the last input).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    h = np.array(h0, dtype=float)
+    inputs = list(prime) or [x0]
+    for x in inputs[:-1]:
+        h = np.tanh(P.W @ h + P.U[:, x] + P.b)
+    x = inputs[-1]
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        h = np.tanh(P.W @ h + P.U[:, x] + P.b)
+        p = next_char_probs(P.V @ h + P.c, temperature, top_p)
+        cp = np.cumsum(p)
+        x = min(int(np.searchsorted(cp, rng.random() * cp[-1], side="right")), len(p) - 1)
+        out[i] = x
+    return out, h

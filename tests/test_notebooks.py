@@ -1,0 +1,123 @@
+"""The notebooks, executed headless with small parameters (papermill, the python3 kernel), and the report."""
+import json
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+
+from lib import report
+
+STEPS = 400
+
+
+def outputs_text(path):
+    """All text the executed notebook shows: streams, plain text and Markdown outputs."""
+    parts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif out.output_type in ("display_data", "execute_result"):
+                parts.append(out.data.get("text/markdown", out.data.get("text/plain", "")))
+            elif out.output_type == "error":
+                parts.append("\n".join(out.traceback))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("notebooks")
+
+
+@pytest.fixture(scope="module")
+def executed(workdir):
+    """All five notebooks run in order, sharing one run folder and one figures folder."""
+    paths = report.execute(workdir / "out", steps=STEPS, run_dir=str(workdir / "run"),
+                           figures_dir=str(workdir / "figures"), progress=False)
+    return {p.name: p for p in paths}
+
+
+def test_every_notebook_is_committed_clean():
+    for path in sorted((report.ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells
+                   if c.cell_type == "code"), path.name
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), path.name
+
+
+def test_data_notebook(executed, workdir):
+    text = outputs_text(executed["01_data.ipynb"])
+    assert "K = 73" in text and "round trip" in text
+    assert (workdir / "figures" / "char_frequencies.png").stat().st_size > 10_000
+    assert (workdir / "figures" / "char_frequencies.pdf").exists()
+
+
+def test_gradcheck_notebook_table_has_small_errors(executed):
+    text = outputs_text(executed["02_gradcheck.ipynb"])
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line.split("|")[1].strip()
+            in ("U", "W", "V", "b", "c")]
+    assert len(rows) == 5
+    for row in rows:
+        assert float(row.split("|")[4]) < 1e-6, row
+
+
+def test_training_notebook(executed, workdir):
+    text = outputs_text(executed["03_training.ipynb"])
+    summary = json.loads((workdir / "run" / "summary.json").read_text())
+    assert summary["steps"] == STEPS and summary["status"] == "done"
+    assert f"{STEPS:,}/{STEPS:,}" in text                  # the progress bar's final state
+    assert "0%" not in text
+    assert text.count("**Update ") == 11                  # before update 0, every STEPS/10, at the end
+    assert sorted(p.name for p in (workdir / "run").iterdir()) == ["checkpoint.npz", "summary.json"]
+
+
+def test_smooth_loss_notebook_saves_the_figure(executed, workdir):
+    for ext in ("png", "pdf"):
+        assert (workdir / "figures" / f"smooth_loss.{ext}").stat().st_size > 10_000
+
+
+def test_synthesis_notebook_writes_1000_characters(executed):
+    nb = nbformat.read(executed["05_synthesis.ipynb"], as_version=4)
+    streams = [o.text for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream"]
+    assert len(streams[0]) == 1000 + 1                      # the passage and print's newline
+    assert len(streams) == 1 + 6                            # and the six temperature/top-p passages
+
+
+def test_rerunning_training_gives_the_same_results_and_no_new_files(executed, workdir):
+    first = outputs_text(executed["03_training.ipynb"])
+    again = report.execute(workdir / "again", steps=STEPS, run_dir=str(workdir / "run"),
+                           figures_dir=str(workdir / "figures"), progress=False,
+                           notebooks=("03_training.ipynb",))[0]
+    second = outputs_text(again)
+    samples = lambda t: t[t.index("**Update 0**"):]        # noqa: E731
+    assert samples(first) == samples(second)
+    assert "loading the complete run" in second
+    assert sorted(p.name for p in (workdir / "run").iterdir()) == ["checkpoint.npz", "summary.json"]
+
+
+def test_notebook_opened_before_training_says_which_to_run(workdir):
+    import papermill
+    with pytest.raises(papermill.PapermillExecutionError, match="03_training.ipynb first"):
+        report.execute(workdir / "early", steps=STEPS, run_dir=str(workdir / "no-run-here"),
+                       figures_dir=str(workdir / "figures"), progress=False,
+                       notebooks=("04_smooth_loss.ipynb",))
+
+
+def test_small_report_pdf(executed, workdir):
+    assert shutil.which("pdftotext"), "pdftotext is missing: `make tex` installs it (poppler-utils)"
+    pdf = report.build(workdir / "report", steps=STEPS, run_dir=str(workdir / "run"),
+                       figures_dir=str(workdir / "figures"), progress=False)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    for title in ("Teaching a computer to write", "The data", "Gradient check", "Training",
+                  "Samples during training", "The smooth loss", "Synthesis", "Temperature and nucleus",
+                  "Appendix: the model"):
+        assert title in text, title
+    assert "max relative" in text and "largest relative error" in text
+    passage = nbformat.read(workdir / "report" / "05_synthesis.ipynb", as_version=4)
+    first_line = next(o.text for c in passage.cells for o in c.get("outputs", [])
+                      if o.output_type == "stream").strip().splitlines()[0][:30].strip()
+    assert first_line in text
+    for unwanted in ("IntSlider", "FloatSlider", "interactive(", "0%|", "Warning", "Traceback", "Try it yourself"):
+        assert unwanted not in text, unwanted
