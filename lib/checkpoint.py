@@ -29,6 +29,8 @@ def save(path, arrays, meta):
     """Write arrays (dict name -> ndarray) and meta (JSON-able dict) to path, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(path.name + ".*.part"):   # left by a process killed while writing
+        stale.unlink(missing_ok=True)
     meta = dict(meta, format=FORMAT, version=VERSION)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
     try:

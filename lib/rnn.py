@@ -69,11 +69,22 @@ def softmax(O, axis=-1):
     return E
 
 
+def probs_and_losses(O, y):
+    """P = softmax of each row of O (N, K), and -log P[i, y_i] (N,) as logsumexp(o_i) - o_i[y_i],
+    which stays finite where P[i, y_i] underflows to zero."""
+    rows = np.arange(len(y))
+    o_max = O.max(axis=1)
+    E = np.exp(O - o_max[:, None])
+    S = E.sum(axis=1)
+    E /= S[:, None]
+    return E, np.log(S) + o_max - O[rows, y]
+
+
 def forward(P, X, h0):
     """Run the recurrence over a chunk.
 
     P: Params. X: (T, B) input indices. h0: (B, m) hidden state before the chunk.
-    Returns H (T + 1, B, m) with H[0] = h0 and H[t + 1] = h_t, and Pr (T B, K) the probabilities p_t.
+    Returns H (T + 1, B, m) with H[0] = h0 and H[t + 1] = h_t, and O (T B, K) the scores o_t.
     """
     T, B = X.shape
     m = h0.shape[-1]
@@ -84,7 +95,7 @@ def forward(P, X, h0):
     for a_in, h_t in zip(A_in, H[1:]):     # a_t = W h_{t-1} + U x_t + b;  h_t = tanh(a_t)
         h = np.tanh(np.dot(h, WT) + a_in, out=h_t)
     O = H[1:].reshape(T * B, m) @ P.V.T + P.c    # (T B, K): o_t = V h_t + c, one matrix product
-    return H, softmax(O)
+    return H, O
 
 
 def loss_and_grads(P, X, Y, h0, out=None):
@@ -100,14 +111,14 @@ def loss_and_grads(P, X, Y, h0, out=None):
         X, Y, h0 = X[:, None], Y[:, None], h0[None, :]
     T, B = X.shape
     K, m = P.V.shape
-    H, Pr = forward(P, X, h0)              # (T+1, B, m), (T B, K)
+    H, O = forward(P, X, h0)               # (T+1, B, m), (T B, K)
     rows, y = np.arange(T * B), Y.reshape(-1)
-    p_y = Pr[rows, y]                      # (T B,): the probability given to each target
-    loss = -np.log(p_y).sum()
+    Pr, losses = probs_and_losses(O, y)    # p_t (T B, K); -log p_t[y_t] (T B,)
+    loss = losses.sum()
 
     G = out if out is not None else Params(*(np.empty(s) for s in shapes(K, m)))
     dO = Pr                                # (T B, K): dL/do_t = p_t - onehot(y_t)
-    dO[rows, y] = p_y - 1.0
+    dO[rows, y] -= 1.0
     Hs = H[1:].reshape(T * B, m)           # (T B, m): h_1 .. h_T
     np.matmul(dO.T, Hs, out=G.V)           # dV = sum_t do_t h_t^T
     ones = np.ones(T * B)
@@ -130,9 +141,8 @@ def loss_and_grads(P, X, Y, h0, out=None):
 
 def step_losses(P, X, Y, h0):
     """The cross-entropy -log p_t[y_t] of each step (T,), no gradients. X, Y: (T,); h0: (m,)."""
-    X = np.asarray(X)[:, None]
-    _, Pr = forward(P, X, h0[None, :])
-    return -np.log(Pr[np.arange(len(X)), np.asarray(Y)])
+    _, O = forward(P, np.asarray(X)[:, None], h0[None, :])
+    return probs_and_losses(O, np.asarray(Y))[1]
 
 
 def next_char_probs(o, temperature=1.0, top_p=1.0):

