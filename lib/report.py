@@ -37,6 +37,18 @@ def parameters(name, steps, corpus, run_dir, figures_dir):
     }[name]
 
 
+def _ipc_kernel_manager():
+    """A kernel manager on Unix sockets: private to this user (a TCP kernel warns that its traffic is
+    unencrypted). None on Windows, where papermill's default is used."""
+    if sys.platform == "win32":
+        return None
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = "ipc"
+    return IPCKernelManager
+
+
 def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="figures", progress=True,
             notebooks=NOTEBOOKS):
     """Run each notebook with its parameters into out_dir; returns the executed notebooks' paths."""
@@ -44,12 +56,15 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_dir = run_dir or ("runs/assignment" if steps == FULL_STEPS else f"runs/steps-{steps}")
-    paths = []
-    for name in notebooks:
+    paths, manager = [], _ipc_kernel_manager()
+    for i, name in enumerate(notebooks, 1):
+        if progress:
+            print(f"[{i}/{len(notebooks)}] {name}", flush=True)
         out = out_dir / name
         papermill.execute_notebook(
             str(ROOT / "notebooks" / name), str(out), kernel_name="python3", cwd=str(ROOT / "notebooks"),
-            parameters=parameters(name, steps, corpus, run_dir, figures_dir), progress_bar=progress)
+            parameters=parameters(name, steps, corpus, run_dir, figures_dir), progress_bar=progress,
+            **({"kernel_manager_class": manager} if manager else {}))
         paths.append(out)
     return paths
 

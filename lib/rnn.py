@@ -169,7 +169,7 @@ def sample(P, h0, x0, n, rng, temperature=1.0, top_p=1.0, prime=()):
     Each draw takes the first index whose cumulative probability exceeds a uniform number from rng.
     Returns (indices (n,) int, h (m,) the hidden state after the last input).
     """
-    if temperature <= 0:
+    if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")

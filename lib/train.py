@@ -325,7 +325,8 @@ def run(cfg, corpus=None, out_dir=None, resume=True, progress=True, log=print, s
     """Load the corpus, print the facts, train (resuming a matching run in out_dir), write the summary.
 
     A checkpoint in out_dir is resumed when it was made with the same settings (all but steps,
-    sample_every and checkpoint_every) on the same text; otherwise training starts afresh.
+    sample_every and checkpoint_every) on the same text and has not gone past cfg.steps; otherwise it
+    is renamed replaced-checkpoint.npz (one such copy is kept) and training starts afresh.
     Returns (state, vocab, summary dict).
     """
     text, vocab, data = load_corpus(corpus, cfg.seq_length + 1)
@@ -344,7 +345,10 @@ def run(cfg, corpus=None, out_dir=None, resume=True, progress=True, log=print, s
             log(f"{'loading the complete run' if done else 'resuming'} {ckpt} at update {state.step:,}")
             progress = progress and not done
         else:
-            log(f"{ckpt} holds another run (other settings or corpus); starting afresh")
+            backup = ckpt.with_name("replaced-" + ckpt.name)
+            ckpt.replace(backup)
+            log(f"{ckpt} held another run (other settings or corpus): it is kept as {backup.name}; "
+                "training starts afresh")
     state = train(cfg, data, vocab, state, out_dir, progress, log, sha, show_samples)
     info = summary(cfg, vocab, state, len(text))
     if out_dir is not None:

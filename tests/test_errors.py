@@ -178,6 +178,7 @@ def test_run_starts_afresh_when_the_saved_run_is_on_another_corpus(tmp_path, sav
     lines = []
     state, vocab, _ = run(cfg, other, path.parent, progress=False, log=lines.append)
     assert any("another run" in line for line in lines) and vocab.K != 24 and state.step == 12
+    assert load_state(path.parent / "replaced-checkpoint.npz")[1].K == 24     # the old run is kept
 
 
 def test_default_corpus_download_failure_leaves_nothing(tmp_path, monkeypatch):
