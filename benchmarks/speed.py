@@ -10,7 +10,7 @@ than 1e-10. Later ones drift apart: the two sum in different orders, and early t
 eta = 0.1 magnifies differences of 1e-16 several-fold per update, so the runs agree only in distribution
 after that (the final smooth losses are printed side by side).
 
-    python benchmarks/speed.py [--steps 2000] [--repeats 3] [--data PATH]
+    python benchmarks/speed.py [--steps 5000] [--repeats 3] [--data PATH]
 """
 import argparse
 import statistics
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from lib import reference
+from lib import optim, reference, rnn
 from lib.data import load_corpus
 from lib.train import Config, train
 
@@ -38,9 +38,27 @@ def time_reference(cfg, data, vocab):
     return time.perf_counter() - t0, out
 
 
+def breakdown(cfg, data, vocab, steps):
+    """us per update spent in rnn.loss_and_grads and in clip + AdaGrad, timed separately."""
+    K, m, T = vocab.K, cfg.m, cfg.seq_length
+    theta = rnn.init_params(K, m, cfg.sig, np.random.default_rng(cfg.seed))
+    P, g = rnn.views(theta, K, m), np.zeros_like(theta)
+    G, mem, tmp, h = rnn.views(g, K, m), np.zeros_like(theta), np.empty_like(theta), np.zeros(m)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        e = i * T % (len(data) - T - 1)
+        _, _, h = rnn.loss_and_grads(P, data[e:e + T], data[e + 1:e + T + 1], h, out=G)
+    t1 = time.perf_counter()
+    for i in range(steps):
+        optim.clip_(g, cfg.clip)
+        optim.adagrad_step_(theta, g, mem, cfg.eta, cfg.eps, tmp)
+    t2 = time.perf_counter()
+    return (t1 - t0) / steps * 1e6, (t2 - t1) / steps * 1e6
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--data", default=None)
     args = p.parse_args()
@@ -60,6 +78,9 @@ def main():
     print(f"{'implementation':<34} {'us/update':>10} {'100,000 updates':>16} {'speed-up':>9}")
     for name, us in (("plain reference (lib/reference.py)", us_ref), ("lib.train (this project)", us_ours)):
         print(f"{name:<34} {us:>10.0f} {us * 0.1:>14.1f} s {us_ref / us:>8.1f}x")
+    lg, opt = breakdown(cfg, data, vocab, cfg.steps)
+    print(f"of lib.train's time: loss and gradients {lg:.0f} us, clip and AdaGrad {opt:.0f} us, "
+          f"the rest {us_ours - lg - opt:.0f} us per update (timed apart, once)")
     print(f"agreement: max |loss difference| over the first {CHECKED} updates {loss_diff:.1e}; "
           f"smooth loss after {cfg.steps:,} updates {state.smooth_loss:.2f} (ours), {smooth[-1]:.2f} (reference)")
     if not loss_diff <= 1e-10:

@@ -30,6 +30,12 @@ def default_corpus_path():
         f"or run `make data` to build the public-domain default corpus {DEFAULT.name}.")
 
 
+def short_path(path):
+    """path relative to the project folder when it lies inside it, for display."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def read_text(path, min_length=2):
     """The text of a UTF-8 file, with universal newlines (CRLF and CR read as LF).
 

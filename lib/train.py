@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import checkpoint, rnn
-from lib.data import CorpusError, Vocab, default_corpus_path, load_corpus
+from lib.data import CorpusError, Vocab, default_corpus_path, load_corpus, short_path
 from lib.optim import adagrad_step_, clip_
 from lib.progress import Progress
 
@@ -331,7 +331,7 @@ def run(cfg, corpus=None, out_dir=None, resume=True, progress=True, log=print, s
     """
     text, vocab, data = load_corpus(corpus, cfg.seq_length + 1)
     sha = text_sha256(text)
-    log(describe(cfg, text, vocab, corpus or default_corpus_path()))
+    log(describe(cfg, text, vocab, short_path(corpus or default_corpus_path())))
     state = None
     ckpt = Path(out_dir) / "checkpoint.npz" if out_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
