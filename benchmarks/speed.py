@@ -1,4 +1,5 @@
-"""Speed of the project's trainer against the plain reference, measured side by side in one run.
+"""Speed of the project's trainer against the plain reference, measured side by side in one run,
+and the characters per second it reads with 32 sequences per update against one.
 
 Both train from the same seed on the same corpus for the same number of updates; the runs alternate
 (ours, reference, ours, ...) so that a busy machine slows both alike, and the median of the repeats
@@ -85,6 +86,23 @@ def main():
           f"smooth loss after {cfg.steps:,} updates {state.smooth_loss:.2f} (ours), {smooth[-1]:.2f} (reference)")
     if not loss_diff <= 1e-10:
         raise SystemExit("error: the two implementations disagree by more than 1e-10")
+    batches(data, vocab, args.steps, args.repeats)
+
+
+def batches(data, vocab, steps, repeats, B=32):
+    """Characters per second with B sequences per update against one, alternating runs."""
+    runs = {1: (Config(steps=steps, sample_every=steps, checkpoint_every=steps), []),
+            B: (Config(steps=max(1, steps // B * 4), batch_size=B, sample_every=steps,
+                       checkpoint_every=steps), [])}
+    for _ in range(repeats):
+        for cfg, rates in runs.values():
+            seconds, _ = time_ours(cfg, data, vocab)
+            rates.append(cfg.steps * cfg.batch_size * cfg.seq_length / seconds)
+    print(f"\n{'lib.train, AdaGrad, sequential streams':<40} {'chars/second':>13} {'ratio':>7}")
+    base = statistics.median(runs[1][1])
+    for b, (cfg, rates) in runs.items():
+        print(f"{f'B = {b} ({cfg.steps:,} updates)':<40} {statistics.median(rates):>13,.0f} "
+              f"{statistics.median(rates) / base:>6.1f}x")
 
 
 if __name__ == "__main__":

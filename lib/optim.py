@@ -1,4 +1,4 @@
-"""Gradient clipping and AdaGrad, in place on flat parameter and gradient vectors (n,)."""
+"""Gradient clipping, AdaGrad and Adam, in place on flat parameter and gradient vectors (n,)."""
 import numpy as np
 
 
@@ -18,4 +18,24 @@ def adagrad_step_(theta, g, mem, eta, eps, tmp):
     np.sqrt(tmp, out=tmp)
     np.divide(g, tmp, out=tmp)
     tmp *= eta
+    theta -= tmp
+
+
+def adam_step_(theta, g, m1, m2, t, eta, beta1, beta2, eps, tmp):
+    """One Adam update (t counts from 1), in place:
+        m1 = beta1 m1 + (1 - beta1) g;   m2 = beta2 m2 + (1 - beta2) g^2
+        theta -= eta (m1 / (1 - beta1^t)) / (sqrt(m2 / (1 - beta2^t)) + eps)
+    theta, g, m1, m2, tmp: (n,) float64; tmp is scratch space.
+    """
+    m1 *= beta1
+    m1 += (1 - beta1) * g
+    np.multiply(g, g, out=tmp)
+    tmp *= 1 - beta2
+    m2 *= beta2
+    m2 += tmp
+    np.multiply(m2, 1 / (1 - beta2 ** t), out=tmp)
+    np.sqrt(tmp, out=tmp)
+    tmp += eps
+    np.divide(m1, tmp, out=tmp)
+    tmp *= eta / (1 - beta1 ** t)
     theta -= tmp

@@ -45,6 +45,35 @@ def smooth_loss(state, seq_length):
     return fig
 
 
+def validation(runs):
+    """Validation loss (bits per character) against characters read and against training seconds.
+
+    runs: (label, cfg, state) triples. The smooth training loss per character is drawn dashed beside
+    each validation curve: the gap between the two is what the model has memorised.
+    """
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    bits = 1 / np.log(2)
+    for (label, cfg, state), color in zip(runs, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        per_update = cfg.seq_length * cfg.batch_size
+        steps = np.array([v["step"] for v in state.val])
+        loss = np.array([v["loss"] for v in state.val]) * bits
+        ax1.plot(steps * per_update, loss, "o-", ms=3, color=color, label=f"{label}: validation")
+        every = max(1, state.step // 400)
+        smooth = state.smooth_losses[:state.step:every] / cfg.seq_length * bits
+        ax1.plot((np.arange(0, state.step, every) + 1) * per_update, smooth, "--", lw=1, color=color,
+                 label=f"{label}: smooth training loss")
+        ax2.plot([v["seconds"] for v in state.val], loss, "o-", ms=3, color=color, label=label)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("characters read in training")
+    ax1.set_ylabel("loss (bits per character)")
+    ax2.set_xlabel("training time (s), validation excluded")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    ax1.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, folder, name):
     """Write fig as folder/name.png and folder/name.pdf; returns the PNG path."""
     from pathlib import Path

@@ -19,8 +19,9 @@ def _in_jupyter():
 class Progress:
     """progress = Progress(total, start); progress.update(step, smooth_loss); progress.close()."""
 
-    def __init__(self, total, start=0, every=0.25, width=30, stream=None):
-        self.total, self.start, self.every, self.width = total, start, every, width
+    def __init__(self, total, start=0, every=0.25, width=30, stream=None, budget=None):
+        """total: updates in all; budget: seconds, when time rather than updates ends the run."""
+        self.total, self.start, self.every, self.width, self.budget = total, start, every, width, budget
         self.stream = stream or sys.stderr
         self.t0 = self.last = time.perf_counter()
         self.handle = None
@@ -29,13 +30,16 @@ class Progress:
             self.handle = display(self._bundle(start, None), raw=True, display_id=True)
 
     def line(self, step, smooth_loss):
-        frac = step / self.total if self.total else 1.0
+        seconds = time.perf_counter() - self.t0
+        if self.budget:
+            frac, count = min(1.0, seconds / self.budget), f"{step:,} updates"
+        else:
+            frac, count = step / self.total, f"{step:>{len(str(self.total))},}/{self.total:,}"
         bar = "#" * int(self.width * frac) + "-" * (self.width - int(self.width * frac))
         loss = "" if smooth_loss is None else f"  smooth loss {smooth_loss:8.3f}"
-        seconds = time.perf_counter() - self.t0
         done = step - self.start
         rate = f"  {seconds / done * 1e6:5.0f} us/update" if done else ""
-        return f"[{bar}] {step:>{len(str(self.total))},}/{self.total:,}{loss}  {seconds:6.1f} s{rate}"
+        return f"[{bar}] {count}{loss}  {seconds:6.1f} s{rate}"
 
     def _bundle(self, step, smooth_loss):
         text = self.line(step, smooth_loss)

@@ -2,7 +2,7 @@
 
     python -m lib.report [--steps 100000] [--corpus PATH] [--out report]
 
-writes OUT/01_data.ipynb .. OUT/05_synthesis.ipynb (executed) and OUT/report.pdf. The full run trains in
+writes OUT/01_data.ipynb .. OUT/06_extensions.ipynb (executed) and OUT/report.pdf. The full run trains in
 runs/assignment (the folder notebooks 4 and 5 read when opened in Jupyter); a run with other --steps trains
 in runs/steps-N, with samples every N/10 updates. A complete run there is loaded, not trained again.
 The PDF shows no code (the appendix holds lib/rnn.py) and leaves out the cells tagged "interactive".
@@ -20,20 +20,25 @@ import nbformat
 from lib.data import ROOT
 
 NOTEBOOKS = ("01_data.ipynb", "02_gradcheck.ipynb", "03_training.ipynb", "04_smooth_loss.ipynb",
-             "05_synthesis.ipynb")
+             "05_synthesis.ipynb", "06_extensions.ipynb")
 FULL_STEPS = 100_000
 TITLE = "Teaching a computer to write, one character at a time"
 
 
-def parameters(name, steps, corpus, run_dir, figures_dir):
-    """The papermill parameters for one notebook."""
+def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir):
+    """The papermill parameters for one notebook. A run shorter than the full one also gets a
+    proportionally shorter extension (at least 2 s a set-up) on a smaller held-out part."""
     common = {"corpus": corpus} if corpus else {}
+    scale = steps / FULL_STEPS
+    extension = {} if steps == FULL_STEPS else {
+        "budget_seconds": max(2.0, 45 * scale), "val_fraction": 0.02, "val_chars": max(20_000, int(320_000 * scale))}
     return {
         "01_data.ipynb": {**common, "figures_dir": figures_dir},
         "02_gradcheck.ipynb": common,
         "03_training.ipynb": {**common, "steps": steps, "sample_every": max(1, steps // 10), "run_dir": run_dir},
         "04_smooth_loss.ipynb": {"run_dir": run_dir, "figures_dir": figures_dir},
         "05_synthesis.ipynb": {"run_dir": run_dir},
+        "06_extensions.ipynb": {**common, **extension, "run_root": ext_dir, "figures_dir": figures_dir},
     }[name]
 
 
@@ -50,12 +55,16 @@ def _ipc_kernel_manager():
 
 
 def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="figures", progress=True,
-            notebooks=NOTEBOOKS):
-    """Run each notebook with its parameters into out_dir; returns the executed notebooks' paths."""
+            notebooks=NOTEBOOKS, ext_dir=None):
+    """Run each notebook with its parameters into out_dir; returns the executed notebooks' paths.
+
+    run_dir: the training run of notebooks 3-5; ext_dir: the folder of notebook 6's runs.
+    """
     import papermill
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_dir = run_dir or ("runs/assignment" if steps == FULL_STEPS else f"runs/steps-{steps}")
+    ext_dir = ext_dir or ("runs/extensions" if steps == FULL_STEPS else f"runs/steps-{steps}-extensions")
     paths, manager = [], _ipc_kernel_manager()
     for i, name in enumerate(notebooks, 1):
         if progress:
@@ -63,7 +72,7 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
         out = out_dir / name
         papermill.execute_notebook(
             str(ROOT / "notebooks" / name), str(out), kernel_name="python3", cwd=str(ROOT / "notebooks"),
-            parameters=parameters(name, steps, corpus, run_dir, figures_dir), progress_bar=progress,
+            parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir), progress_bar=progress,
             **({"kernel_manager_class": manager} if manager else {}))
         paths.append(out)
     return paths
@@ -109,16 +118,18 @@ def to_pdf(nb, path):
     Path(path).write_bytes(pdf)
 
 
-def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="figures", progress=True):
+def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="figures", progress=True,
+          ext_dir=None):
     """Execute the notebooks and write out_dir/report.pdf; returns its path."""
     t0 = time.perf_counter()
-    paths = execute(out_dir, steps, corpus, run_dir, figures_dir, progress)
+    paths = execute(out_dir, steps, corpus, run_dir, figures_dir, progress, ext_dir=ext_dir)
     corpus_name = Path(corpus).name if corpus else "the default corpus (goblet_book.txt if present in data/)"
     intro = (
         "This report reproduces KTH DD2424 Assignment 4: a vanilla recurrent neural network, written from "
         "scratch in NumPy, learns to write by predicting the next character of a book. Its sections are the "
-        "project's five notebooks, executed in order: the data, the gradient check, training, the smooth "
-        "loss and synthesis; the model's code is in the appendix.\n\n"
+        "project's notebooks, executed in order: the data, the gradient check, training, the smooth "
+        "loss and synthesis, and an extension beyond the assignment (Adam, mini-batches and a validation "
+        "loss); the model's code is in the appendix.\n\n"
         f"Built by `make report` on {datetime.date.today().isoformat()} with {steps:,} updates on "
         f"{corpus_name}.")
     pdf = Path(out_dir) / "report.pdf"

@@ -70,14 +70,15 @@ def softmax(O, axis=-1):
 
 
 def probs_and_losses(O, y):
-    """P = softmax of each row of O (N, K), and -log P[i, y_i] (N,) as logsumexp(o_i) - o_i[y_i],
-    which stays finite where P[i, y_i] underflows to zero."""
-    rows = np.arange(len(y))
+    """P = softmax of each row of O (N, K), computed in O's place, and -log P[i, y_i] (N,) as
+    logsumexp(o_i) - o_i[y_i], which stays finite where P[i, y_i] underflows to zero."""
     o_max = O.max(axis=1)
-    E = np.exp(O - o_max[:, None])
+    o_y = O[np.arange(len(y)), y]
+    O -= o_max[:, None]
+    E = np.exp(O, out=O)
     S = E.sum(axis=1)
     E /= S[:, None]
-    return E, np.log(S) + o_max - O[rows, y]
+    return E, np.log(S) + o_max - o_y
 
 
 def forward(P, X, h0):
@@ -140,9 +141,30 @@ def loss_and_grads(P, X, Y, h0, out=None):
 
 
 def step_losses(P, X, Y, h0):
-    """The cross-entropy -log p_t[y_t] of each step (T,), no gradients. X, Y: (T,); h0: (m,)."""
-    _, O = forward(P, np.asarray(X)[:, None], h0[None, :])
-    return probs_and_losses(O, np.asarray(Y))[1]
+    """The cross-entropy -log p_t[y_t] of each step and sequence (T B,), no gradients.
+
+    X, Y: (T,) or (T, B); h0: (m,) or (B, m).
+    """
+    X, Y = np.asarray(X), np.asarray(Y)
+    if X.ndim == 1:
+        X, Y, h0 = X[:, None], Y[:, None], h0[None, :]
+    _, O = forward(P, X, h0)
+    return probs_and_losses(O, Y.reshape(-1))[1]
+
+
+def text_loss(P, data, h0=None, chunk=1000):
+    """Read a text in order and score it: the mean cross-entropy per character (nats) of predicting
+    data[1:] from data[:-1], the hidden state carried through from h0 ((1, m); zero by default).
+    data: (N,) indices. Returns (loss, h (1, m) the hidden state after the last input)."""
+    h = np.zeros((1, P.W.shape[0])) if h0 is None else h0
+    total = 0.0
+    for s in range(0, len(data) - 1, chunk):
+        X = data[s:min(s + chunk, len(data) - 1)][:, None]
+        Y = data[s + 1:s + 1 + len(X)]
+        H, O = forward(P, X, h)
+        total += probs_and_losses(O, Y)[1].sum()
+        h = H[-1]
+    return float(total / (len(data) - 1)), h
 
 
 def next_char_probs(o, temperature=1.0, top_p=1.0):

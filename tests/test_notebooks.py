@@ -34,7 +34,7 @@ def workdir(tmp_path_factory):
 def executed(workdir):
     """All five notebooks run in order, sharing one run folder and one figures folder."""
     paths = report.execute(workdir / "out", steps=STEPS, run_dir=str(workdir / "run"),
-                           figures_dir=str(workdir / "figures"), progress=False)
+                           figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
     return {p.name: p for p in paths}
 
 
@@ -84,6 +84,17 @@ def test_synthesis_notebook_writes_1000_characters(executed):
     assert len(streams) == 1 + 6                            # and the six temperature/top-p passages
 
 
+def test_extension_notebook_compares_three_setups(executed, workdir):
+    text = outputs_text(executed["06_extensions.ipynb"])
+    for name in ("assignment", "2025", "mine"):
+        assert f"| {name} |" in text, name
+        info = json.loads((workdir / "ext" / name / "summary.json").read_text())
+        assert info["status"] == "budget" and info["best_val_loss_per_char"] < info["uniform_loss"] / 25
+        assert info["n_val_chars"] == int(info["n_chars"] * 0.02)
+    assert "reaches the lowest validation loss" in text
+    assert (workdir / "figures" / "validation.png").stat().st_size > 10_000
+
+
 def test_rerunning_training_gives_the_same_results_and_no_new_files(executed, workdir):
     first = outputs_text(executed["03_training.ipynb"])
     again = report.execute(workdir / "again", steps=STEPS, run_dir=str(workdir / "run"),
@@ -107,11 +118,12 @@ def test_notebook_opened_before_training_says_which_to_run(workdir):
 def test_small_report_pdf(executed, workdir):
     assert shutil.which("pdftotext"), "pdftotext is missing: `make tex` installs it (poppler-utils)"
     pdf = report.build(workdir / "report", steps=STEPS, run_dir=str(workdir / "run"),
-                       figures_dir=str(workdir / "figures"), progress=False)
+                       figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
                           text=True).stdout
     for title in ("Teaching a computer to write", "The data", "Gradient check", "Training",
                   "Samples during training", "The smooth loss", "Synthesis", "Temperature and nucleus",
+                  "Extension: Adam, mini-batches and a validation loss", "A passage from each",
                   "Appendix: the model"):
         assert title in text, title
     assert "max relative" in text and "largest relative error" in text

@@ -1,0 +1,171 @@
+"""Beyond the assignment: Adam, mini-batches (streams and random chunks), validation, time budgets."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lib import gradcheck, optim, rnn
+from lib.train import Config, inputs_and_targets, load_state, split, train
+from test_train import QUIET, assert_same_state
+
+
+def test_adam_step_follows_its_formula(rng):
+    n = 500
+    theta, g = rng.standard_normal(n), rng.standard_normal(n)
+    m1, m2 = rng.standard_normal(n) * 0.1, rng.random(n) * 0.1
+    t, eta, b1, b2, eps = 7, 0.001, 0.9, 0.999, 1e-8
+    e_m1 = b1 * m1 + (1 - b1) * g
+    e_m2 = b2 * m2 + (1 - b2) * g * g
+    e_theta = theta - eta * (e_m1 / (1 - b1 ** t)) / (np.sqrt(e_m2 / (1 - b2 ** t)) + eps)
+    optim.adam_step_(theta, g, m1, m2, t, eta, b1, b2, eps, np.empty(n))
+    assert np.allclose(m1, e_m1, rtol=1e-14, atol=0) and np.allclose(m2, e_m2, rtol=1e-14, atol=0)
+    assert np.allclose(theta, e_theta, rtol=1e-13, atol=1e-16)
+
+
+def test_batched_gradients_match_centred_differences(small_data, small_vocab):
+    """B = 3 sequences with their own hidden states, m = 5: max relative error below 1e-6."""
+    K, m, T, B = small_vocab.K, 5, 25, 3
+    theta = rnn.init_params(K, m, 0.01, np.random.default_rng(0))
+    P = rnn.views(theta, K, m)
+    starts = np.array([0, 100, 250])
+    X = small_data[np.arange(T)[:, None] + starts]
+    Y = small_data[np.arange(T)[:, None] + starts + 1]
+    h0 = np.tanh(np.random.default_rng(1).standard_normal((B, m)))
+    for r in gradcheck.check(P, X, Y, h0):
+        assert r["max_rel_error"] < 1e-6, r
+
+
+def test_a_batch_is_the_sum_of_its_sequences(small_data, small_vocab):
+    K, m, T = small_vocab.K, 7, 25
+    P = rnn.views(rnn.init_params(K, m, 0.1, np.random.default_rng(2)), K, m)
+    starts = [3, 77, 200]
+    X = np.stack([small_data[s:s + T] for s in starts], axis=1)
+    Y = np.stack([small_data[s + 1:s + T + 1] for s in starts], axis=1)
+    h0 = np.random.default_rng(3).standard_normal((3, m)) * 0.3
+    loss, G, hT = rnn.loss_and_grads(P, X, Y, h0)
+    parts = [rnn.loss_and_grads(P, X[:, b], Y[:, b], h0[b]) for b in range(3)]
+    assert abs(loss - sum(p[0] for p in parts)) < 1e-10
+    for k, name in enumerate(rnn.NAMES):
+        assert np.allclose(G[k], sum(p[1][k] for p in parts), rtol=0, atol=1e-12), name
+    assert np.allclose(hT, np.stack([p[2] for p in parts]), rtol=0, atol=1e-15)
+
+
+def test_streams_read_their_own_part_of_the_text(small_data):
+    cfg = Config(batch_size=4, seq_length=5)
+    X, Y = inputs_and_targets(cfg, small_data, 10, 0)
+    L = len(small_data) // 4
+    for b in range(4):
+        assert np.array_equal(X[:, b], small_data[b * L + 10:b * L + 15])
+        assert np.array_equal(Y[:, b], small_data[b * L + 11:b * L + 16])
+    one = Config()
+    X1, Y1 = inputs_and_targets(one, small_data, 50, 0)
+    assert np.array_equal(X1[:, 0], small_data[50:75]) and np.array_equal(Y1[:, 0], small_data[51:76])
+
+
+def test_random_chunks_depend_on_seed_and_step_only(small_data):
+    cfg = Config(batch_size=6, chunks="random", seed=9)
+    a, _ = inputs_and_targets(cfg, small_data, 0, 17)
+    b, _ = inputs_and_targets(cfg, small_data, 123, 17)
+    c, _ = inputs_and_targets(cfg, small_data, 0, 18)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_streams_carry_their_state_and_reset_at_epochs(small_data, small_vocab):
+    cfg = Config(m=10, batch_size=3, seq_length=10, steps=12, sample_every=100)
+    state = train(cfg, small_data, small_vocab, **QUIET)
+    L = len(small_data) // 3                               # 121 characters a stream: 12 chunks of 10
+    assert state.epoch_starts == [0, (L - 1) // 10] and state.hprev.shape == (3, 10)
+    assert state.e == 0 and np.all(state.hprev == 0)
+
+
+def test_one_sequence_gives_the_same_numbers_either_way(small_data, small_vocab):
+    """batch_size 1 with "sequential" chunks is the assignment's set-up, bit for bit."""
+    a = train(Config(m=12, steps=30, sample_every=10), small_data, small_vocab, **QUIET)
+    b = train(Config(m=12, steps=30, sample_every=10, batch_size=1, chunks="sequential",
+                     normalize_loss=False, optimizer="adagrad"), small_data, small_vocab, **QUIET)
+    assert_same_state(a, b)
+
+
+def test_normalized_loss_scales_the_gradient_not_the_record(small_data, small_vocab):
+    base = dict(m=12, steps=5, sample_every=100, optimizer="adam", eta=1e-3)
+    a = train(Config(**base), small_data, small_vocab, **QUIET)
+    b = train(Config(**base, normalize_loss=True), small_data, small_vocab, **QUIET)
+    assert a.losses[0] == b.losses[0]                     # the recorded loss is per sequence either way
+    assert not np.array_equal(a.theta, b.theta)
+
+
+def test_untrained_validation_loss_is_about_ln_K(small_data, small_vocab):
+    cfg = Config(m=16, steps=3, sample_every=100, val_fraction=0.2, val_every=100)
+    state = train(cfg, small_data, small_vocab, **QUIET)
+    assert [v["step"] for v in state.val] == [0, 3]
+    assert abs(state.val[0]["loss"] - math.log(small_vocab.K)) < 0.01 * math.log(small_vocab.K)
+
+
+def test_validation_text_is_never_trained_on(small_data):
+    train_part, val_part = split(small_data, Config(val_fraction=0.1))
+    assert len(val_part) == int(len(small_data) * 0.1)
+    assert np.array_equal(np.concatenate([train_part, val_part]), small_data)
+    for chunks in ("sequential", "random"):
+        cfg = Config(batch_size=4, chunks=chunks, val_fraction=0.1)
+        for step in range(50):
+            X, Y = inputs_and_targets(cfg, train_part, (step * 25) % 60, step)
+            assert X.shape == (25, 4) and Y.max() < small_data.size   # positions inside train_part
+    assert split(small_data, Config())[1] is None
+
+
+def test_validation_picks_the_best_model(small_data, small_vocab):
+    cfg = Config(m=16, steps=60, sample_every=100, val_fraction=0.2, val_every=20)
+    state = train(cfg, small_data, small_vocab, **QUIET)
+    best = min(state.val, key=lambda v: v["loss"])
+    assert [v["step"] for v in state.val] == [0, 20, 40, 60] and state.best_step == best["step"]
+    assert np.array_equal(state.best_theta, state.theta) == (best["step"] == 60)
+
+
+def test_validation_scores_each_held_out_character_once(small_data, small_vocab):
+    cfg = Config(m=8, val_fraction=0.2)
+    train_part, val_part = split(small_data, cfg)
+    P = rnn.views(rnn.init_params(small_vocab.K, 8, 0.3, np.random.default_rng(0)), small_vocab.K, 8)
+    h0 = np.zeros((1, 8))
+    _, h = rnn.text_loss(P, train_part, h0)                      # warm-up over all the training text
+    joined = np.concatenate([train_part, val_part])
+    losses = rnn.step_losses(P, joined[:-1], joined[1:], np.zeros(8))
+    expected = losses[len(train_part) - 1:].mean()               # the predictions of the held-out characters
+    from lib.train import validation_loss
+    assert abs(validation_loss(P, train_part, val_part, h0, warmup=len(train_part) - 1) - expected) < 1e-12
+
+
+@pytest.mark.parametrize("extra", [
+    dict(optimizer="adam", eta=0.01),
+    dict(batch_size=3, seq_length=10),
+    dict(batch_size=4, chunks="random", optimizer="adam", eta=0.01, normalize_loss=True),
+    dict(batch_size=2, val_fraction=0.2, val_every=7),
+])
+def test_resume_is_exact(tmp_path, small_data, small_vocab, extra):
+    cfg = Config(m=12, steps=29, sample_every=5, checkpoint_every=100, seed=2, **extra)
+    whole = train(cfg, small_data, small_vocab, **QUIET)
+    train(cfg.replace(steps=13), small_data, small_vocab, out_dir=tmp_path, **QUIET)
+    cfg2, _, state, _ = load_state(tmp_path / "checkpoint.npz")
+    assert cfg2 == cfg.replace(steps=13) and state.opt.keys() == whole.opt.keys()
+    resumed = train(cfg2.replace(steps=29), small_data, small_vocab, state, **QUIET)
+    assert_same_state(whole, resumed)
+
+
+def test_time_budget_stops_training(small_data, small_vocab):
+    state = train(Config(m=12, steps=10_000_000, sample_every=10**6), small_data, small_vocab,
+                  max_seconds=0.3, **QUIET)
+    assert state.status == "budget" and 0 < state.step < 10_000_000 and state.seconds < 5
+
+
+def test_command_line_with_the_2025_settings(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "lib.train", "--data", str(corpus_file), "--steps", "40",
+                    "--optimizer", "adam", "--eta", "0.003", "--batch-size", "4", "--val-fraction", "0.1",
+                    "--val-every", "10", "--normalize-loss", "true", "--m", "12", "--out", str(out),
+                    "--no-progress"], check=True, capture_output=True)
+    info = json.loads((out / "summary.json").read_text())
+    assert info["config"]["optimizer"] == "adam" and info["chars_seen"] == 40 * 4 * 25
+    assert info["best_val_step"] in (0, 10, 20, 30, 40) and info["best_val_loss_per_char"] > 0
+    assert abs(info["best_val_loss_bits"] - info["best_val_loss_per_char"] / math.log(2)) < 1e-12
