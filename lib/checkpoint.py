@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "dd2424-char-rnn-checkpoint"
-VERSION = 1
+VERSION = 2       # 2: optimiser arrays opt_<name>_*, hprev (B, m), validation history
 
 
 class CheckpointError(ValueError):

@@ -57,7 +57,8 @@ def validation(runs):
         per_update = cfg.seq_length * cfg.batch_size
         steps = np.array([v["step"] for v in state.val])
         loss = np.array([v["loss"] for v in state.val]) * bits
-        ax1.plot(steps * per_update, loss, "o-", ms=3, color=color, label=f"{label}: validation")
+        read = steps > 0                    # the log axis leaves out the untrained point
+        ax1.plot(steps[read] * per_update, loss[read], "o-", ms=3, color=color, label=f"{label}: validation")
         every = max(1, state.step // 400)
         smooth = state.smooth_losses[:state.step:every] / cfg.seq_length * bits
         ax1.plot((np.arange(0, state.step, every) + 1) * per_update, smooth, "--", lw=1, color=color,
@@ -69,7 +70,7 @@ def validation(runs):
     ax2.set_xlabel("training time (s), validation excluded")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-    ax1.legend(fontsize=7, loc="lower left")
+    ax1.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
 

@@ -42,6 +42,10 @@ def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir):
     }[name]
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook raised an error while the report was built."""
+
+
 def _ipc_kernel_manager():
     """A kernel manager on Unix sockets: private to this user (a TCP kernel warns that its traffic is
     unencrypted). None on Windows, where papermill's default is used."""
@@ -70,10 +74,14 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
         if progress:
             print(f"[{i}/{len(notebooks)}] {name}", flush=True)
         out = out_dir / name
-        papermill.execute_notebook(
-            str(ROOT / "notebooks" / name), str(out), kernel_name="python3", cwd=str(ROOT / "notebooks"),
-            parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir), progress_bar=progress,
-            **({"kernel_manager_class": manager} if manager else {}))
+        try:
+            papermill.execute_notebook(
+                str(ROOT / "notebooks" / name), str(out), kernel_name="python3", cwd=str(ROOT / "notebooks"),
+                parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir),
+                progress_bar=progress, **({"kernel_manager_class": manager} if manager else {}))
+        except papermill.PapermillExecutionError as err:
+            raise NotebookFailed(f"{name} stopped with {err.ename}: {err.evalue.strip()} "
+                                 f"(cell {err.exec_count}; the executed notebook is {out})") from None
         paths.append(out)
     return paths
 

@@ -485,26 +485,36 @@ def run(cfg, corpus=None, out_dir=None, resume=True, progress=True, log=print, s
     state = None
     ckpt = Path(out_dir) / "checkpoint.npz" if out_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
-        old_cfg, old_vocab, old_state, meta = load_state(ckpt)
-        loose = dict(steps=0, sample_every=0, checkpoint_every=0)
-        same = {**old_cfg.to_dict(), **loose} == {**cfg.to_dict(), **loose}
-        if same and old_vocab == vocab and meta["corpus_sha256"] == sha and old_state.step <= cfg.steps \
-                and old_state.status != "diverged":
-            state = old_state
+        state, why = _resumable(ckpt, cfg, vocab, sha)
+        if state is None:
+            backup = ckpt.with_name("replaced-" + ckpt.name)
+            ckpt.replace(backup)
+            log(f"{ckpt} {why}: it is kept as {backup.name}; training starts afresh")
+        else:
             done = state.step == cfg.steps or (state.status == "budget" and max_seconds is not None)
             log(f"{'loading the complete run' if done else 'resuming'} {ckpt} at update {state.step:,}")
             progress = progress and not done
-        else:
-            backup = ckpt.with_name("replaced-" + ckpt.name)
-            ckpt.replace(backup)
-            log(f"{ckpt} held another run (other settings or corpus): it is kept as {backup.name}; "
-                "training starts afresh")
     if not (state and state.status == "budget" and max_seconds is not None):
         state = train(cfg, data, vocab, state, out_dir, progress, log, sha, show_samples, max_seconds)
     info = summary(cfg, vocab, state, len(text))
     if out_dir is not None:
         (Path(out_dir) / "summary.json").write_text(json.dumps(info, indent=2) + "\n")
     return state, vocab, info
+
+
+def _resumable(ckpt, cfg, vocab, sha):
+    """(state, None) when the checkpoint continues a run with cfg on this text, else (None, why)."""
+    try:
+        old_cfg, old_vocab, state, meta = load_state(ckpt)
+    except checkpoint.CheckpointError as err:
+        return None, f"cannot be resumed ({err})"
+    loose = dict(steps=0, sample_every=0, checkpoint_every=0)
+    if {**old_cfg.to_dict(), **loose} != {**cfg.to_dict(), **loose} or old_vocab != vocab \
+            or meta["corpus_sha256"] != sha:
+        return None, "held another run (other settings or corpus)"
+    if state.step > cfg.steps or state.status == "diverged":
+        return None, f"held a run {'that diverged' if state.status == 'diverged' else 'past ' + str(cfg.steps)}"
+    return state, None
 
 
 def load_run(run_dir):

@@ -332,3 +332,12 @@ def test_top_p_support_is_the_smallest_set_reaching_p(logits, top_p, temperature
     assert p_full[support].sum() - smallest_in < top_p + 1e-12      # ... and no character is spare
     outside = np.setdiff1d(np.arange(len(o)), support)
     assert outside.size == 0 or p_full[outside].max() <= smallest_in + 1e-15   # the most probable ones
+
+
+def test_run_keeps_an_unreadable_checkpoint_aside_and_starts_afresh(tmp_path, corpus_file):
+    (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    lines = []
+    state, _, _ = run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, progress=False,
+                      log=lines.append)
+    assert state.step == 4 and any("cannot be resumed" in line for line in lines)
+    assert (tmp_path / "replaced-checkpoint.npz").read_bytes().startswith(b"PK\x03\x04 not really")

@@ -108,8 +108,8 @@ def test_rerunning_training_gives_the_same_results_and_no_new_files(executed, wo
 
 
 def test_notebook_opened_before_training_says_which_to_run(workdir):
-    import papermill
-    with pytest.raises(papermill.PapermillExecutionError, match="03_training.ipynb first"):
+    with pytest.raises(report.NotebookFailed, match=r"04_smooth_loss.ipynb stopped with FileNotFoundError.*"
+                                                    r"03_training.ipynb first"):
         report.execute(workdir / "early", steps=STEPS, run_dir=str(workdir / "no-run-here"),
                        figures_dir=str(workdir / "figures"), progress=False,
                        notebooks=("04_smooth_loss.ipynb",))
