@@ -233,7 +233,8 @@ def _sigint_to_flag(flag):
 
 
 def _grow(a, n):
-    out = np.zeros(max(n, len(a)))
+    """a copied into a longer zero array of at least n entries (doubling, so growth is cheap)."""
+    out = np.zeros(max(n, 2 * len(a), 1024))
     out[:len(a)] = a
     return out
 
@@ -337,8 +338,6 @@ def train(cfg, data, vocab, state=None, out_dir=None, progress=True, log=print, 
     G = rnn.views(g, K, m)                  # gradients land in g through these views
     tmp = np.empty_like(state.theta)
     zeros = np.zeros((B, m))
-    state.losses = _grow(state.losses, cfg.steps)
-    state.smooth_losses = _grow(state.smooth_losses, cfg.steps)
     too_high = DIVERGED * T * math.log(K)
     state.samples = [s for s in state.samples   # drop a shorter session's end-of-run sample
                      if s["step"] % cfg.sample_every == 0 or s["step"] == cfg.steps]
@@ -374,6 +373,9 @@ def train(cfg, data, vocab, state=None, out_dir=None, progress=True, log=print, 
                         f"so far (from update {state.best_step:,}) "
                         f"is kept{' in ' + str(ckpt) if ckpt else ''}.")
                 state.smooth_loss = loss if i == 0 else 0.999 * state.smooth_loss + 0.001 * loss
+                if i == len(state.losses):  # histories grow as needed: steps may be a large upper bound
+                    state.losses = _grow(state.losses, min(cfg.steps, 2 * i))
+                    state.smooth_losses = _grow(state.smooth_losses, len(state.losses))
                 state.losses[i], state.smooth_losses[i] = loss, state.smooth_loss
                 if state.smooth_loss < state.best_smooth_loss:
                     state.best_smooth_loss = state.smooth_loss
@@ -401,6 +403,7 @@ def train(cfg, data, vocab, state=None, out_dir=None, progress=True, log=print, 
                     save()
     finally:
         state.seconds += time.perf_counter() - t0
+        state.losses, state.smooth_losses = state.losses[:state.step], state.smooth_losses[:state.step]
         if bar:
             bar.close(state.step, state.smooth_loss)
     if state.status == "interrupted":
