@@ -9,6 +9,7 @@ save() writes a temporary file beside the target, fsyncs it and renames it over 
 crash, Ctrl-C or SIGKILL at any moment leaves either the old checkpoint or the new one, never a
 broken file.
 """
+import io
 import json
 import os
 import tempfile
@@ -25,17 +26,17 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with a message that says why and what to do."""
 
 
-def save(path, arrays, meta):
-    """Write arrays (dict name -> ndarray) and meta (JSON-able dict) to path, atomically."""
+def write_atomic(path, data):
+    """Write bytes to path through a temporary file beside it, fsync and a rename: afterwards path
+    holds either its old content or data, never a mix, whatever happens to the process meanwhile."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(path.name + ".*.part"):   # left by a process killed while writing
         stale.unlink(missing_ok=True)
-    meta = dict(meta, format=FORMAT, version=VERSION)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -48,6 +49,13 @@ def save(path, arrays, meta):
         os.close(dir_fd)
     except OSError:
         pass
+
+
+def save(path, arrays, meta):
+    """Write arrays (dict name -> ndarray) and meta (JSON-able dict) to path, atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(dict(meta, format=FORMAT, version=VERSION))), **arrays)
+    write_atomic(path, buffer.getvalue())
 
 
 def load(path):

