@@ -341,3 +341,35 @@ def test_run_keeps_an_unreadable_checkpoint_aside_and_starts_afresh(tmp_path, co
                       log=lines.append)
     assert state.step == 4 and any("cannot be resumed" in line for line in lines)
     assert (tmp_path / "replaced-checkpoint.npz").read_bytes().startswith(b"PK\x03\x04 not really")
+
+
+def test_interrupting_the_jupyter_kernel_saves_the_run(tmp_path, corpus_file):
+    """Jupyter's interrupt button sends SIGINT to the kernel: the run is saved and can be resumed."""
+    from jupyter_client.manager import start_new_kernel
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
+    try:
+        code = (f"from lib.train import Config, run\n"
+                f"run(Config(m=12, steps=10**7, checkpoint_every=500, sample_every=10**6), "
+                f"{str(corpus_file)!r}, {str(tmp_path / 'run')!r})")
+        msg_id = kc.execute(code)
+        deadline = time.time() + 60
+        while not (tmp_path / "run" / "checkpoint.npz").exists() and time.time() < deadline:
+            time.sleep(0.1)                                  # the checkpoint of update 500 is written...
+        time.sleep(1.0)                                      # ... then training runs a while
+        km.interrupt_kernel()
+        outputs, status = [], None
+        while status is None:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                outputs.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                status = msg["content"]["ename"]
+        assert status == "KeyboardInterrupt"
+        assert any("Interrupted at update" in text for text in outputs)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    _, _, state, _ = load_state(tmp_path / "run" / "checkpoint.npz")
+    assert state.status == "interrupted" and state.step > 500
