@@ -246,9 +246,19 @@ def _sample(cfg, vocab, state, x0):
     return {"step": state.step, "smooth_loss": state.smooth_loss, "text": vocab.decode(idx)}
 
 
+def held_out(n_chars, cfg):
+    """How many characters at the end of a text of n_chars are held out for validation."""
+    return int(n_chars * cfg.val_fraction)
+
+
+def _recorded(history, step):
+    """Whether history (samples or validation losses) already has an entry for this step."""
+    return bool(history) and history[-1]["step"] == step
+
+
 def split(data, cfg):
     """(training part, validation part or None): the held-out part is the last val_fraction of the text."""
-    n_val = int(len(data) * cfg.val_fraction)
+    n_val = held_out(len(data), cfg)
     return (data[:len(data) - n_val], data[len(data) - n_val:]) if n_val else (data, None)
 
 
@@ -331,7 +341,7 @@ def train(cfg, data, vocab, state=None, out_dir=None, progress=True, log=print, 
             state.best_step = state.step
 
     def due(history, every):                # at multiples of every, once each
-        return state.step % every == 0 and not (history and history[-1]["step"] == state.step)
+        return state.step % every == 0 and not _recorded(history, state.step)
 
     P = rnn.views(state.theta, K, m)
     g = np.zeros_like(state.theta)
@@ -412,9 +422,9 @@ def train(cfg, data, vocab, state=None, out_dir=None, progress=True, log=print, 
             f"{' in ' + str(ckpt) + ' and resumes from there' if ckpt else ''}.")
         raise KeyboardInterrupt
     X, _ = inputs_and_targets(cfg, train_data, state.e, state.step)
-    if val_data is not None and not (state.val and state.val[-1]["step"] == state.step):
+    if val_data is not None and not _recorded(state.val, state.step):
         validate()
-    if not (state.samples and state.samples[-1]["step"] == state.step):
+    if not _recorded(state.samples, state.step):
         state.samples.append(_sample(cfg, vocab, state, X[0, 0]))
         show(state.samples[-1])
     if state.status != "budget":
@@ -441,7 +451,7 @@ def _advance(cfg, state, n_train):
 
 def summary(cfg, vocab, state, n_chars):
     """The facts of a run, as written to summary.json. n_chars: the whole text, held-out part included."""
-    n_val = int(n_chars * cfg.val_fraction)
+    n_val = held_out(n_chars, cfg)
     chars = state.step * cfg.seq_length * cfg.batch_size
     info = {
         "steps": state.step, "seconds": round(state.seconds, 3),
@@ -464,7 +474,7 @@ def summary(cfg, vocab, state, n_chars):
 def describe(cfg, text, vocab, source):
     """The facts printed at the start of a run."""
     n = rnn.n_params(vocab.K, cfg.m)
-    n_train = len(text) - int(len(text) * cfg.val_fraction)
+    n_train = len(text) - held_out(len(text), cfg)
     chars = cfg.steps * cfg.seq_length * cfg.batch_size
     held = f"; the last {len(text) - n_train:,} held out for validation" if n_train < len(text) else ""
     return (f"{cfg}\ncorpus: {source} ({len(text):,} characters{held})\nK = {vocab.K}: {vocab.chars!r}\n"
@@ -485,7 +495,7 @@ def run(cfg, corpus=None, out_dir=None, resume=True, progress=True, log=print, s
     text, vocab, data = load_corpus(corpus, cfg.seq_length + 1)
     sha = text_sha256(text)
     log(describe(cfg, text, vocab, short_path(corpus or default_corpus_path())))
-    state = None
+    state, done = None, False
     ckpt = Path(out_dir) / "checkpoint.npz" if out_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
         state, why = _resumable(ckpt, cfg, vocab, sha)
@@ -496,8 +506,8 @@ def run(cfg, corpus=None, out_dir=None, resume=True, progress=True, log=print, s
         else:
             done = state.step == cfg.steps or (state.status == "budget" and max_seconds is not None)
             log(f"{'loading the complete run' if done else 'resuming'} {ckpt} at update {state.step:,}")
-            progress = progress and not done
-    if not (state and state.status == "budget" and max_seconds is not None):
+    complete = state is not None and done and state.status in ("done", "budget")
+    if not complete:                        # a complete run is loaded as it is, not written again
         state = train(cfg, data, vocab, state, out_dir, progress, log, sha, show_samples, max_seconds)
     info = summary(cfg, vocab, state, len(text))
     if out_dir is not None:
