@@ -11,7 +11,7 @@ TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pa
 
 .PHONY: setup data tex report test lab bench clean
 
-$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml
+$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py lib/_kernels.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt -e .
@@ -46,4 +46,4 @@ bench: data
 	$(BIN)/python benchmarks/speed.py
 
 clean:
-	rm -rf $(VENV) report runs .pytest_cache .hypothesis
+	rm -rf $(VENV) report runs .pytest_cache .hypothesis build lib/*.so

@@ -1,6 +1,8 @@
 """Gradient clipping, AdaGrad and Adam, in place on flat parameter and gradient vectors (n,)."""
 import numpy as np
 
+from lib import rnn
+
 
 def clip_(g, clip):
     """Clip every element of g (n,) to [-clip, clip], in place."""
@@ -19,6 +21,16 @@ def adagrad_step_(theta, g, mem, eta, eps, tmp):
     np.divide(g, tmp, out=tmp)
     tmp *= eta
     theta -= tmp
+
+
+def clip_adagrad_(theta, g, mem, clip, eta, eps, tmp):
+    """clip_(g, clip), then adagrad_step_: one compiled pass over the arrays where lib/rnn.py uses its
+    compiled kernels (the same bits), else the two functions above."""
+    if rnn.USE_KERNELS:
+        rnn._kernels.clip_adagrad(theta, g, mem, clip, eta, eps)
+    else:
+        clip_(g, clip)
+        adagrad_step_(theta, g, mem, eta, eps, tmp)
 
 
 def adam_step_(theta, g, m1, m2, t, eta, beta1, beta2, eps, tmp):

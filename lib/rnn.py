@@ -15,12 +15,33 @@ Shapes use fixed letters: K vocabulary size, m hidden units, T time steps, B seq
 The five parameters are views into one flat float64 vector, so the optimiser, the gradient clip and
 the "best model" copy each work on a single array. U is stored as its transpose, so that the column
 U[:, x] of an input character is contiguous in memory.
+
+Everything that is not sequential runs as one NumPy call for the whole chunk. The two recurrences (h_t
+from h_{t-1}, and back) are Python loops over t below; for a few sequences at a time the same loops run
+compiled (lib/_kernels.c, built at install when a C compiler is present), since there a NumPy call costs
+more than its arithmetic.
 """
 from typing import NamedTuple
 
 import numpy as np
 
+try:
+    from lib import _kernels
+except ImportError:                        # not built: the NumPy loops below do the same work
+    _kernels = None
+
 NAMES = ("U", "W", "V", "b", "c")
+# lib/_kernels.c compiles the two recurrences, the sum that gives dU and the clipped AdaGrad step. They
+# run when built (USE_KERNELS; the benchmark and the tests switch them off to compare), the recurrences
+# for batches of up to KERNEL_MAX_B sequences: compiled, they are faster up to B = 4 to 8 here, and
+# beyond that one NumPy matrix product per time step is faster than B compiled ones.
+USE_KERNELS = _kernels is not None
+KERNEL_MAX_B = 4
+
+
+def compiled(B=1):
+    """Whether the recurrences of a batch of B sequences run compiled (lib/_kernels.c)."""
+    return USE_KERNELS and B <= KERNEL_MAX_B
 
 
 class Params(NamedTuple):
@@ -92,9 +113,12 @@ def forward(P, X, h0):
     A_in = P.U.T[X] + P.b                  # (T, B, m): U x_t + b for all t at once
     H = np.empty((T + 1, B, m))
     H[0] = h = h0
-    WT = P.W.T
-    for a_in, h_t in zip(A_in, H[1:]):     # a_t = W h_{t-1} + U x_t + b;  h_t = tanh(a_t)
-        h = np.tanh(np.dot(h, WT) + a_in, out=h_t)
+    if compiled(B):
+        _kernels.tanh_recurrence(P.W, A_in, H, T, B, m)     # the loop below, compiled
+    else:
+        WT = P.W.T
+        for a_in, h_t in zip(A_in, H[1:]): # a_t = W h_{t-1} + U x_t + b;  h_t = tanh(a_t)
+            h = np.tanh(np.dot(h, WT) + a_in, out=h_t)
     O = H[1:].reshape(T * B, m) @ P.V.T + P.c    # (T B, K): o_t = V h_t + c, one matrix product
     return H, O
 
@@ -117,7 +141,7 @@ def loss_and_grads(P, X, Y, h0, out=None):
     Pr, losses = probs_and_losses(O, y)    # p_t (T B, K); -log p_t[y_t] (T B,)
     loss = losses.sum()
 
-    G = out if out is not None else Params(*(np.empty(s) for s in shapes(K, m)))
+    G = out if out is not None else views(np.empty(n_params(K, m)), K, m)
     dO = Pr                                # (T B, K): dL/do_t = p_t - onehot(y_t)
     dO[rows, y] -= 1.0
     Hs = H[1:].reshape(T * B, m)           # (T B, m): h_1 .. h_T
@@ -125,17 +149,23 @@ def loss_and_grads(P, X, Y, h0, out=None):
     ones = np.ones(T * B)
     np.dot(ones, dO, out=G.c)              # dc = sum_t do_t
     dH_out = (dO @ P.V).reshape(T, B, m)   # the part of dL/dh_t that comes through o_t
-    D = 1.0 - H[1:] * H[1:]                # (T, B, m): tanh'(a_t) = 1 - h_t^2
     dA = np.empty((T, B, m))
-    da = np.zeros((B, m))
-    for dh, d, da_t in zip(dH_out[::-1], D[::-1], dA[::-1]):
-        da = np.multiply(np.dot(da, P.W) + dh, d, out=da_t)   # (dh_t + W^T da_{t+1}) * tanh'(a_t)
+    if compiled(B):
+        _kernels.backprop_recurrence(P.W, dH_out, H, dA, T, B, m)
+    else:
+        D = 1.0 - H[1:] * H[1:]            # (T, B, m): tanh'(a_t) = 1 - h_t^2
+        da = np.zeros((B, m))
+        for dh, d, da_t in zip(dH_out[::-1], D[::-1], dA[::-1]):
+            da = np.multiply(np.dot(da, P.W) + dh, d, out=da_t)   # (dh_t + W^T da_{t+1}) * tanh'(a_t)
     dA = dA.reshape(T * B, m)
     np.matmul(dA.T, H[:-1].reshape(T * B, m), out=G.W)       # dW = sum_t da_t h_{t-1}^T
     np.dot(ones, dA, out=G.b)              # db = sum_t da_t
-    Xhot = np.zeros((T * B, K))            # dU = sum_t da_t x_t^T, with x_t one-hot
-    Xhot[rows, X.reshape(-1)] = 1.0
-    np.matmul(Xhot.T, dA, out=G.U.T)
+    if USE_KERNELS and G.U.T.flags.c_contiguous:    # dU = sum_t da_t x_t^T: da_t added to column x_t
+        _kernels.rows_by_index(G.U.T, np.ascontiguousarray(X.reshape(-1), dtype=np.int64), dA, K, T * B, m)
+    else:                                  # the same with x_t one-hot, as one matrix product
+        Xhot = np.zeros((T * B, K))
+        Xhot[rows, X.reshape(-1)] = 1.0
+        np.matmul(Xhot.T, dA, out=G.U.T)
     hT = H[T, 0] if single else H[T]
     return float(loss), G, hT.copy()
 

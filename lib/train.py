@@ -37,7 +37,7 @@ import numpy as np
 
 from lib import checkpoint, rnn
 from lib.data import CorpusError, Vocab, default_corpus_path, load_corpus, short_path
-from lib.optim import adagrad_step_, adam_step_, clip_
+from lib.optim import adam_step_, clip_, clip_adagrad_
 from lib.progress import Progress
 
 DIVERGED = 10.0   # a loss above DIVERGED * T ln K (ten times a uniform guess) stops training
@@ -394,12 +394,12 @@ def train(cfg, data, vocab, state=None, out_dir=None, progress=True, log=print, 
                         np.copyto(state.best_theta, state.theta)
                 if cfg.normalize_loss:
                     g *= 1.0 / (T * B)
-                clip_(g, cfg.clip)
                 if cfg.optimizer == "adam":
+                    clip_(g, cfg.clip)
                     adam_step_(state.theta, g, state.opt["m"], state.opt["v"], i + 1, cfg.eta, cfg.beta1,
                                cfg.beta2, cfg.eps, tmp)
                 else:
-                    adagrad_step_(state.theta, g, state.opt["mem"], cfg.eta, cfg.eps, tmp)
+                    clip_adagrad_(state.theta, g, state.opt["mem"], cfg.clip, cfg.eta, cfg.eps, tmp)
                 state.hprev, state.step = h, i + 1
                 _advance(cfg, state, n_train)
                 if bar:

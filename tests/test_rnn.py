@@ -66,8 +66,12 @@ def test_first_loss_is_about_T_ln_K(small_data, small_vocab):
     assert abs(loss - T * math.log(K)) / (T * math.log(K)) < 0.01
 
 
+@pytest.mark.parametrize("loops", ["compiled", "numpy"])
 @pytest.mark.parametrize("sig,h_scale,seed", [(0.01, 0.0, 0), (0.1, 0.5, 1), (0.2, 1.0, 2)])
-def test_fast_code_matches_plain_reference(small_data, small_vocab, sig, h_scale, seed):
+def test_fast_code_matches_plain_reference(small_data, small_vocab, sig, h_scale, seed, loops, monkeypatch):
+    if loops == "numpy":
+        monkeypatch.setattr(rnn, "USE_KERNELS", False)
+    assert rnn.compiled(1) == (loops == "compiled")
     K, m, T = small_vocab.K, 100, 25
     _, P = make_params(K, m, sig, seed)
     rng = np.random.default_rng(seed)

@@ -1,0 +1,21 @@
+"""Builds the optional compiled kernels (lib/_kernels.c); everything else is in pyproject.toml.
+
+Without a C compiler the build of lib._kernels is skipped with a warning, and lib/ runs the same
+computations as NumPy calls (slower for one sequence per update; see the README's speed section).
+"""
+import platform
+import sys
+
+from setuptools import Extension, setup
+
+args, libraries, macros = [], ["m"], []
+if sys.platform != "win32":
+    # -march=native: the kernels are built on the machine that runs them (an editable install).
+    # -ffp-contract=off: a * b + c stays two roundings, so clip_adagrad matches lib/optim.py bit for bit.
+    args = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp-simd"]
+if sys.platform.startswith("linux") and platform.machine() == "x86_64":
+    libraries.append("mvec")                  # glibc's vectorised tanh (used where AVX2 is available)
+    macros.append(("HAVE_LIBMVEC_IF_AVX2", "1"))
+
+setup(ext_modules=[Extension("lib._kernels", ["lib/_kernels.c"], extra_compile_args=args,
+                             libraries=libraries, define_macros=macros, optional=True)])
