@@ -19,7 +19,7 @@ def _in_jupyter():
 class Progress:
     """progress = Progress(total, start); progress.update(step, smooth_loss); progress.close()."""
 
-    def __init__(self, total, start=0, every=0.25, width=20, stream=None, budget=None):
+    def __init__(self, total, start=0, every=0.25, width=12, stream=None, budget=None):
         """total: updates in all; budget: seconds, when time rather than updates ends the run."""
         self.total, self.start, self.every, self.width, self.budget = total, start, every, width, budget
         self.stream = stream or sys.stderr
