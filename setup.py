@@ -13,7 +13,8 @@ if sys.platform != "win32":
     # -march=native: the kernels are built on the machine that runs them (an editable install).
     # -ffp-contract=off: a * b + c stays two roundings, so clip_adagrad matches lib/optim.py bit for bit.
     args = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp-simd"]
-if sys.platform.startswith("linux") and platform.machine() == "x86_64":
+libc, version = platform.libc_ver()
+if platform.machine() == "x86_64" and libc == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35):
     libraries.append("mvec")                  # glibc's vectorised tanh (used where AVX2 is available)
     macros.append(("HAVE_LIBMVEC_IF_AVX2", "1"))
 
