@@ -113,20 +113,40 @@ static void clip_adagrad_step(double *restrict theta, double *restrict g, double
     }
 }
 
-/* Borrow obj's memory as n contiguous float64 numbers (any number if n < 0; writable if asked); on
- * failure a BufferError or ValueError that names the argument, and 0. */
-static int get_doubles(PyObject *obj, Py_buffer *view, Py_ssize_t n, int writable, const char *name)
+/* An argument borrowed as n contiguous float64 numbers (n < 0: as many as it holds). */
+typedef struct {
+    PyObject *obj;
+    Py_ssize_t n;
+    int writable;
+    const char *name;
+    Py_buffer view;
+} Array;
+
+static void release(Array *a, int count)
 {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) < 0)
-        return 0;
-    if (n < 0 && view->len % (Py_ssize_t)sizeof(double) == 0)
-        n = view->len / (Py_ssize_t)sizeof(double);
-    if (strcmp(view->format, "d") != 0 || view->len != n * (Py_ssize_t)sizeof(double)) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd float64 numbers, got %zd bytes of format '%s'",
-                     name, n, view->len, view->format);
-        PyBuffer_Release(view);
-        return 0;
+    for (int i = 0; i < count; i++)
+        PyBuffer_Release(&a[i].view);
+}
+
+/* Borrow the memory of each of a[0 .. count-1]; on failure release what was borrowed, set a BufferError
+ * or a ValueError that names the argument, and return 0. */
+static int borrow(Array *a, int count)
+{
+    for (int i = 0; i < count; i++) {
+        Py_buffer *v = &a[i].view;
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (a[i].writable ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(a[i].obj, v, flags) < 0) {
+            release(a, i);
+            return 0;
+        }
+        if (a[i].n < 0 && v->len % (Py_ssize_t)sizeof(double) == 0)
+            a[i].n = v->len / (Py_ssize_t)sizeof(double);
+        if (strcmp(v->format, "d") != 0 || v->len != a[i].n * (Py_ssize_t)sizeof(double)) {
+            PyErr_Format(PyExc_ValueError, "%s: expected %zd float64 numbers, got %zd bytes of format '%s'",
+                         a[i].name, a[i].n, v->len, v->format);
+            release(a, i + 1);
+            return 0;
+        }
     }
     return 1;
 }
@@ -135,31 +155,20 @@ static PyObject *tanh_recurrence(PyObject *self, PyObject *args)
 {
     PyObject *oW, *oA, *oH;
     Py_ssize_t T, B, m;
-    Py_buffer W, A, H;
     if (!PyArg_ParseTuple(args, "OOOnnn", &oW, &oA, &oH, &T, &B, &m))
         return NULL;
-    if (!get_doubles(oW, &W, m * m, 0, "W"))
+    Array a[] = {{oW, m * m, 0, "W"}, {oA, T * B * m, 0, "A"}, {oH, (T + 1) * B * m, 1, "H"}};
+    if (!borrow(a, 3))
         return NULL;
-    if (!get_doubles(oA, &A, T * B * m, 0, "A")) {
-        PyBuffer_Release(&W);
-        return NULL;
-    }
-    if (!get_doubles(oH, &H, (T + 1) * B * m, 1, "H")) {
-        PyBuffer_Release(&W);
-        PyBuffer_Release(&A);
-        return NULL;
-    }
-    const double *w = W.buf, *a_in = A.buf;
-    double *h = H.buf;
+    const double *w = a[0].view.buf, *a_in = a[1].view.buf;
+    double *h = a[2].view.buf;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; k < T * B; k++) {          /* row k of A; rows of H: k (h_{t-1}), k + B (h_t) */
         matvec_add(w, h + k * m, a_in + k * m, h + (k + B) * m, m);
         tanh_inplace(h + (k + B) * m, m);
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&W);
-    PyBuffer_Release(&A);
-    PyBuffer_Release(&H);
+    release(a, 3);
     Py_RETURN_NONE;
 }
 
@@ -167,28 +176,14 @@ static PyObject *backprop_recurrence(PyObject *self, PyObject *args)
 {
     PyObject *oW, *odH, *oH, *odA;
     Py_ssize_t T, B, m;
-    Py_buffer W, dH, H, dA;
     if (!PyArg_ParseTuple(args, "OOOOnnn", &oW, &odH, &oH, &odA, &T, &B, &m))
         return NULL;
-    if (!get_doubles(oW, &W, m * m, 0, "W"))
+    Array a[] = {{oW, m * m, 0, "W"}, {odH, T * B * m, 0, "dH"}, {oH, (T + 1) * B * m, 0, "H"},
+                 {odA, T * B * m, 1, "dA"}};
+    if (!borrow(a, 4))
         return NULL;
-    if (!get_doubles(odH, &dH, T * B * m, 0, "dH")) {
-        PyBuffer_Release(&W);
-        return NULL;
-    }
-    if (!get_doubles(oH, &H, (T + 1) * B * m, 0, "H")) {
-        PyBuffer_Release(&W);
-        PyBuffer_Release(&dH);
-        return NULL;
-    }
-    if (!get_doubles(odA, &dA, T * B * m, 1, "dA")) {
-        PyBuffer_Release(&W);
-        PyBuffer_Release(&dH);
-        PyBuffer_Release(&H);
-        return NULL;
-    }
-    const double *w = W.buf, *dh = dH.buf, *h = H.buf;
-    double *da = dA.buf;
+    const double *w = a[0].view.buf, *dh = a[1].view.buf, *h = a[2].view.buf;
+    double *da = a[3].view.buf;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = T * B - 1; k >= 0; k--) {     /* row k of dA is step k / B; k + B the step after */
         memcpy(da + k * m, dh + k * m, m * sizeof(double));
@@ -197,10 +192,7 @@ static PyObject *backprop_recurrence(PyObject *self, PyObject *args)
         times_tanh_derivative(da + k * m, h + (k + B) * m, m);
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&W);
-    PyBuffer_Release(&dH);
-    PyBuffer_Release(&H);
-    PyBuffer_Release(&dA);
+    release(a, 4);
     Py_RETURN_NONE;
 }
 
@@ -208,27 +200,20 @@ static PyObject *clip_adagrad(PyObject *self, PyObject *args)
 {
     PyObject *otheta, *og, *omem;
     double clip, eta, eps;
-    Py_buffer theta, g, mem;
     if (!PyArg_ParseTuple(args, "OOOddd", &otheta, &og, &omem, &clip, &eta, &eps))
         return NULL;
-    if (!get_doubles(otheta, &theta, -1, 1, "theta"))
+    Array a[] = {{otheta, -1, 1, "theta"}, {og, -1, 1, "g"}, {omem, -1, 1, "mem"}};
+    if (!borrow(a, 1))
         return NULL;
-    Py_ssize_t n = theta.len / (Py_ssize_t)sizeof(double);
-    if (!get_doubles(og, &g, n, 1, "g")) {
-        PyBuffer_Release(&theta);
-        return NULL;
-    }
-    if (!get_doubles(omem, &mem, n, 1, "mem")) {
-        PyBuffer_Release(&theta);
-        PyBuffer_Release(&g);
+    a[1].n = a[2].n = a[0].n;                          /* g and mem: as many numbers as theta */
+    if (!borrow(a + 1, 2)) {
+        release(a, 1);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    clip_adagrad_step(theta.buf, g.buf, mem.buf, n, clip, eta, eps);
+    clip_adagrad_step(a[0].view.buf, a[1].view.buf, a[2].view.buf, a[0].n, clip, eta, eps);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&theta);
-    PyBuffer_Release(&g);
-    PyBuffer_Release(&mem);
+    release(a, 3);
     Py_RETURN_NONE;
 }
 
@@ -236,44 +221,36 @@ static PyObject *rows_by_index(PyObject *self, PyObject *args)
 {
     PyObject *oout, *oidx, *oR;
     Py_ssize_t K, N, m;
-    Py_buffer out, idx, R;
+    Py_buffer idx;
     if (!PyArg_ParseTuple(args, "OOOnnn", &oout, &oidx, &oR, &K, &N, &m))
         return NULL;
     if (PyObject_GetBuffer(oidx, &idx, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return NULL;
-    if (idx.itemsize != sizeof(long long) || (strcmp(idx.format, "q") != 0 && strcmp(idx.format, "l") != 0) ||
-        idx.len != N * (Py_ssize_t)sizeof(long long)) {
+    const long long *ix = idx.buf;
+    int bad = idx.itemsize != sizeof(long long) || (strcmp(idx.format, "q") != 0 && strcmp(idx.format, "l") != 0) ||
+              idx.len != N * (Py_ssize_t)sizeof(long long);
+    if (bad)
         PyErr_Format(PyExc_ValueError, "idx: expected %zd int64 numbers, got %zd bytes of format '%s'",
                      N, idx.len, idx.format);
-        PyBuffer_Release(&idx);
-        return NULL;
-    }
-    const long long *ix = idx.buf;
-    for (Py_ssize_t i = 0; i < N; i++)
+    for (Py_ssize_t i = 0; !bad && i < N; i++)
         if (ix[i] < 0 || ix[i] >= K) {
             PyErr_Format(PyExc_ValueError, "idx[%zd] = %lld is outside 0..%zd", i, ix[i], K - 1);
-            PyBuffer_Release(&idx);
-            return NULL;
+            bad = 1;
         }
-    if (!get_doubles(oout, &out, K * m, 1, "out")) {
+    Array a[] = {{oout, K * m, 1, "out"}, {oR, N * m, 0, "R"}};
+    if (bad || !borrow(a, 2)) {
         PyBuffer_Release(&idx);
         return NULL;
     }
-    if (!get_doubles(oR, &R, N * m, 0, "R")) {
-        PyBuffer_Release(&idx);
-        PyBuffer_Release(&out);
-        return NULL;
-    }
-    double *o = out.buf;
-    const double *r = R.buf;
+    double *o = a[0].view.buf;
+    const double *r = a[1].view.buf;
     Py_BEGIN_ALLOW_THREADS
     memset(o, 0, K * m * sizeof(double));
     for (Py_ssize_t i = 0; i < N; i++)
         add_row(o + ix[i] * m, r + i * m, m);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&idx);
-    PyBuffer_Release(&out);
-    PyBuffer_Release(&R);
+    release(a, 2);
     Py_RETURN_NONE;
 }
 
