@@ -14,7 +14,7 @@ TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pa
 $(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py lib/_kernels.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt -e .
+	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
 setup: $(BIN)/.installed

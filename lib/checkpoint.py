@@ -1,98 +1,287 @@
-"""One checkpoint file: a NumPy .npz that loads with allow_pickle=False.
+"""One checkpoint file holds a whole run, and is verified before anything in it is used.
 
-Arrays: the parameters U, W, V, b, c; the best parameters best_U .. best_c; the optimiser state
-opt_<name>_U .. opt_<name>_c (AdaGrad: opt_mem_*); hprev (m,); the histories losses (step,),
-smooth_losses (step,) and epoch_starts (n_epochs,). Everything else (format, config, vocabulary,
-position in the text, step, smooth loss, best step, RNG state, samples, status) is one JSON string, meta.
+The file is a zip of .npy arrays stored without compression, so numpy.load reads it as an .npz:
+    meta.npy        (L,) uint8   a JSON record, UTF-8 (below)
+    digest.npy      (32,) uint8  the sha256 of meta
+    U.npy .. c.npy               the parameters (names from the cell module); best_U .. best_c the best
+                                 model's; opt_mem_U .. (AdaGrad) or opt_m_U .., opt_v_U .. (Adam)
+    hprev.npy       (B, S)       the hidden state of each stream
+    losses.npy, smooth_losses.npy (step,); epoch_starts.npy (n_epochs,) int64
+    sample_steps.npy (n,) int64, sample_smooth.npy (n,) (NaN before the first update),
+    sample_text.npy (n, sample_length) uint16 character indices
+    val_steps.npy (v,) int64, val_seconds.npy (v,), val_loss.npy (v,)
+meta: format, version, config, vocabulary, corpus (sha256, characters), position in the text, step,
+losses, best step, seconds, status, history lengths, and the sha256 of every array.
 
-save() writes a temporary file beside the target, fsyncs it and renames it over the target, so a
-crash, Ctrl-C or SIGKILL at any moment leaves either the old checkpoint or the new one, never a
-broken file.
+Loading checks before it unpacks anything: a regular file; meta no larger than MAX_META and equal to
+its digest; meta's fields of the right types and ranges, with a sorted, distinct vocabulary; the members
+exactly those meta implies, stored uncompressed, no larger than their arrays. Then each array's header
+must give the dtype and shape derived from meta, its bytes its sha256, and the parameters must be
+finite. So any changed byte is refused, or lies in a zip field that nothing reads and changes nothing.
 """
-import io
+import hashlib
 import json
-import os
-import tempfile
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from lib import files, rnn
+from lib.config import Config
+from lib.data import CorpusError, Vocab
+from lib.state import OPTIMIZER_STATE, STATUSES, State
+
 FORMAT = "dd2424-char-rnn-checkpoint"
-VERSION = 2       # 2: optimiser arrays opt_<name>_*, hprev (B, m), validation history
+VERSION = 3         # 3: digests, verified layout, samples and validation history as arrays
+MAX_META = 1 << 20  # bytes of the JSON record
+MAX_COUNT = 10**15  # upper bound for any step or count
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with a message that says why and what to do."""
 
 
-def write_atomic(path, data):
-    """Write bytes to path through a temporary file beside it, fsync and a rename: afterwards path
-    holds either its old content or data, never a mix, whatever happens to the process meanwhile."""
+# --- the state's layout -----------------------------------------------------------------------
+
+def layout(cfg, K, meta, cell=rnn):
+    """{array name: (dtype, shape)} of a checkpoint of a run with cfg, vocabulary size K and meta."""
+    B, S, f8, i8 = cfg.batch_size, cell.state_size(cfg.m), np.dtype("<f8"), np.dtype("<i8")
+    out = {}
+    for prefix in ["", "best_"] + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]:
+        out.update({prefix + name: (f8, shape) for name, shape in zip(cell.NAMES, cell.shapes(K, cfg.m))})
+    step, n_s, n_v = meta["step"], meta["n_samples"], meta["n_val"]
+    out.update({"hprev": (f8, (B, S)), "losses": (f8, (step,)), "smooth_losses": (f8, (step,)),
+                "epoch_starts": (i8, (meta["n_epochs"],)), "sample_steps": (i8, (n_s,)),
+                "sample_smooth": (f8, (n_s,)), "sample_text": (np.dtype("<u2"), (n_s, cfg.sample_length)),
+                "val_steps": (i8, (n_v,)), "val_seconds": (f8, (n_v,)), "val_loss": (f8, (n_v,))})
+    return out
+
+
+def _arrays_of(cfg, vocab, state, cell=rnn):
+    K, m = vocab.K, cfg.m
+    arrays = {}
+    for prefix, theta in [("", state.theta), ("best_", state.best_theta)] + \
+            [(f"opt_{o}_", a) for o, a in state.opt.items()]:
+        arrays.update({prefix + name: a for name, a in zip(cell.NAMES, cell.views(theta, K, m))})
+    s = state.samples
+    arrays.update({
+        "hprev": state.hprev, "losses": state.losses[:state.step], "smooth_losses": state.smooth_losses[:state.step],
+        "epoch_starts": np.array(state.epoch_starts, dtype=np.int64),
+        "sample_steps": np.array([x["step"] for x in s], dtype=np.int64),
+        "sample_smooth": np.array([np.nan if x["smooth_loss"] is None else x["smooth_loss"] for x in s]),
+        "sample_text": np.array([vocab.encode(x["text"]) for x in s], dtype=np.uint16).reshape(
+            len(s), cfg.sample_length),
+        "val_steps": np.array([v["step"] for v in state.val], dtype=np.int64),
+        "val_seconds": np.array([v["seconds"] for v in state.val], dtype=np.float64),
+        "val_loss": np.array([v["loss"] for v in state.val], dtype=np.float64)})
+    return {k: np.ascontiguousarray(a, dtype=np.float64 if a.dtype.kind == "f" else a.dtype)
+            for k, a in arrays.items()}
+
+
+def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
+    """Write the whole run to path, atomically (see lib/files.py)."""
+    arrays = _arrays_of(cfg, vocab, state)
+    finite = lambda x: None if x is None or not math.isfinite(x) else float(x)    # noqa: E731
+    meta = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "vocab": vocab.chars,
+            "corpus": {"sha256": corpus_sha256, "n_chars": int(n_chars)},
+            "e": int(state.e), "epoch": int(state.epoch), "step": int(state.step),
+            "smooth_loss": finite(state.smooth_loss), "lowest_smooth_loss": finite(state.lowest_smooth_loss),
+            "lowest_smooth_step": int(state.lowest_smooth_step), "best_step": int(state.best_step),
+            "seconds": float(state.seconds), "status": state.status, "n_epochs": len(state.epoch_starts),
+            "n_samples": len(state.samples), "n_val": len(state.val),
+            "arrays": {k: hashlib.sha256(a.tobytes()).hexdigest() for k, a in arrays.items()}}
+    record = np.frombuffer(json.dumps(meta, allow_nan=False).encode("utf-8"), dtype=np.uint8)
+    arrays = {"meta": record, "digest": np.frombuffer(hashlib.sha256(record).digest(), dtype=np.uint8),
+              **arrays}
+    with files.atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name, a in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, a, allow_pickle=False)
+
+
+def in_folder(path):
+    """path, or path/checkpoint.npz when path is a run's folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(path.name + ".*.part"):   # left by a process killed while writing
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    return path / "checkpoint.npz" if path.is_dir() else path
+
+
+def load_state(path):
+    """(cfg, vocab, state, meta) from a checkpoint (or a run's folder), verified; CheckpointError saying
+    why otherwise."""
+    path = in_folder(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:                                   # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        os.fsync(dir_fd)
-        os.close(dir_fd)
-    except OSError:
-        pass
-
-
-def save(path, arrays, meta):
-    """Write arrays (dict name -> ndarray) and meta (JSON-able dict) to path, atomically."""
-    buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(dict(meta, format=FORMAT, version=VERSION))), **arrays)
-    write_atomic(path, buffer.getvalue())
-
-
-def load(path):
-    """(arrays dict, meta dict) from a checkpoint; CheckpointError with a clear reason otherwise."""
-    path = Path(path)
-    if not path.exists():
+        st = files.regular_file(path, "checkpoint")
+    except files.FolderError as err:
+        raise CheckpointError(f"{err} Give the checkpoint.npz of a run.") from None
+    if st is None:
         raise CheckpointError(f"Checkpoint not found: {path}. Train first (notebook 3 or python -m lib.train).")
-    if path.is_dir():
-        raise CheckpointError(f"Checkpoint path is a directory: {path}; give the checkpoint.npz inside it.")
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":
-        raise CheckpointError(
-            f"{path} is not a checkpoint of this project (not a .npz file"
-            f"{', but empty' if not magic else ''}).")
+        raise CheckpointError(f"{path} is not a checkpoint of this project (not a .npz file"
+                              f"{', but empty' if not magic else ''}).")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as err:
-        if "pickle" in str(err):
-            raise CheckpointError(
-                f"{path} holds Python objects that only pickle could load; refused "
-                "(loading pickle can run arbitrary code). It is not a checkpoint of this project.") from None
-        raise CheckpointError(f"{path} is not a readable .npz checkpoint ({err}).") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
-        raise CheckpointError(
-            f"{path} is truncated or corrupted ({type(err).__name__}: {err}); "
-            "use an earlier copy or train again.") from None
-    if "meta" not in arrays:
+        with zipfile.ZipFile(path) as zf:
+            cfg, vocab, meta, arrays = _read(zf, path)
+    except CheckpointError:
+        raise
+    except Exception as err:                # any other fault in parsing an untrusted file is damage
+        raise CheckpointError(f"{path} is truncated or corrupted ({type(err).__name__}: "
+                              f"{str(err)[:120]}); use an earlier copy or train again.") from None
+    return cfg, vocab, _state(cfg, vocab, meta, arrays, path), meta
+
+
+def _read(zf, path):
+    infos = {info.filename: info for info in zf.infolist()}
+    if "meta.npy" not in infos:
         raise CheckpointError(f"{path} is a .npz file but not a checkpoint of this project (no meta).")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path} has an unreadable meta record; it is corrupted.") from None
+    if "digest.npy" not in infos:
+        with zf.open(infos["meta.npy"]) as f:
+            _header(f, path)                # refuses pickled objects by name
+        raise CheckpointError(f"{path} has no digest: it was written by an earlier version of this project "
+                              f"or is not a checkpoint of it; this code reads format {VERSION}. Train again.")
+    record = _member(zf, infos, "meta", np.dtype("u1"), None, path)
+    digest = _member(zf, infos, "digest", np.dtype("u1"), (32,), path)
+    if hashlib.sha256(record.tobytes()).digest() != digest.tobytes():
+        raise CheckpointError(f"{path} is damaged (its meta record does not match its digest); "
+                              "use an earlier copy or train again.")
+    meta = json.loads(record.tobytes().decode("utf-8"), parse_constant=_no_constant)
+    cfg, vocab = _validate(meta, path)
+    expected = layout(cfg, vocab.K, meta)
+    if set(infos) != {name + ".npy" for name in [*expected, "meta", "digest"]} or \
+            set(meta["arrays"]) != set(expected):
+        raise CheckpointError(f"{path} is damaged: its arrays are not the ones its meta record implies.")
+    arrays = {}
+    for name, (dtype, shape) in expected.items():
+        arrays[name] = a = _member(zf, infos, name, dtype, shape, path)
+        if hashlib.sha256(a.tobytes()).hexdigest() != meta["arrays"][name]:
+            raise CheckpointError(f"{path} is damaged (array {name} does not match its digest); "
+                                  "use an earlier copy or train again.")
+    return cfg, vocab, meta, arrays
+
+
+def _member(zf, infos, name, dtype, shape, path):
+    """The array in member name.npy, read only if it is stored, no larger than expected, and its header
+    gives dtype and shape (shape None: 1-D of at most MAX_META entries)."""
+    info = infos[name + ".npy"]
+    limit = MAX_META if shape is None else dtype.itemsize * math.prod(shape)
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > limit + 4096:
+        raise CheckpointError(f"{path} is damaged or forged: member {name} is compressed or larger than "
+                              "its array can be.")
+    with zf.open(info) as f:
+        found_shape, fortran, found_dtype = _header(f, path)
+        ok = found_dtype == dtype and not fortran and (
+            found_shape == tuple(shape) if shape is not None else len(found_shape) == 1 and found_shape[0] <= limit)
+        if not ok:
+            raise CheckpointError(f"{path} is damaged: array {name} is {found_dtype} {found_shape}, "
+                                  f"expected {dtype} {shape}.")
+        n = dtype.itemsize * math.prod(found_shape)
+        data = f.read(n)
+        if len(data) != n or f.read(1):
+            raise CheckpointError(f"{path} is damaged: array {name} has the wrong length.")
+    return np.frombuffer(data, dtype=dtype).reshape(found_shape).copy()
+
+
+def _header(f, path):
+    """(shape, fortran_order, dtype) from the .npy header at f; pickled objects are refused."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(f, max_header_size=4096)
+    if dtype.hasobject:
+        raise CheckpointError(f"{path} holds Python objects that only pickle could load; refused (loading "
+                              "pickle can run arbitrary code). It is not a checkpoint of this project.")
+    return shape, fortran, dtype
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} in meta")
+
+
+def _validate(meta, path):
+    """(cfg, vocab) from a meta record whose every field has the right type and range."""
+    def bad(what):
+        return CheckpointError(f"{path} is damaged or forged ({what}); use an earlier copy or train again.")
+
+    def count(key, hi=MAX_COUNT, lo=0):
+        v = meta.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise bad(f"{key} = {v!r}")
+        return v
+
+    def number(key, none_ok=False):
+        v = meta.get(key)
+        if v is None and none_ok:
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise bad(f"{key} = {v!r}")
+        return v
+
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a .npz file but not a checkpoint of this project.")
     if meta.get("version") != VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format version {meta.get('version')}; this code reads version {VERSION}.")
-    return arrays, meta
+        raise CheckpointError(f"{path} has checkpoint format version {meta.get('version')!r}; this code reads "
+                              f"version {VERSION}. Train again.")
+    try:
+        cfg = Config.from_dict(meta.get("config"))
+        vocab = Vocab(meta.get("vocab")) if isinstance(meta.get("vocab"), str) else None
+    except (ValueError, TypeError, CorpusError) as err:
+        raise bad(f"config or vocabulary: {err}") from None
+    if vocab is None:
+        raise bad("vocabulary")
+    corpus = meta.get("corpus")
+    if not isinstance(corpus, dict) or not isinstance(corpus.get("sha256"), str) \
+            or len(corpus["sha256"]) != 64 or isinstance(corpus.get("n_chars"), bool) \
+            or not isinstance(corpus.get("n_chars"), int) or not 2 <= corpus["n_chars"] <= MAX_COUNT:
+        raise bad("corpus")
+    step = count("step")
+    count("e", corpus["n_chars"] - 1)
+    count("epoch")
+    count("n_epochs", step + 1, lo=1)
+    count("n_samples", step + 2)
+    count("n_val", step + 2)
+    count("best_step", step)
+    count("lowest_smooth_step", max(step - 1, -1), lo=-1)
+    number("seconds")
+    for key in ("smooth_loss", "lowest_smooth_loss"):
+        if (number(key, none_ok=True) is None) != (step == 0):
+            raise bad(f"{key} = {meta.get(key)!r} at update {step}")
+    if meta.get("status") not in STATUSES:
+        raise bad(f"status = {meta.get('status')!r}")
+    digests = meta.get("arrays")
+    if not isinstance(digests, dict) or not all(isinstance(v, str) and len(v) == 64 for v in digests.values()):
+        raise bad("array digests")
+    return cfg, vocab
+
+
+def _state(cfg, vocab, meta, a, path):
+    """The State from verified arrays; parameters must be finite (a diverged run's last ones may not be)."""
+    K, m = vocab.K, cfg.m
+
+    def flat(prefix):
+        theta = np.empty(rnn.n_params(K, m))
+        for name, view in zip(rnn.NAMES, rnn.views(theta, K, m)):
+            view[...] = a[prefix + name]
+        return theta
+
+    must_be_finite = ["best_", "losses", "smooth_losses", "val_loss", "val_seconds"]
+    if meta["status"] != "diverged":
+        must_be_finite += ["", "hprev"] + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]
+    for key in must_be_finite:
+        names = [key + n for n in rnn.NAMES] if key.endswith("_") or key == "" else [key]
+        if not all(np.isfinite(a[n]).all() for n in names):
+            raise CheckpointError(f"{path} holds parameters or losses that are not finite numbers; "
+                                  "use an earlier copy or train again.")
+    if (a["sample_text"] >= K).any():
+        raise CheckpointError(f"{path} is damaged: a sample holds a character outside its vocabulary.")
+    samples = [{"step": int(s), "smooth_loss": None if np.isnan(x) else float(x), "text": vocab.decode(t)}
+               for s, x, t in zip(a["sample_steps"], a["sample_smooth"], a["sample_text"])]
+    val = [{"step": int(s), "seconds": float(t), "loss": float(x)}
+           for s, t, x in zip(a["val_steps"], a["val_seconds"], a["val_loss"])]
+    low = meta["lowest_smooth_loss"]
+    return State(theta=flat(""), opt={o: flat(f"opt_{o}_") for o in OPTIMIZER_STATE[cfg.optimizer]},
+                 best_theta=flat("best_"), hprev=a["hprev"], e=meta["e"], epoch=meta["epoch"], step=meta["step"],
+                 smooth_loss=meta["smooth_loss"], lowest_smooth_loss=math.inf if low is None else low,
+                 lowest_smooth_step=meta["lowest_smooth_step"], best_step=meta["best_step"],
+                 seconds=meta["seconds"], losses=a["losses"], smooth_losses=a["smooth_losses"],
+                 epoch_starts=[int(s) for s in a["epoch_starts"]], samples=samples, val=val, status=meta["status"])

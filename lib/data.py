@@ -2,17 +2,28 @@
 
 The project trains on data/goblet_book.txt when a user has put their own copy there (it is copyrighted
 and never committed); otherwise on a public-domain default corpus that `make data` builds (lib/corpus.py).
+
+A corpus is read in chunks, twice (once for its vocabulary, once to encode it), and held once, as
+small integers: uint8 for up to 256 distinct characters, uint16 beyond. A text of N characters then
+costs N or 2N bytes, whatever its size on disk; the text itself is only rebuilt on request.
 """
+import codecs
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+from lib.files import FolderError, human, regular_file
+from lib.limits import check_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
 GOBLET = DATA_DIR / "goblet_book.txt"
 DEFAULT = DATA_DIR / "shakespeare_tragedies.txt"
-MAX_K = 10_000  # a larger vocabulary is refused: U and V grow as K m, and every update with them
+MAX_K = 10_000      # a larger vocabulary is refused: U and V grow as K m, and every update with them
+CHUNK = 1 << 22     # bytes read at a time
 
 
 class CorpusError(ValueError):
@@ -36,58 +47,26 @@ def short_path(path):
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
-def read_text(path, min_length=2):
-    """The text of a UTF-8 file, with universal newlines (CRLF and CR read as LF).
-
-    Raises CorpusError for a missing path, a directory, a file that is not UTF-8 text,
-    or a text shorter than min_length characters.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise CorpusError(
-            f"Corpus file not found: {path}. Put goblet_book.txt in {DATA_DIR}/ "
-            "or run `make data` for the default corpus.")
-    if path.is_dir():
-        raise CorpusError(f"Corpus path is a directory, not a text file: {path}.")
-    raw = path.read_bytes()
-    nul = raw.find(b"\x00")
-    if nul >= 0:
-        raise CorpusError(
-            f"{path} looks like a binary file (a NUL byte at byte offset {nul}); "
-            "give a plain UTF-8 text file.")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CorpusError(
-            f"{path} is not UTF-8 (invalid byte 0x{raw[err.start]:02x} at byte offset {err.start}); "
-            f"re-encode it, for example: iconv -f latin1 -t utf-8 {path.name} > fixed.txt") from None
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if not text:
-        raise CorpusError(f"Corpus file is empty: {path}.")
-    if len(text) < min_length:
-        raise CorpusError(
-            f"{path} holds {len(text)} characters; training needs at least {min_length} "
-            "(seq_length + 1). Use a longer text or a smaller seq_length.")
-    return text
-
-
 @dataclass(frozen=True)
 class Vocab:
     """The sorted distinct characters of a text; index i stands for chars[i]."""
     chars: str
 
+    def __post_init__(self):
+        if len(self.chars) < 2:
+            raise CorpusError(
+                f"The text has {len(self.chars)} distinct character(s) ({self.chars!r}); there is nothing to "
+                "predict. Use a real text.")
+        if len(self.chars) > MAX_K:
+            raise CorpusError(
+                f"The text has {len(self.chars)} distinct characters; this project refuses more than "
+                f"{MAX_K} (the parameters grow as K m). Use a text in an alphabetic script.")
+        if list(self.chars) != sorted(set(self.chars)):
+            raise CorpusError("A vocabulary must hold distinct characters in sorted order.")
+
     @classmethod
     def from_text(cls, text):
-        chars = "".join(sorted(set(text)))
-        if len(chars) < 2:
-            raise CorpusError(
-                f"The text has {len(chars)} distinct character(s) ({chars!r}); there is nothing to "
-                "predict. Use a real text.")
-        if len(chars) > MAX_K:
-            raise CorpusError(
-                f"The text has {len(chars)} distinct characters; this project refuses more than "
-                f"{MAX_K} (the parameters grow as K m). Use a text in an alphabetic script.")
-        return cls(chars)
+        return cls("".join(sorted(set(text))))
 
     @property
     def K(self):
@@ -97,24 +76,135 @@ class Vocab:
     def char_to_ind(self):
         return {ch: i for i, ch in enumerate(self.chars)}
 
+    @cached_property
+    def _codes(self):                       # (K,) uint32: the sorted code points
+        return np.frombuffer(self.chars.encode("utf-32-le"), dtype=np.uint32)
+
+    @property
+    def dtype(self):
+        """The smallest unsigned integer type that holds every index."""
+        return np.uint8 if self.K <= 256 else np.uint16
+
+    def missing(self, text):
+        """The characters of text that are not in the vocabulary, sorted."""
+        return sorted(set(text) - set(self.chars))
+
     def encode(self, text):
         """Indices (len(text),) int64. Raises ValueError naming any character not in the vocabulary."""
-        missing = sorted(set(text) - set(self.chars))
+        missing = self.missing(text)
         if missing:
             raise ValueError(
                 f"Characters not in the vocabulary: {''.join(missing)!r} "
                 f"({', '.join(f'U+{ord(c):04X}' for c in missing)}).")
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        table = np.frombuffer(self.chars.encode("utf-32-le"), dtype=np.uint32)   # sorted code points
-        return np.searchsorted(table, codes).astype(np.int64)
+        return np.searchsorted(self._codes, codes).astype(np.int64)
 
     def decode(self, indices):
         """The string for a sequence of indices."""
-        return "".join(self.chars[i] for i in indices)
+        return self._codes[np.asarray(indices, dtype=np.int64)].tobytes().decode("utf-32-le")
+
+
+def _chunks(path):
+    """The text of a UTF-8 file in pieces, with universal newlines (CRLF and CR read as LF) and without a
+    leading byte-order mark. Raises CorpusError for a NUL byte or bytes that are not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, cr_before, first = 0, False, True
+    try:
+        f = open(path, "rb")
+    except OSError as err:
+        raise CorpusError(f"Cannot read the corpus {path}: {err.strerror}.") from None
+    with f:
+        while True:
+            try:
+                raw = f.read(CHUNK)
+            except OSError as err:
+                raise CorpusError(f"Cannot read the corpus {path}: {err.strerror}.") from None
+            nul = raw.find(b"\x00")
+            if nul >= 0:
+                raise CorpusError(f"{path} looks like a binary file (a NUL byte at byte offset {offset + nul}); "
+                                  "give a plain UTF-8 text file.")
+            pending = decoder.getstate()[0]
+            try:
+                s = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as err:
+                at = offset - len(pending) + err.start
+                byte = (pending + raw)[err.start] if err.start < len(pending + raw) else None
+                what = f"invalid byte 0x{byte:02x}" if byte is not None else "a character cut off"
+                raise CorpusError(
+                    f"{path} is not UTF-8 ({what} at byte offset {at}); re-encode it, for example: "
+                    f"iconv -f latin1 -t utf-8 {Path(path).name} > fixed.txt") from None
+            offset += len(raw)
+            if first and s:
+                s, first = s.removeprefix("\ufeff"), False
+            if cr_before and s.startswith("\n"):    # the LF of a CRLF split between two pieces
+                s = s[1:]
+            if s:
+                cr_before = s.endswith("\r")
+                yield s.replace("\r\n", "\n").replace("\r", "\n")
+            if not raw:
+                return
+
+
+def _code_points(piece):
+    """(n,) uint8 for an ASCII piece, else uint32: the code points of a string."""
+    if piece.isascii():
+        return np.frombuffer(piece.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
+
+
+class Corpus:
+    """A text read for training: vocab, data (N,) uint8 or uint16 indices, its sha256 and its path."""
+
+    def __init__(self, path, vocab, data, sha256):
+        self.path, self.vocab, self.data, self.sha256 = Path(path), vocab, data, sha256
+
+    @property
+    def n_chars(self):
+        return len(self.data)
+
+    @cached_property
+    def text(self):
+        """The whole text as a string (built on first use: it costs 1 to 4 bytes a character)."""
+        return self.vocab.decode(self.data)
 
 
 def load_corpus(path=None, min_length=2):
-    """(text, vocab, data) for a corpus file; path None means default_corpus_path()."""
-    text = read_text(default_corpus_path() if path is None else path, min_length)
-    vocab = Vocab.from_text(text)
-    return text, vocab, vocab.encode(text)
+    """The Corpus of a UTF-8 text file; path None means default_corpus_path().
+
+    Raises CorpusError for a missing path, a folder, a FIFO or device, a file that is not UTF-8 text,
+    a text shorter than min_length characters, a text with one distinct character or more than MAX_K,
+    and a file larger than the memory it would need.
+    """
+    path = Path(default_corpus_path() if path is None else path)
+    try:
+        st = regular_file(path, "corpus")
+    except FolderError as err:
+        raise CorpusError(str(err)) from None
+    if st is None:
+        raise CorpusError(f"Corpus file not found: {path}. Put goblet_book.txt in {DATA_DIR}/ "
+                          "or run `make data` for the default corpus.")
+    if st.st_size == 0:
+        raise CorpusError(f"Corpus file is empty: {path}.")
+    check_memory(2 * st.st_size + 8 * CHUNK, f"The corpus {path} ({human(st.st_size)})",
+                 "use a shorter text.")
+    seen = np.zeros(0x110000, dtype=bool)   # which code points occur (first pass)
+    digest, n = hashlib.sha256(), 0
+    for piece in _chunks(path):
+        counts = np.bincount(_code_points(piece))
+        seen[:len(counts)] |= counts > 0
+        digest.update(piece.encode("utf-8"))
+        n += len(piece)
+    if n < min_length:
+        raise CorpusError(f"{path} holds {n} characters; training needs at least {min_length} "
+                          "(seq_length + 1). Use a longer text or a smaller seq_length.")
+    codes = np.flatnonzero(seen)
+    vocab = Vocab(np.asarray(codes, dtype=np.uint32).tobytes().decode("utf-32-le"))
+    index = np.zeros(0x110000, dtype=vocab.dtype)
+    index[codes] = np.arange(len(codes))
+    data, at = np.empty(n, dtype=vocab.dtype), 0
+    for piece in _chunks(path):             # second pass: encode
+        data[at:at + len(piece)] = index[_code_points(piece)]
+        at += len(piece)
+    if at != n:
+        raise CorpusError(f"{path} changed while it was read; try again.")
+    return Corpus(path, vocab, data, digest.hexdigest())

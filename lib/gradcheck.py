@@ -8,10 +8,10 @@ rounding than subtracting two whole-chunk losses of about T ln K.
 """
 import numpy as np
 
-from lib import rnn
+from lib import rnn, sampling
 
 
-def numerical_grads(P, X, Y, h0, h=1e-4):
+def numerical_grads(P, X, Y, h0, h=1e-4, cell=rnn):
     """Centred-difference gradients of the chunk loss, as Params shaped like P (which is restored)."""
     grads = []
     for A in P:
@@ -19,13 +19,13 @@ def numerical_grads(P, X, Y, h0, h=1e-4):
         for i in np.ndindex(A.shape):
             old = A[i]
             A[i] = old + h
-            plus = rnn.step_losses(P, X, Y, h0)
+            plus = sampling.step_losses(cell, P, X, Y, h0)
             A[i] = old - h
-            minus = rnn.step_losses(P, X, Y, h0)
+            minus = sampling.step_losses(cell, P, X, Y, h0)
             A[i] = old
             G[i] = np.sum(plus - minus) / (2 * h)
         grads.append(G)
-    return rnn.Params(*grads)
+    return type(P)(*grads)
 
 
 def relative_errors(ga, gn, eps=1e-9):
@@ -33,16 +33,16 @@ def relative_errors(ga, gn, eps=1e-9):
     return np.abs(ga - gn) / np.maximum(eps, np.abs(ga) + np.abs(gn))
 
 
-def check(P, X, Y, h0, h=1e-4, eps=1e-9):
+def check(P, X, Y, h0, h=1e-4, eps=1e-9, cell=rnn):
     """Compare analytic and numerical gradients for all five parameters.
 
     Returns a list of rows (dicts): parameter, shape, entries, max and mean relative error,
     max absolute error, the largest |gradient|.
     """
-    _, ga, _ = rnn.loss_and_grads(P, X, Y, h0)
-    gn = numerical_grads(P, X, Y, h0, h)
+    _, ga, _ = cell.loss_and_grads(P, X, Y, h0)
+    gn = numerical_grads(P, X, Y, h0, h, cell)
     rows = []
-    for name, a, n in zip(rnn.NAMES, ga, gn):
+    for name, a, n in zip(cell.NAMES, ga, gn):
         rel = relative_errors(a, n, eps)
         rows.append({"parameter": name, "shape": "x".join(map(str, a.shape)), "entries": a.size,
                      "max_rel_error": float(rel.max()), "mean_rel_error": float(rel.mean()),

@@ -1,8 +1,6 @@
 """Gradient clipping, AdaGrad and Adam, in place on flat parameter and gradient vectors (n,)."""
 import numpy as np
 
-from lib import rnn
-
 
 def clip_(g, clip):
     """Clip every element of g (n,) to [-clip, clip], in place."""
@@ -12,7 +10,7 @@ def clip_(g, clip):
 def adagrad_step_(theta, g, mem, eta, eps, tmp):
     """One AdaGrad update, in place: mem += g^2;  theta -= eta g / sqrt(mem + eps).
 
-    theta, g, mem, tmp: (n,) float64; tmp is scratch space.
+    theta, g, mem, tmp: (n,); tmp is scratch space.
     """
     np.multiply(g, g, out=tmp)
     mem += tmp
@@ -23,21 +21,11 @@ def adagrad_step_(theta, g, mem, eta, eps, tmp):
     theta -= tmp
 
 
-def clip_adagrad_(theta, g, mem, clip, eta, eps, tmp):
-    """clip_(g, clip), then adagrad_step_: one compiled pass over the arrays where lib/rnn.py uses its
-    compiled kernels (the same bits), else the two functions above."""
-    if rnn.USE_KERNELS:
-        rnn._kernels.clip_adagrad(theta, g, mem, clip, eta, eps)
-    else:
-        clip_(g, clip)
-        adagrad_step_(theta, g, mem, eta, eps, tmp)
-
-
 def adam_step_(theta, g, m1, m2, t, eta, beta1, beta2, eps, tmp):
     """One Adam update (t counts from 1), in place:
         m1 = beta1 m1 + (1 - beta1) g;   m2 = beta2 m2 + (1 - beta2) g^2
         theta -= eta (m1 / (1 - beta1^t)) / (sqrt(m2 / (1 - beta2^t)) + eps)
-    theta, g, m1, m2, tmp: (n,) float64; tmp is scratch space.
+    theta, g, m1, m2, tmp: (n,); tmp is scratch space.
     """
     m1 *= beta1
     m1 += (1 - beta1) * g

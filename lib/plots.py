@@ -1,8 +1,11 @@
 """The report's figures. Each function returns a matplotlib Figure; the notebooks save it to figures/."""
 from collections import Counter
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+from lib.files import atomic_path
 
 
 def char_frequencies(text, vocab, top=None):
@@ -31,11 +34,10 @@ def smooth_loss(state, seq_length):
         ax.axvline(start, color="grey", ls="--", lw=0.8)
         ax.text(start, 0.02, f" epoch {i}", transform=ax.get_xaxis_transform(), va="bottom", fontsize=8,
                 color="grey")
-    best = state.best_step
-    ax.plot(best + 1, state.best_smooth_loss, "o", color="tab:red",
-            label=f"best: {state.best_smooth_loss:.2f} at update {best + 1:,}")
+    low, at = state.lowest_smooth_loss, state.lowest_smooth_step + 1
+    ax.plot(at, low, "o", color="tab:red", label=f"lowest: {low:.2f} at update {at:,}")
     top = np.percentile(state.losses[:state.step], 99.5) if state.step else 1
-    ax.set_ylim(max(0, 0.9 * state.best_smooth_loss - 5), max(top, state.smooth_losses[0]) * 1.02)
+    ax.set_ylim(max(0, 0.9 * low - 5), max(top, state.smooth_losses[0]) * 1.02)
     ax.set_xlim(0, state.step + 1)
     ax.set_xlabel("update")
     ax.set_ylabel(f"cross-entropy of {seq_length} characters (nats)")
@@ -76,10 +78,9 @@ def validation(runs):
 
 
 def save(fig, folder, name):
-    """Write fig as folder/name.png and folder/name.pdf; returns the PNG path."""
-    from pathlib import Path
+    """Write fig as folder/name.png and folder/name.pdf, each atomically; returns the PNG path."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{name}.png", dpi=150)
-    fig.savefig(folder / f"{name}.pdf")
+    for ext, kw in (("png", {"dpi": 150}), ("pdf", {})):
+        with atomic_path(folder / f"{name}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, **kw)
     return folder / f"{name}.png"

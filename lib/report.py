@@ -7,7 +7,6 @@ runs/assignment (the folder notebooks 4 and 5 read when opened in Jupyter); a ru
 in runs/steps-N, with samples every N/10 updates. A complete run there is loaded, not trained again.
 The PDF shows no code (the appendix holds lib/rnn.py) and leaves out the cells tagged "interactive".
 """
-import argparse
 import datetime
 import re
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 import nbformat
 
 from lib.data import ROOT
+from lib.files import atomic_path, write_bytes
 
 NOTEBOOKS = ("01_data.ipynb", "02_gradcheck.ipynb", "03_training.ipynb", "04_smooth_loss.ipynb",
              "05_synthesis.ipynb", "06_extensions.ipynb")
@@ -73,15 +73,18 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
     for i, name in enumerate(notebooks, 1):
         if progress:
             print(f"[{i}/{len(notebooks)}] {name}", flush=True)
-        out = out_dir / name
-        try:
-            papermill.execute_notebook(
-                str(ROOT / "notebooks" / name), str(out), kernel_name="python3", cwd=str(ROOT / "notebooks"),
-                parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir),
-                progress_bar=progress, **({"kernel_manager_class": manager} if manager else {}))
-        except papermill.PapermillExecutionError as err:
-            raise NotebookFailed(f"{name} stopped with {err.ename}: {err.evalue.strip()} "
-                                 f"(cell {err.exec_count}; the executed notebook is {out})") from None
+        out, failed = out_dir / name, None
+        with atomic_path(out, suffix=".part.ipynb") as tmp:     # a failed notebook is kept too, to be read
+            try:
+                papermill.execute_notebook(
+                    str(ROOT / "notebooks" / name), str(tmp), kernel_name="python3", cwd=str(ROOT / "notebooks"),
+                    parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir),
+                    progress_bar=progress, **({"kernel_manager_class": manager} if manager else {}))
+            except papermill.PapermillExecutionError as err:
+                failed = err
+        if failed:
+            raise NotebookFailed(f"{name} stopped with {failed.ename}: {' '.join(failed.evalue.split())} "
+                                 f"(cell {failed.exec_count}; the executed notebook is {out})")
         paths.append(out)
     return paths
 
@@ -123,7 +126,7 @@ def to_pdf(nb, path):
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     pdf, _ = exporter.from_notebook_node(nb)
-    Path(path).write_bytes(pdf)
+    write_bytes(path, pdf)
 
 
 def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="figures", progress=True,
@@ -147,18 +150,17 @@ def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    from lib.cli import Parser
+    p = Parser(prog="python -m lib.report", description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=FULL_STEPS, help="training updates (default 100000)")
     p.add_argument("--corpus", default=None, help="a text file (default: goblet_book.txt or the default corpus)")
     p.add_argument("--out", default=str(ROOT / "report"))
     args = p.parse_args(argv)
     if args.steps < 1:
-        sys.exit("error: --steps must be a positive integer")
-    try:
-        build(args.out, args.steps, args.corpus)
-    except RuntimeError as err:
-        sys.exit(f"error: {err}")
+        raise ValueError("--steps must be a positive integer.")
+    build(args.out, args.steps, args.corpus)
 
 
 if __name__ == "__main__":
-    main()
+    from lib import cli
+    cli.command(main)

@@ -13,11 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib import checkpoint, corpus, rnn
-from lib.checkpoint import CheckpointError
-from lib.data import CorpusError, Vocab, load_corpus, read_text
+from lib import checkpoint, corpus, files, sampling
+from lib.checkpoint import CheckpointError, load_state
+from lib.config import Config
+from lib.data import CorpusError, Vocab, load_corpus
+from lib.runs import RunExists, run
 from lib.sample import passage
-from lib.train import Config, TrainingStopped, load_state, run, train
+from lib.train import TrainingStopped, train
 
 QUIET = dict(progress=False, log=lambda line: None)
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +43,17 @@ def assert_one_line_error(code, stderr, *needles):
 
 # --- the corpus -------------------------------------------------------------------------------
 
+def read_text(path):
+    return load_corpus(path).text
+
+
 def test_missing_corpus_says_where_to_put_it(tmp_path):
     with pytest.raises(CorpusError, match=r"not found.*goblet_book.txt.*make data"):
         read_text(tmp_path / "nope.txt")
 
 
 def test_directory_empty_short_binary_single_character(tmp_path):
-    with pytest.raises(CorpusError, match="is a directory"):
+    with pytest.raises(CorpusError, match="is a folder"):
         read_text(tmp_path)
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(CorpusError, match="empty"):
@@ -80,8 +86,9 @@ def test_crlf_copy_reads_like_the_lf_one(tmp_path, small_text):
 def test_a_large_vocabulary_trains_and_a_huge_one_is_refused(tmp_path):
     rng = np.random.default_rng(0)
     cjk = "".join(chr(c) for c in rng.integers(0x4E00, 0x4E00 + 3000, 20_000))
-    text, vocab, data = load_corpus(_write(tmp_path / "cjk.txt", cjk))
-    assert vocab.K > 2500
+    book = load_corpus(_write(tmp_path / "cjk.txt", cjk))
+    vocab, data = book.vocab, book.data
+    assert vocab.K > 2500 and data.dtype == np.uint16
     state = train(Config(m=16, steps=5, sample_every=5, sample_length=10), data, vocab, **QUIET)
     assert np.isfinite(state.losses).all() and abs(state.losses[0] - 25 * np.log(vocab.K)) < 1
     huge = "".join(chr(0x4E00 + i) for i in range(10_001))
@@ -105,9 +112,9 @@ def test_command_line_corpus_errors_are_one_line(tmp_path):
 # --- settings ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("option,value,needle", [
-    ("--m", "0", "m must be a positive integer"), ("--seq-length", "-3", "seq_length must be"),
-    ("--steps", "0", "steps must be"), ("--sample-every", "0", "sample_every must be"),
-    ("--eta", "0", "eta must be a positive number"), ("--sig", "-0.1", "sig must be"),
+    ("--m", "0", "--m must be a positive integer"), ("--seq-length", "-3", "--seq-length must be"),
+    ("--steps", "0", "--steps must be"), ("--sample-every", "0", "--sample-every must be"),
+    ("--eta", "0", "--eta must be a positive number"), ("--sig", "-0.1", "--sig must be"),
 ])
 def test_bad_settings_on_the_command_line(tmp_path, corpus_file, option, value, needle):
     code, err = cli("lib.train", "--data", str(corpus_file), "--out", str(tmp_path), option, value)
@@ -116,16 +123,17 @@ def test_bad_settings_on_the_command_line(tmp_path, corpus_file, option, value, 
 
 def test_bad_sampling_settings(tmp_path, small_data, small_vocab):
     cfg = Config(m=8, steps=3, sample_every=3)
-    state = train(cfg, small_data, small_vocab, out_dir=tmp_path, **QUIET)
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    state = train(cfg, small_data, small_vocab, **QUIET)
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
         passage(cfg, small_vocab, state.theta, 10, temperature=0)
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
         passage(cfg, small_vocab, state.theta, 10, top_p=1.5)
     with pytest.raises(ValueError, match=r"Characters not in the vocabulary: 'C'"):
         passage(cfg, small_vocab, state.theta, 10, prime="Cat")
     ck = str(tmp_path / "checkpoint.npz")
-    for args, needle in ((["--temperature", "-1"], "temperature"), (["--top-p", "0"], "top_p"),
-                         (["--prime", "Zebra"], "'Z'"), (["--n", "0"], "n must be")):
+    train(cfg, small_data, small_vocab, ckpt=ck, **QUIET)
+    for args, needle in ((["--temperature", "-1"], "--temperature"), (["--top-p", "0"], "--top-p"),
+                         (["--prime", "Zebra"], "'Z'"), (["--n", "0"], "--n must be")):
         code, err = cli("lib.sample", "--checkpoint", ck, *args)
         assert_one_line_error(code, err, needle)
 
@@ -135,7 +143,7 @@ def test_bad_sampling_settings(tmp_path, small_data, small_vocab):
 @pytest.fixture
 def saved(tmp_path, small_data, small_vocab):
     cfg = Config(m=8, steps=12, sample_every=6)
-    state = train(cfg, small_data, small_vocab, out_dir=tmp_path / "run", **QUIET)
+    state = train(cfg, small_data, small_vocab, ckpt=tmp_path / "run" / "checkpoint.npz", **QUIET)
     return tmp_path / "run" / "checkpoint.npz", cfg, state
 
 
@@ -168,17 +176,21 @@ def test_resuming_on_another_corpus_is_refused(tmp_path, saved):
     path, _, _ = saved
     other = _write(tmp_path / "other.txt", "completely different words here, 0123456789 XYZ!\n" * 10)
     code, err = cli("lib.train", "--resume", str(path), "--data", str(other), "--steps", "20")
-    assert_one_line_error(code, err, "another corpus", "K = 24")
+    assert_one_line_error(code, err, "another text", "K = 24 there")
     assert load_state(path)[2].step == 12                    # untouched
 
 
-def test_run_starts_afresh_when_the_saved_run_is_on_another_corpus(tmp_path, saved, corpus_file):
+def test_a_run_on_another_corpus_is_refused_or_kept_aside(tmp_path, saved, corpus_file):
     path, cfg, _ = saved
     other = _write(tmp_path / "other.txt", "completely different words here, 0123456789 XYZ!\n" * 10)
+    with pytest.raises(RunExists, match=r"another text.*overwrite"):
+        run(cfg, other, path.parent, **QUIET)
+    assert load_state(path)[2].step == 12                    # untouched
     lines = []
-    state, vocab, _ = run(cfg, other, path.parent, progress=False, log=lines.append)
-    assert any("another run" in line for line in lines) and vocab.K != 24 and state.step == 12
-    assert load_state(path.parent / "replaced-checkpoint.npz")[1].K == 24     # the old run is kept
+    state, vocab, _ = run(cfg, other, path.parent, overwrite=True, progress=False, log=lines.append)
+    assert any("another text" in line for line in lines) and vocab.K != 24 and state.step == 12
+    aside = list(path.parent.glob("replaced-*/checkpoint.npz"))
+    assert len(aside) == 1 and load_state(aside[0])[1].K == 24     # the old run is kept
 
 
 def test_default_corpus_download_failure_leaves_nothing(tmp_path, monkeypatch):
@@ -232,10 +244,10 @@ def test_ctrl_c_saves_and_resumes_to_the_same_result(tmp_path, small_data, small
         if line.startswith("--- update 20"):
             os.kill(os.getpid(), signal.SIGINT)        # as Ctrl-C (or Jupyter's interrupt) would
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, small_data, small_vocab, out_dir=tmp_path / "a", progress=False, log=log)
-    cfg2, _, state, _ = load_state(tmp_path / "a" / "checkpoint.npz")
+        train(cfg, small_data, small_vocab, ckpt=tmp_path / "a.npz", progress=False, log=log)
+    cfg2, _, state, _ = load_state(tmp_path / "a.npz")
     assert state.status == "interrupted" and state.step == 21
-    resumed = train(cfg2, small_data, small_vocab, state, tmp_path / "a", **QUIET)
+    resumed = train(cfg2, small_data, small_vocab, state, tmp_path / "a.npz", **QUIET)
     whole = train(cfg, small_data, small_vocab, **QUIET)
     assert np.array_equal(resumed.theta, whole.theta) and np.array_equal(resumed.losses, whole.losses)
     assert np.array_equal(resumed.best_theta, whole.best_theta) and resumed.samples == whole.samples
@@ -256,7 +268,7 @@ def test_ctrl_c_on_the_command_line(tmp_path, corpus_file):
     assert "Interrupted at update" in stdout
     cfg, vocab, state, _ = load_state(out / "checkpoint.npz")
     assert state.status == "interrupted" and 500 <= state.step < 10_000_000
-    _, _, data = load_corpus(corpus_file)
+    data = load_corpus(corpus_file).data
     whole = train(cfg.replace(steps=state.step + 7), data, vocab, **QUIET)
     resumed = train(cfg.replace(steps=state.step + 7), data, vocab, state, **QUIET)
     assert np.array_equal(whole.theta, resumed.theta)
@@ -264,38 +276,35 @@ def test_ctrl_c_on_the_command_line(tmp_path, corpus_file):
 
 KILLER = """
 import sys, numpy as np
-from lib import checkpoint
+from lib import files
 path = sys.argv[1]
-big = np.random.default_rng(0).standard_normal(3_000_000)       # 24 MB: each write takes a while
-for step in range(1_000_000):
-    checkpoint.save(path, {"x": big + step}, {"step": step})
+for step in range(1_000_000):                   # 24 MB a write, each a different value throughout
+    files.write_bytes(path, np.full(3_000_000, float(step)).tobytes())
 """
 
 
-def test_sigkill_while_writing_keeps_the_previous_checkpoint(tmp_path):
+def test_sigkill_while_writing_keeps_the_previous_file_whole(tmp_path):
     path = tmp_path / "checkpoint.npz"
-    checkpoint.save(path, {"x": np.zeros(3_000_000)}, {"step": -1})       # the previous checkpoint
+    files.write_bytes(path, np.full(3_000_000, -1.0).tobytes())           # the previous version
     for delay in (0.4, 0.7, 1.0, 1.3):
         proc = subprocess.Popen([sys.executable, "-c", KILLER, str(path)], cwd=ROOT)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        arrays, meta = checkpoint.load(path)                  # whole: the old one or a new one, never broken
-        step, x = meta["step"], arrays["x"]
-        assert x.shape == (3_000_000,)
-        expected = np.zeros(3_000_000) if step == -1 else np.random.default_rng(0).standard_normal(3_000_000) + step
-        assert np.array_equal(x, expected)
-    checkpoint.save(path, {"x": np.zeros(2)}, {"step": -1})
+        x = np.frombuffer(path.read_bytes(), dtype=np.float64)    # whole: the old one or a new one, never mixed
+        assert x.shape == (3_000_000,) and (x == x[0]).all()
+    files.write_bytes(path, b"done")
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]   # the killed writes' leftovers are gone
+    assert path.stat().st_mode & 0o777 == 0o666 & ~files._umask()        # an ordinary file's permissions
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_best_model(tmp_path, small_data, small_vocab):
     cfg = Config(m=12, eta=1e3, steps=500, sample_every=1000)
-    with pytest.raises(TrainingStopped, match=r"at update 1: the loss is .*eta = 1000.0 is probably too large"
+    with pytest.raises(TrainingStopped, match=r"at update 2: the loss is .*eta = 1000.0 is probably too large"
                                               r".*best model so far .* is kept in"):
-        train(cfg, small_data, small_vocab, out_dir=tmp_path, **QUIET)
+        train(cfg, small_data, small_vocab, ckpt=tmp_path / "checkpoint.npz", **QUIET)
     _, _, state, _ = load_state(tmp_path / "checkpoint.npz")
-    assert state.status == "diverged" and np.isfinite(state.best_smooth_loss)
+    assert state.status == "diverged" and np.isfinite(state.lowest_smooth_loss)
     assert np.isfinite(state.best_theta).all()
     nan_state = train(Config(m=12, steps=3, sample_every=100), small_data, small_vocab, **QUIET)
     nan_state.theta[5] = np.nan                             # a NaN anywhere makes the loss NaN
@@ -304,6 +313,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_best_model(tmp_path, smal
     code, err = cli("lib.train", "--data", str(_write(tmp_path / "t.txt", small_vocab.decode(small_data))),
                     "--eta", "1000", "--m", "12", "--out", str(tmp_path / "cli"), "--no-progress")
     assert_one_line_error(code, err, "probably too large")
+    assert code == 3
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -325,8 +335,9 @@ def test_encode_decode_round_trip(text):
        st.floats(0.1, 3.0))
 def test_top_p_support_is_the_smallest_set_reaching_p(logits, top_p, temperature):
     o = np.array(logits)
-    p_full = rnn.softmax(o / temperature)
-    p = rnn.next_char_probs(o, temperature, top_p)
+    p_full = np.exp((o - o.max()) / temperature)
+    p_full /= p_full.sum()
+    p = sampling.next_char_probs(o, temperature, top_p)
     support = np.flatnonzero(p)
     assert np.isclose(p.sum(), 1.0)
     assert p_full[support].sum() >= top_p - 1e-12                   # it reaches top_p ...
@@ -336,13 +347,16 @@ def test_top_p_support_is_the_smallest_set_reaching_p(logits, top_p, temperature
     assert outside.size == 0 or p_full[outside].max() <= smallest_in + 1e-15   # the most probable ones
 
 
-def test_run_keeps_an_unreadable_checkpoint_aside_and_starts_afresh(tmp_path, corpus_file):
+def test_an_unreadable_checkpoint_is_refused_or_kept_aside(tmp_path, corpus_file):
     (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(RunExists, match="cannot be resumed"):
+        run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, **QUIET)
     lines = []
-    state, _, _ = run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, progress=False,
-                      log=lines.append)
+    state, _, _ = run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, overwrite=True,
+                      progress=False, log=lines.append)
     assert state.step == 4 and any("cannot be resumed" in line for line in lines)
-    assert (tmp_path / "replaced-checkpoint.npz").read_bytes().startswith(b"PK\x03\x04 not really")
+    aside = list(tmp_path.glob("replaced-*/checkpoint.npz"))
+    assert aside[0].read_bytes().startswith(b"PK\x03\x04 not really")
 
 
 def test_interrupting_the_jupyter_kernel_saves_the_run(tmp_path, corpus_file):
@@ -350,7 +364,7 @@ def test_interrupting_the_jupyter_kernel_saves_the_run(tmp_path, corpus_file):
     from jupyter_client.manager import start_new_kernel
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
     try:
-        code = (f"from lib.train import Config, run\n"
+        code = (f"from lib.config import Config\nfrom lib.runs import run\n"
                 f"run(Config(m=12, steps=10**7, checkpoint_every=500, sample_every=10**6), "
                 f"{str(corpus_file)!r}, {str(tmp_path / 'run')!r})")
         msg_id = kc.execute(code)

@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from lib import gradcheck, optim, rnn
-from lib.train import Config, inputs_and_targets, load_state, split, train
+from lib import gradcheck, optim, rnn, sampling
+from lib.checkpoint import load_state
+from lib.config import Config
+from lib.train import inputs_and_targets, split, train
 from test_train import QUIET, assert_same_state
 
 
@@ -129,9 +131,9 @@ def test_validation_scores_each_held_out_character_once(small_data, small_vocab)
     train_part, val_part = split(small_data, cfg)
     P = rnn.views(rnn.init_params(small_vocab.K, 8, 0.3, np.random.default_rng(0)), small_vocab.K, 8)
     h0 = np.zeros((1, 8))
-    _, h = rnn.text_loss(P, train_part, h0)                      # warm-up over all the training text
+    _, h = sampling.text_loss(rnn, P, train_part, h0)             # warm-up over all the training text
     joined = np.concatenate([train_part, val_part])
-    losses = rnn.step_losses(P, joined[:-1], joined[1:], np.zeros(8))
+    losses = sampling.step_losses(rnn, P, joined[:-1], joined[1:], np.zeros(8))
     expected = losses[len(train_part) - 1:].mean()               # the predictions of the held-out characters
     from lib.train import validation_loss
     assert abs(validation_loss(P, train_part, val_part, h0, warmup=len(train_part) - 1) - expected) < 1e-12
@@ -146,7 +148,7 @@ def test_validation_scores_each_held_out_character_once(small_data, small_vocab)
 def test_resume_is_exact(tmp_path, small_data, small_vocab, extra):
     cfg = Config(m=12, steps=29, sample_every=5, checkpoint_every=100, seed=2, **extra)
     whole = train(cfg, small_data, small_vocab, **QUIET)
-    train(cfg.replace(steps=13), small_data, small_vocab, out_dir=tmp_path, **QUIET)
+    train(cfg.replace(steps=13), small_data, small_vocab, ckpt=tmp_path / "checkpoint.npz", **QUIET)
     cfg2, _, state, _ = load_state(tmp_path / "checkpoint.npz")
     assert cfg2 == cfg.replace(steps=13) and state.opt.keys() == whole.opt.keys()
     resumed = train(cfg2.replace(steps=29), small_data, small_vocab, state, **QUIET)

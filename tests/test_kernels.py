@@ -5,7 +5,7 @@ import sysconfig
 import numpy as np
 import pytest
 
-from lib import optim, rnn
+from lib import kernels, optim, rnn
 
 
 def test_kernels_are_built_where_a_compiler_is():
@@ -14,8 +14,8 @@ def test_kernels_are_built_where_a_compiler_is():
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
         pytest.skip(f"no C compiler ({cc}): lib/ runs its NumPy loops")
-    assert rnn._kernels is not None, "lib._kernels was not built: run `make setup` (pip install -e .)"
-    assert rnn.compiled(1) and not rnn.compiled(32)
+    assert kernels._kernels is not None, "lib._kernels was not built: run `make setup` (pip install -e .)"
+    assert kernels.compiled(1) and not kernels.compiled(32)
 
 
 def loss_grads_state(P, X, Y, h0):
@@ -34,7 +34,7 @@ def test_compiled_and_numpy_loops_agree(B, m, monkeypatch):
     P = rnn.views(theta, K, m)
     X, Y, h0 = rng.integers(0, K, (T, B)), rng.integers(0, K, (T, B)), np.tanh(rng.standard_normal((B, m)))
     fast = loss_grads_state(P, X, Y, h0)
-    monkeypatch.setattr(rnn, "USE_KERNELS", False)
+    monkeypatch.setattr(kernels, "USE_COMPILED", False)
     slow = loss_grads_state(P, X, Y, h0)
     assert abs(fast[0] - slow[0]) <= 1e-10
     for a, b in zip(fast[1], slow[1]):
@@ -43,7 +43,7 @@ def test_compiled_and_numpy_loops_agree(B, m, monkeypatch):
 
 
 def test_compiled_clip_adagrad_gives_the_same_bits():
-    if rnn._kernels is None:
+    if kernels._kernels is None:
         pytest.skip("lib._kernels is not built (test_kernels_are_built_where_a_compiler_is says why)")
     rng = np.random.default_rng(0)
     n = 10_001
@@ -52,7 +52,7 @@ def test_compiled_clip_adagrad_gives_the_same_bits():
     g[:5] = [7.0, -7.0, 5.0, -5.0, 0.0]
     mem[:3] = 0.0
     t1, g1, m1 = theta.copy(), g.copy(), mem.copy()
-    rnn._kernels.clip_adagrad(t1, g1, m1, 5.0, 0.1, 1e-8)
+    kernels._kernels.clip_adagrad(t1, g1, m1, 5.0, 0.1, 1e-8)
     t2, g2, m2 = theta.copy(), g.copy(), mem.copy()
     optim.clip_(g2, 5.0)
     optim.adagrad_step_(t2, g2, m2, 0.1, 1e-8, np.empty(n))
@@ -61,25 +61,25 @@ def test_compiled_clip_adagrad_gives_the_same_bits():
 
 
 def test_kernels_refuse_wrong_arrays():
-    if rnn._kernels is None:
+    if kernels._kernels is None:
         pytest.skip("lib._kernels is not built")
     T, B, m = 3, 1, 4
     W, A, H = np.zeros((m, m)), np.zeros((T, B, m)), np.zeros((T + 1, B, m))
     with pytest.raises(ValueError, match="A: expected 12 float64"):
-        rnn._kernels.tanh_recurrence(W, A.astype(np.float32), H, T, B, m)
+        kernels._kernels.tanh_recurrence(W, A.astype(np.float32), H, T, B, m)
     with pytest.raises(ValueError, match="H: expected 16"):
-        rnn._kernels.tanh_recurrence(W, A, H[:-1], T, B, m)
+        kernels._kernels.tanh_recurrence(W, A, H[:-1], T, B, m)
     with pytest.raises((ValueError, BufferError)):
-        rnn._kernels.tanh_recurrence(np.zeros((m, 2 * m))[:, ::2], A, H, T, B, m)    # not contiguous
+        kernels._kernels.tanh_recurrence(np.zeros((m, 2 * m))[:, ::2], A, H, T, B, m)    # not contiguous
     with pytest.raises(ValueError, match="W: expected 25"):
-        rnn._kernels.tanh_recurrence(W, A, H, T, B, m + 1)
+        kernels._kernels.tanh_recurrence(W, A, H, T, B, m + 1)
     ro = np.zeros((T + 1, B, m))
     ro.setflags(write=False)
     with pytest.raises((ValueError, BufferError)):
-        rnn._kernels.tanh_recurrence(W, A, ro, T, B, m)                            # H is written
+        kernels._kernels.tanh_recurrence(W, A, ro, T, B, m)                            # H is written
     with pytest.raises(ValueError, match="idx\\[1\\] = 7 is outside 0..6"):
-        rnn._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 7]), np.zeros((2, m)), 7, 2, m)
+        kernels._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 7]), np.zeros((2, m)), 7, 2, m)
     with pytest.raises(ValueError, match="idx: expected 2 int64"):
-        rnn._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 1], np.int32), np.zeros((2, m)), 7, 2, m)
+        kernels._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 1], np.int32), np.zeros((2, m)), 7, 2, m)
     with pytest.raises(ValueError, match="g: expected 5"):
-        rnn._kernels.clip_adagrad(np.zeros(5), np.zeros(4), np.zeros(5), 5.0, 0.1, 1e-8)
+        kernels._kernels.clip_adagrad(np.zeros(5), np.zeros(4), np.zeros(5), 5.0, 0.1, 1e-8)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lib import gradcheck, reference, rnn
+from lib import gradcheck, kernels, reference, rnn, sampling
 
 
 def make_params(K, m, sig, seed):
@@ -70,10 +70,10 @@ def test_first_loss_is_about_T_ln_K(small_data, small_vocab):
 @pytest.mark.parametrize("sig,h_scale,seed", [(0.01, 0.0, 0), (0.1, 0.5, 1), (0.2, 1.0, 2)])
 def test_fast_code_matches_plain_reference(small_data, small_vocab, sig, h_scale, seed, loops, monkeypatch):
     if loops == "numpy":
-        monkeypatch.setattr(rnn, "USE_KERNELS", False)
-    elif rnn._kernels is None:
+        monkeypatch.setattr(kernels, "USE_COMPILED", False)
+    elif kernels._kernels is None:
         pytest.skip("lib._kernels is not built (test_kernels_are_built_where_a_compiler_is says why)")
-    assert rnn.compiled(1) == (loops == "compiled")
+    assert kernels.compiled(1) == (loops == "compiled")
     K, m, T = small_vocab.K, 100, 25
     _, P = make_params(K, m, sig, seed)
     rng = np.random.default_rng(seed)
@@ -104,7 +104,7 @@ def test_step_losses_sum_to_the_chunk_loss(small_data, small_vocab):
     K, m, T = small_vocab.K, 10, 25
     _, P = make_params(K, m, 0.1, 4)
     loss, _, _ = rnn.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
-    assert abs(rnn.step_losses(P, small_data[:T], small_data[1:T + 1], np.zeros(m)).sum() - loss) < 1e-10
+    assert abs(sampling.step_losses(rnn, P, small_data[:T], small_data[1:T + 1], np.zeros(m)).sum() - loss) < 1e-10
 
 
 # --- sampling ---------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def trained_like_params(K=12, m=16, seed=0):
 def test_low_temperature_gives_argmax():
     P = trained_like_params()
     h, x = np.zeros(16), 3
-    out, _ = rnn.sample(P, h, x, 30, np.random.default_rng(0), temperature=1e-4)
+    out, _ = sampling.sample(rnn, P, h, x, 30, np.random.default_rng(0), temperature=1e-4)
     for i in range(30):                    # replay: every draw is the most probable character
         h = np.tanh(P.W @ h + P.U[:, x] + P.b)
         x = int(np.argmax(P.V @ h + P.c))
@@ -127,49 +127,49 @@ def test_low_temperature_gives_argmax():
 
 def test_temperature_sharpens_and_flattens():
     o = np.array([2.0, 1.0, 0.0, -1.0])
-    p1, p_cold, p_hot = (rnn.next_char_probs(o, T) for T in (1.0, 0.5, 2.0))
+    p1, p_cold, p_hot = (sampling.next_char_probs(o, T) for T in (1.0, 0.5, 2.0))
     assert np.allclose(p_cold, p1 ** 2 / np.sum(p1 ** 2))
     assert p_cold.max() > p1.max() > p_hot.max()
 
 
 def test_top_p_keeps_the_smallest_set_that_reaches_p():
     o = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
-    assert np.count_nonzero(rnn.next_char_probs(o, top_p=0.5)) == 1
-    assert np.count_nonzero(rnn.next_char_probs(o, top_p=0.51)) == 2
-    assert np.count_nonzero(rnn.next_char_probs(o, top_p=0.79)) == 2
-    assert np.count_nonzero(rnn.next_char_probs(o, top_p=0.81)) == 3
-    assert np.count_nonzero(rnn.next_char_probs(o, top_p=1.0)) == 4
-    p = rnn.next_char_probs(o, top_p=0.81)
+    assert np.count_nonzero(sampling.next_char_probs(o, top_p=0.5)) == 1
+    assert np.count_nonzero(sampling.next_char_probs(o, top_p=0.51)) == 2
+    assert np.count_nonzero(sampling.next_char_probs(o, top_p=0.79)) == 2
+    assert np.count_nonzero(sampling.next_char_probs(o, top_p=0.81)) == 3
+    assert np.count_nonzero(sampling.next_char_probs(o, top_p=1.0)) == 4
+    p = sampling.next_char_probs(o, top_p=0.81)
     assert np.isclose(p.sum(), 1.0) and np.allclose(p[:3], np.array([0.5, 0.3, 0.15]) / 0.95)
 
 
 def test_top_p_restricts_the_samples():
     P = trained_like_params()
-    out, _ = rnn.sample(P, np.zeros(16), 0, 400, np.random.default_rng(1), top_p=0.3)
-    full, _ = rnn.sample(P, np.zeros(16), 0, 400, np.random.default_rng(1))
+    out, _ = sampling.sample(rnn, P, np.zeros(16), 0, 400, np.random.default_rng(1), top_p=0.3)
+    full, _ = sampling.sample(rnn, P, np.zeros(16), 0, 400, np.random.default_rng(1))
     assert len(set(out.tolist())) < len(set(full.tolist()))
 
 
 def test_same_seed_same_text_other_seed_other_text():
     P = trained_like_params()
-    a, _ = rnn.sample(P, np.zeros(16), 0, 100, np.random.default_rng(7))
-    b, _ = rnn.sample(P, np.zeros(16), 0, 100, np.random.default_rng(7))
-    c, _ = rnn.sample(P, np.zeros(16), 0, 100, np.random.default_rng(8))
+    a, _ = sampling.sample(rnn, P, np.zeros(16), 0, 100, np.random.default_rng(7))
+    b, _ = sampling.sample(rnn, P, np.zeros(16), 0, 100, np.random.default_rng(7))
+    c, _ = sampling.sample(rnn, P, np.zeros(16), 0, 100, np.random.default_rng(8))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 def test_priming_text_is_fed_through_first():
     P = trained_like_params()
     prime = [1, 5, 2]
-    out, _ = rnn.sample(P, np.zeros(16), 0, 20, np.random.default_rng(3), prime=prime)
+    out, _ = sampling.sample(rnn, P, np.zeros(16), 0, 20, np.random.default_rng(3), prime=prime)
     h = np.zeros(16)
     for x in prime[:-1]:
         h = np.tanh(P.W @ h + P.U[:, x] + P.b)
-    same, _ = rnn.sample(P, h, prime[-1], 20, np.random.default_rng(3))
+    same, _ = sampling.sample(rnn, P, h, prime[-1], 20, np.random.default_rng(3))
     assert np.array_equal(out, same)
 
 
 @pytest.mark.parametrize("kw", [{"temperature": 0}, {"temperature": -1}, {"top_p": 0}, {"top_p": 1.5}])
 def test_sampler_refuses_bad_settings(kw):
     with pytest.raises(ValueError):
-        rnn.sample(trained_like_params(), np.zeros(16), 0, 5, np.random.default_rng(0), **kw)
+        sampling.sample(rnn, trained_like_params(), np.zeros(16), 0, 5, np.random.default_rng(0), **kw)

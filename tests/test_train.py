@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from lib import optim, reference, rnn
-from lib.train import Config, load_state, save_state, train
+from lib.checkpoint import load_state, save_state
+from lib.config import Config
+from lib.train import train
 
 QUIET = dict(progress=False, log=lambda line: None)
 
@@ -75,7 +77,8 @@ def test_smooth_loss_starts_at_first_loss_and_best_is_tracked(small_data, small_
     L, S = state.losses, state.smooth_losses
     assert S[0] == L[0] and abs(L[0] - 25 * math.log(small_vocab.K)) < 0.01 * L[0]
     assert np.allclose(S[1:], 0.999 * S[:-1] + 0.001 * L[1:], rtol=0, atol=1e-12)
-    assert state.best_step == int(np.argmin(S)) and state.best_smooth_loss == S.min()
+    assert state.lowest_smooth_step == int(np.argmin(S)) and state.lowest_smooth_loss == S.min()
+    assert state.best_step == state.lowest_smooth_step                # without validation, the best model
     assert not np.array_equal(state.best_theta, state.theta) or state.best_step == 199
 
 
@@ -89,11 +92,11 @@ def test_samples_before_first_update_every_interval_and_at_end(small_data, small
 
 def test_resume_is_bit_for_bit(tmp_path, small_data, small_vocab):
     cfg = small_cfg(steps=37)
-    whole = train(cfg, small_data, small_vocab, out_dir=tmp_path / "whole", **QUIET)
-    train(cfg.replace(steps=16), small_data, small_vocab, out_dir=tmp_path / "parts", **QUIET)
-    cfg2, vocab2, state, _ = load_state(tmp_path / "parts" / "checkpoint.npz")
+    whole = train(cfg, small_data, small_vocab, ckpt=tmp_path / "whole.npz", **QUIET)
+    train(cfg.replace(steps=16), small_data, small_vocab, ckpt=tmp_path / "parts.npz", **QUIET)
+    cfg2, vocab2, state, _ = load_state(tmp_path / "parts.npz")
     assert state.step == 16 and vocab2 == small_vocab
-    resumed = train(cfg2.replace(steps=37), small_data, small_vocab, state, tmp_path / "parts", **QUIET)
+    resumed = train(cfg2.replace(steps=37), small_data, small_vocab, state, tmp_path / "parts.npz", **QUIET)
     assert_same_state(whole, resumed)
 
 
@@ -101,11 +104,11 @@ def test_checkpoint_round_trip(tmp_path, small_data, small_vocab):
     cfg = small_cfg(steps=23)
     state = train(cfg, small_data, small_vocab, **QUIET)
     path = tmp_path / "ck.npz"
-    save_state(path, cfg, small_vocab, state, "abc")
+    save_state(path, cfg, small_vocab, state, "ab" * 32, len(small_data))
     with np.load(path, allow_pickle=False) as npz:        # plain arrays, no pickle
         assert npz["U"].shape == (16, small_vocab.K) and npz["losses"].shape == (23,)
     cfg2, vocab2, state2, meta = load_state(path)
-    assert cfg2 == cfg and vocab2 == small_vocab and meta["corpus_sha256"] == "abc"
+    assert cfg2 == cfg and vocab2 == small_vocab and meta["corpus"] == {"sha256": "ab" * 32, "n_chars": 364}
     assert_same_state(state, state2)
     assert state2.status == "done"
 
@@ -118,7 +121,7 @@ def test_checkpoint_written_every_interval(tmp_path, small_data, small_vocab):
         if path.exists():
             seen.append(load_state(path)[2].step)
     train(small_cfg(steps=30, sample_every=5, checkpoint_every=10), small_data, small_vocab,
-          out_dir=tmp_path, progress=False, log=log)
+          ckpt=tmp_path / "checkpoint.npz", progress=False, log=log)
     assert seen == [10, 10, 20, 20, 20]         # on disk when the samples at 10, 15, 20, 25, 30 were shown
     assert load_state(tmp_path / "checkpoint.npz")[2].step == 30
 
@@ -139,7 +142,7 @@ def test_command_line_train_resume_and_sample(tmp_path, corpus_file):
     subprocess.run(run + ["--steps", "20", "--out", str(out)], check=True, capture_output=True, text=True)
     summary = json.loads((out / "summary.json").read_text())
     for key in ("steps", "seconds", "us_per_step", "K", "n_chars", "first_loss", "final_smooth_loss",
-                "best_smooth_loss", "best_step"):
+                "lowest_smooth_loss", "lowest_smooth_step", "best_step", "best_by"):
         assert key in summary, key
     assert summary["steps"] == 20 and summary["K"] == 24 and summary["n_chars"] == 364
     subprocess.run([sys.executable, "-m", "lib.train", "--resume", str(out / "checkpoint.npz"),

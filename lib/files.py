@@ -1,0 +1,193 @@
+"""Writing files so that nothing is lost: atomic replacement, ordinary permissions, one writer per run folder.
+
+Every file the project writes (checkpoints, summaries, the corpus, figures, the report) goes through
+atomic_path(): the content is written to a hidden temporary file beside the target, flushed to disk,
+given the permissions an ordinary new file gets (0644 under the usual umask 022) and renamed over the
+target. A crash, Ctrl-C or SIGKILL at any moment leaves the old file or the new one, never a mix.
+Temporary files carry their writer's process id, so a writer removes only the leftovers of writers that
+are gone, never the file another live process is still writing.
+"""
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:                         # Windows: no advisory locks; one writer is not enforced
+    fcntl = None
+
+
+class FolderError(ValueError):
+    """A folder that cannot hold a run, with a message that says what to do."""
+
+
+def _umask():
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:                 # another user's process
+        return True
+    return True
+
+
+def remove_stale_parts(path):
+    """Delete the temporary files beside path left by writers that no longer run."""
+    path = Path(path)
+    for part in path.parent.glob(f".{path.name}.*.part*"):
+        pid = part.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path, suffix=".part"):
+    """Yields a temporary path beside path (ending in suffix); when the block ends without error, that
+    file is flushed to disk, given ordinary permissions and renamed over path. On an error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:                                    # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def write_bytes(path, data):
+    """Write bytes to path atomically (see atomic_path)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path, text):
+    """Write a UTF-8 text to path atomically (see atomic_path)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def regular_file(path, what):
+    """Path of an existing regular file, or a ValueError-kind message: a folder, a FIFO, a device or a
+    socket is refused at once (reading one could block forever or never end)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise FolderError(f"Cannot read {what} {path}: {err.strerror}.") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FolderError(f"{what.capitalize()} {path} is a folder, not a file.")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise FolderError(f"{what.capitalize()} {path} is {kind}; give a regular file.")
+    return st
+
+
+def human(n_bytes):
+    """1536 -> '1.5 KB' (powers of 1024, one decimal)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if abs(n_bytes) < 1024 or unit == "TB":
+            return f"{n_bytes:.0f} bytes" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+
+
+def check_out_dir(folder, need_bytes, option="--out"):
+    """Make sure folder can hold a run before any training: a folder (created if missing) that this
+    process can write in, whose checkpoint.npz is not a folder, with room for two checkpoints of
+    need_bytes (the new one is written beside the old one)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FolderError(f"{option} {folder} is a file, not a folder; give a folder for the run.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FolderError(f"Cannot create the folder {option} {folder}: {err.strerror}.") from None
+    ckpt = folder / "checkpoint.npz"
+    if ckpt.is_dir():
+        raise FolderError(f"{ckpt} is a folder; a checkpoint must be a file. Move it away or use another {option}.")
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"0")
+    except OSError as err:
+        raise FolderError(f"Cannot write in {option} {folder}: {err.strerror}. Use a folder you can write to.") \
+            from None
+    free = shutil.disk_usage(folder).free
+    if free < 2 * need_bytes:
+        raise FolderError(f"{option} {folder} has {human(free)} free; a checkpoint of this run needs about "
+                          f"{human(need_bytes)} (twice that while it is replaced). Free some space or use "
+                          f"another {option}.")
+
+
+class FolderLock:
+    """One writer per run folder: an advisory lock on folder/.lock that holds the writer's process id.
+
+    The lock ends with the process, however it ends, so a killed run never leaves its folder locked.
+        with FolderLock(folder): ...       # FolderError naming the other process if it is taken
+    """
+
+    def __init__(self, folder):
+        self.path = Path(folder) / ".lock"
+        self.fd = None
+
+    def __enter__(self):
+        if fcntl is None:
+            return self
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                pid = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise FolderError(
+                    f"{self.path.parent} is in use by another run (process {pid}); wait for it to end, stop "
+                    "it (kill -TERM saves it), or use another folder.") from None
+            try:                            # the file may have been removed by its last holder meanwhile
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+            self.fd = None

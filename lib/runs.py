@@ -1,0 +1,208 @@
+"""A run in a folder: start it, or resume the one there, and say what it did.
+
+run() is the one way in, for the notebooks and the command line (lib/cli.py) alike:
+  1. the corpus is read and the settings are checked against the text and against the memory they need;
+  2. the folder is checked before any update (a folder this process can write in, with room for a
+     checkpoint) and locked, so that one run at a time writes there;
+  3. a checkpoint already in the folder is resumed when it continues a run with these settings on this
+     text (all but steps, sample_every and checkpoint_every must match), and loaded as it is when that
+     run is complete. Otherwise nothing is touched and RunExists names the choices: continue that run
+     with its own settings, use another folder, or overwrite, which moves the old run aside into
+     replaced-<date>-<time>/ in the folder (nothing is ever deleted);
+  4. summary.json is written beside the checkpoint each time it is saved.
+"""
+import json
+import math
+import time
+from pathlib import Path
+
+from lib import checkpoint, files, limits, rnn
+from lib.config import RESUMABLE
+from lib.data import Corpus, default_corpus_path, load_corpus, short_path
+from lib.state import OPTIMIZER_STATE
+from lib.train import check_sizes, held_out, train
+
+CKPT, SUMMARY = "checkpoint.npz", "summary.json"
+
+
+class RunExists(ValueError):
+    """The folder holds another run; the message names the choices."""
+
+
+def memory_needed(cfg, K, cell=rnn):
+    """Bytes a run with cfg on a vocabulary of K characters needs besides its corpus: the parameters
+    with their copies (best model, gradient, optimiser state, scratch, checkpoint writing), the arrays
+    of one update and of reading the held-out text, and the loss histories."""
+    n, T, B, m = cell.n_params(K, cfg.m), cfg.seq_length, cfg.batch_size, cfg.m
+    copies = 4 + len(OPTIMIZER_STATE[cfg.optimizer]) + 4
+    per_update = T * B * (6 * m + 3 * K) + 1000 * (3 * m + 2 * K)
+    return 8 * (n * copies + per_update) + 24 * min(cfg.steps, 10**7)
+
+
+def checkpoint_bytes(cfg, K, cell=rnn):
+    """About how large the checkpoint of a run with cfg grows (its histories up to 10 million updates)."""
+    n = cell.n_params(K, cfg.m)
+    samples = (min(cfg.steps, 10**7) // cfg.sample_every + 2) * (2 * cfg.sample_length + 16)
+    return 8 * n * (2 + len(OPTIMIZER_STATE[cfg.optimizer])) + 16 * min(cfg.steps, 10**7) + samples + 65536
+
+
+def check_memory(cfg, K, cell=rnn):
+    """TooLarge, naming the settings that cost most, when a run would not fit in the available memory."""
+    limits.check_memory(memory_needed(cfg, K, cell),
+                        f"Training with m = {cfg.m:,}, batch_size = {cfg.batch_size:,}, seq_length = "
+                        f"{cfg.seq_length:,} on K = {K:,} characters ({cell.n_params(K, cfg.m):,} parameters)",
+                        "use a smaller --m, --batch-size or --seq-length.")
+
+
+def summary(cfg, vocab, state, n_chars):
+    """The facts of a run, as written to summary.json. n_chars: the whole text, held-out part included."""
+    n_val = held_out(n_chars, cfg)
+    chars = state.step * cfg.seq_length * cfg.batch_size
+    low = state.lowest_smooth_loss
+    info = {
+        "steps": state.step, "seconds": round(state.seconds, 3),
+        "us_per_step": round(state.seconds / max(state.step, 1) * 1e6, 1),
+        "K": vocab.K, "n_chars": n_chars, "n_train_chars": n_chars - n_val, "chars_seen": chars,
+        "epochs": round(chars / (n_chars - n_val), 3),
+        "first_loss": float(state.losses[0]) if state.step else None,
+        "uniform_loss": cfg.seq_length * math.log(vocab.K),
+        "final_smooth_loss": state.smooth_loss,
+        "lowest_smooth_loss": None if math.isinf(low) else low, "lowest_smooth_step": state.lowest_smooth_step,
+        "best_step": state.best_step, "best_by": "validation loss" if cfg.val_fraction else "smooth loss",
+        "status": state.status, "config": cfg.to_dict(),
+    }
+    if state.val:
+        best = min(state.val, key=lambda v: v["loss"])
+        info.update({"n_val_chars": n_val, "final_val_loss_per_char": state.val[-1]["loss"],
+                     "best_val_loss_per_char": best["loss"], "best_val_loss_bits": best["loss"] / math.log(2),
+                     "best_val_step": best["step"]})
+    return info
+
+
+def describe(cfg, corpus):
+    """The facts printed at the start of a run."""
+    vocab, n_chars = corpus.vocab, corpus.n_chars
+    n_train = n_chars - held_out(n_chars, cfg)
+    chars = cfg.steps * cfg.seq_length * cfg.batch_size
+    held = f"; the last {n_chars - n_train:,} held out for validation" if n_train < n_chars else ""
+    return (f"{cfg}\ncorpus: {short_path(corpus.path)} ({n_chars:,} characters{held})\n"
+            f"K = {vocab.K}: {vocab.chars!r}\nparameters: {rnn.n_params(vocab.K, cfg.m):,}; {cfg.steps:,} updates "
+            f"of {cfg.batch_size} x {cfg.seq_length} characters = {chars / n_train:.2f} epochs")
+
+
+def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, progress=True, log=print,
+        show_samples=True):
+    """Train with cfg on corpus (a path, a Corpus, or None for the default corpus), in out_dir (None:
+    nowhere), resuming the run there as the module docstring says. With max_seconds, training stops
+    once it has taken that long, and a run that stopped so is complete.
+    Returns (state, vocab, summary dict)."""
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                    or not 0 < max_seconds < math.inf):
+        raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}.")
+    if not isinstance(corpus, Corpus):
+        corpus = load_corpus(corpus or default_corpus_path(), cfg.seq_length + 1)
+    vocab = corpus.vocab
+    check_sizes(cfg, corpus.n_chars)
+    check_memory(cfg, vocab.K)
+    log(describe(cfg, corpus))
+    if out_dir is None:
+        state = train(cfg, corpus.data, vocab, None, None, progress, log, show_samples, max_seconds)
+        return state, vocab, summary(cfg, vocab, state, corpus.n_chars)
+    out = Path(out_dir)
+    files.check_out_dir(out, checkpoint_bytes(cfg, vocab.K))
+    with files.FolderLock(out):
+        state = _resumable(out, cfg, corpus, overwrite, log)
+        complete = state is not None and (
+            (state.status == "done" and state.step == cfg.steps) or
+            (state.status == "budget" and max_seconds is not None and state.seconds >= max_seconds))
+        if state is not None:
+            log(f"{'loading the complete run' if complete else 'resuming'} {out / CKPT} at update {state.step:,}")
+        if not complete:                    # a complete run is loaded as it is, not written again
+
+            def saved(s):
+                files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, s, corpus.n_chars), indent=2) + "\n")
+            state = train(cfg, corpus.data, vocab, state, out / CKPT, progress, log, show_samples, max_seconds,
+                          corpus.sha256, on_save=saved)
+        elif not (out / SUMMARY).exists():
+            files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, state, corpus.n_chars), indent=2) + "\n")
+    return state, vocab, summary(cfg, vocab, state, corpus.n_chars)
+
+
+def _resumable(out, cfg, corpus, overwrite, log):
+    """The state of the run in out when it continues cfg on corpus; None when there is none (or it was
+    moved aside, with overwrite); RunExists otherwise."""
+    ckpt = out / CKPT
+    if not ckpt.exists():
+        return None
+    try:
+        old_cfg, vocab, state, meta = checkpoint.load_state(ckpt)
+    except checkpoint.CheckpointError as err:
+        why, remedy = f"holds a checkpoint that cannot be resumed ({err})", ""
+    else:
+        why, remedy = _mismatch(out, old_cfg, cfg, vocab, meta, corpus, state)
+        if why is None:
+            return state
+    if not overwrite:
+        raise RunExists(f"{out} {why}. {remedy}Or use another folder (--out, or run_dir in a notebook), or "
+                        f"overwrite (--overwrite, or overwrite=True), which keeps the old run in "
+                        f"{out}/replaced-<date>-<time>/.")
+    aside = set_aside(out)
+    log(f"{out} {why}: it is kept in {aside}; training starts afresh")
+    return None
+
+
+def _mismatch(out, old_cfg, cfg, vocab, meta, corpus, state):
+    """(why, remedy) when the checkpoint's run does not continue cfg on corpus, else (None, None)."""
+    changed = old_cfg.differences(cfg)
+    if changed:
+        return (f"holds a run with other settings ({'; '.join(changed)})",
+                f"Continue it with its own settings (python -m lib.train --resume {out}). ")
+    if vocab != corpus.vocab or meta["corpus"]["sha256"] != corpus.sha256:
+        other = f"K = {vocab.K} there, {corpus.vocab.K} here" if vocab != corpus.vocab else \
+            f"{meta['corpus']['n_chars']:,} characters there, {corpus.n_chars:,} here, the same vocabulary"
+        return f"holds a run on another text ({other})", "Give that text (--data, or corpus) to continue it. "
+    if state.status == "diverged":
+        return f"holds a run that diverged at update {state.step:,}", ""
+    if state.step > cfg.steps:
+        return (f"holds a run at update {state.step:,}, past steps = {cfg.steps:,}",
+                f"Continue it with steps of {state.step:,} or more. ")
+    return None, None
+
+
+def set_aside(out):
+    """Move the run in out (checkpoint and summary) into a new folder out/replaced-<date>-<time>/."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, i = out / f"replaced-{stamp}", 1
+    while aside.exists():
+        i += 1
+        aside = out / f"replaced-{stamp}-{i}"
+    aside.mkdir()
+    for name in (CKPT, SUMMARY):
+        if (out / name).exists():
+            (out / name).replace(aside / name)
+    return aside
+
+
+def load_run(run_dir):
+    """(cfg, vocab, state, summary) of a finished run in run_dir, for the notebooks after training.
+    The summary is derived from the checkpoint, which is the whole truth of a run."""
+    ckpt = Path(run_dir) / CKPT
+    if not ckpt.exists():
+        raise FileNotFoundError(
+            f"No training run in {run_dir}: run notebooks/03_training.ipynb first (or `make report`).")
+    cfg, vocab, state, meta = checkpoint.load_state(ckpt)
+    if state.status not in ("done", "budget"):
+        raise RuntimeError(f"The run in {run_dir} stopped at update {state.step:,} ({state.status}); "
+                           "run notebooks/03_training.ipynb again to finish it.")
+    return cfg, vocab, state, summary(cfg, vocab, state, meta["corpus"]["n_chars"])
+
+
+def config_of(ckpt, **changes):
+    """The Config of the run in ckpt with changes to the settings a resumed run may change."""
+    cfg, _, _, _ = checkpoint.load_state(ckpt)
+    fixed = sorted(set(changes) - set(RESUMABLE))
+    if fixed:
+        raise ValueError("--resume continues a run with its own settings; drop "
+                         f"{', '.join('--' + k.replace('_', '-') for k in fixed)}.")
+    return cfg.replace(**changes)
+
