@@ -1,7 +1,7 @@
 # make report   the whole assignment on a fresh machine: venv, packages, corpus, LaTeX, notebooks, PDF
 # make test     the same set-up, then the test suite
 # make lab      open the notebooks in JupyterLab
-# make bench    the speed benchmark (lib.train against the plain reference)
+# make bench    the benchmarks: speed (lib.train against the plain reference) and memory (a 200 MB corpus)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -44,6 +44,7 @@ lab: data
 
 bench: data
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) report runs .pytest_cache .hypothesis build lib/*.so

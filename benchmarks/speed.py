@@ -21,22 +21,23 @@ import time
 
 import numpy as np
 
-from lib import optim, reference, rnn
+from lib import kernels, reference, rnn
+from lib.config import Config
 from lib.data import load_corpus
-from lib.train import Config, train
+from lib.train import train
 
 CHECKED = 8
 
 
-def time_ours(cfg, data, vocab, kernels=True):
-    saved = rnn.USE_KERNELS
-    rnn.USE_KERNELS = saved and kernels
+def time_ours(cfg, data, vocab, compiled=True):
+    saved = kernels.USE_COMPILED
+    kernels.USE_COMPILED = saved and compiled
     try:
         t0 = time.perf_counter()
         state = train(cfg, data, vocab, progress=False, log=lambda line: None)
         return time.perf_counter() - t0, state
     finally:
-        rnn.USE_KERNELS = saved
+        kernels.USE_COMPILED = saved
 
 
 def time_reference(cfg, data, vocab):
@@ -59,7 +60,7 @@ def breakdown(cfg, data, vocab, steps):
         t0 = time.perf_counter()
         _, _, h = rnn.loss_and_grads(P, data[e:e + T], data[e + 1:e + T + 1], h, out=G)
         t1 = time.perf_counter()
-        optim.clip_adagrad_(theta, g, mem, cfg.clip, cfg.eta, cfg.eps, tmp)
+        kernels.clip_adagrad_(theta, g, mem, cfg.clip, cfg.eta, cfg.eps, tmp)
         t_grads, t_opt = t_grads + t1 - t0, t_opt + time.perf_counter() - t1
     return t_grads / steps * 1e6, t_opt / steps * 1e6
 
@@ -70,22 +71,23 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--data", default=None)
     args = p.parse_args()
-    text, vocab, data = load_corpus(args.data)
+    corpus = load_corpus(args.data)
+    vocab, data = corpus.vocab, corpus.data
     cfg = Config(steps=args.steps, sample_every=args.steps, checkpoint_every=args.steps)
     ours, numpy_only, ref = [], [], []
     for _ in range(args.repeats):
         seconds, state = time_ours(cfg, data, vocab)
         ours.append(seconds)
-        seconds, state_np = time_ours(cfg, data, vocab, kernels=False)
+        seconds, state_np = time_ours(cfg, data, vocab, compiled=False)
         numpy_only.append(seconds)
         seconds, (_, losses, smooth, _) = time_reference(cfg, data, vocab)
         ref.append(seconds)
     loss_diff = max(float(np.max(np.abs(s.losses[:CHECKED] - np.array(losses[:CHECKED]))))
                     for s in (state, state_np))
     us_ours, us_np, us_ref = (statistics.median(t) / cfg.steps * 1e6 for t in (ours, numpy_only, ref))
-    print(f"corpus: {args.data or 'default'} ({len(text):,} characters, K = {vocab.K}); m = {cfg.m}, "
+    print(f"corpus: {args.data or 'default'} ({corpus.n_chars:,} characters, K = {vocab.K}); m = {cfg.m}, "
           f"T = {cfg.seq_length}; {cfg.steps:,} updates, median of {args.repeats} alternating runs")
-    print(f"compiled kernels (lib/_kernels.c): {'built' if rnn._kernels is not None else 'NOT BUILT'}")
+    print(f"compiled kernels (lib/_kernels.c): {'built' if kernels._kernels is not None else 'NOT BUILT'}")
     print(f"{'implementation':<38} {'us/update':>10} {'100,000 updates':>16} {'speed-up':>9}")
     for name, us in (("plain reference (lib/reference.py)", us_ref),
                      ("lib.train, NumPy loops only", us_np),
@@ -110,8 +112,8 @@ def batches(data, vocab, steps, repeats, B=32):
             f"B = {B}": (Config(steps=max(1, steps // B * 4), batch_size=B, sample_every=steps,
                                 checkpoint_every=steps), True, [])}
     for _ in range(repeats):
-        for cfg, kernels, rates in runs.values():
-            seconds, _ = time_ours(cfg, data, vocab, kernels)
+        for cfg, compiled, rates in runs.values():
+            seconds, _ = time_ours(cfg, data, vocab, compiled)
             rates.append(cfg.steps * cfg.batch_size * cfg.seq_length / seconds)
     print(f"\n{'lib.train, AdaGrad, sequential streams':<40} {'chars/second':>13} {'ratio':>7}")
     base = statistics.median(runs["B = 1"][2])

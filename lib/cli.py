@@ -30,7 +30,8 @@ def one_line(err):
 
 def command(main, pipe="die"):
     """Run main() as a command: the exit codes above, every user-caused error in one line, never a
-    traceback for an error the user can fix (a traceback remains for a bug in this project)."""
+    traceback for an error the user can fix (a traceback remains for a bug in this project). Signals
+    raise from here on (lib/__init__.py ended the process quietly while it started up)."""
     quiet_exits(pipe)
     if pipe == "survive":                   # a closed pipe must not stop a training run: output is dropped
         sys.stdout, sys.stderr = _Resilient(sys.stdout), _Resilient(sys.stderr)
@@ -136,10 +137,13 @@ def train_main(argv=None):
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
     try:
         if args.resume:
-            folder = in_folder(args.resume).parent
+            ckpt = in_folder(args.resume)
+            cfg = config_of(ckpt, **given)
+            folder = ckpt.parent
+            if ckpt.name != "checkpoint.npz":
+                raise ValueError(f"--resume takes a run's folder (or the checkpoint.npz in it), not {ckpt}.")
             if args.out and Path(args.out).resolve() != folder.resolve():
                 raise ValueError("--resume continues a run in its own folder; drop --out (or copy the folder).")
-            cfg = config_of(folder / "checkpoint.npz", **given)
         else:
             if not args.out:
                 raise ValueError("--out DIR is needed (where checkpoint.npz and summary.json go).")

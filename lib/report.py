@@ -27,7 +27,8 @@ TITLE = "Teaching a computer to write, one character at a time"
 
 def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir):
     """The papermill parameters for one notebook. A run shorter than the full one also gets a
-    proportionally shorter extension (at least 2 s a set-up) on a smaller held-out part (2%)."""
+    proportionally shorter extension (at least 2 s a set-up) on a smaller held-out part (2%). The report
+    overwrites a run folder that holds another run (another corpus, say), keeping the old run aside."""
     common = {"corpus": corpus} if corpus else {}
     scale = steps / FULL_STEPS
     extension = {} if steps >= FULL_STEPS else {
@@ -35,10 +36,12 @@ def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir):
     return {
         "01_data.ipynb": {**common, "figures_dir": figures_dir},
         "02_gradcheck.ipynb": common,
-        "03_training.ipynb": {**common, "steps": steps, "sample_every": max(1, steps // 10), "run_dir": run_dir},
+        "03_training.ipynb": {**common, "steps": steps, "sample_every": max(1, steps // 10), "run_dir": run_dir,
+                              "overwrite": True},
         "04_smooth_loss.ipynb": {"run_dir": run_dir, "figures_dir": figures_dir},
         "05_synthesis.ipynb": {"run_dir": run_dir},
-        "06_extensions.ipynb": {**common, **extension, "run_root": ext_dir, "figures_dir": figures_dir},
+        "06_extensions.ipynb": {**common, **extension, "run_root": ext_dir, "figures_dir": figures_dir,
+                                "overwrite": True},
     }[name]
 
 

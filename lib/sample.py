@@ -6,10 +6,6 @@ It samples from the best model (the lowest validation loss when the run had vali
 smooth loss) unless --last is given, starting from a zero hidden state; the priming text (default: a
 newline) is fed through first and printed before the passage.
 """
-if __name__ == "__main__":         # before the imports: a Ctrl-C while NumPy loads ends quietly too
-    from lib import signals
-    signals.quiet_exits()
-
 import numpy as np
 
 from lib import limits, rnn, sampling

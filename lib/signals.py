@@ -1,8 +1,9 @@
 """Signals: how a command ends quietly, and how training saves before it stops.
 
-Kept free of heavy imports, so that a command can install quiet_exits() before it imports NumPy: a
-Ctrl-C while the command starts up then ends it without a traceback too.
+Kept free of heavy imports: lib/__init__.py installs exit_while_starting() before a command imports
+NumPy, so that a Ctrl-C while the command starts up ends it without a traceback too.
 """
+import os
 import signal
 from contextlib import contextmanager
 
@@ -20,6 +21,13 @@ class Stopped(KeyboardInterrupt):
 def exit_code(interrupt):
     """128 + the signal number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
     return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
+def exit_while_starting():
+    """Until a command installs quiet_exits(): SIGINT, SIGTERM and SIGHUP end the process at once with
+    128 + the signal (nothing has been written yet, so there is nothing to clean up)."""
+    for s in STOPPING:
+        signal.signal(s, lambda signum, frame: os._exit(128 + signum))
 
 
 def _raise(signum, frame):

@@ -20,10 +20,6 @@ Ctrl-C (SIGINT), SIGTERM and SIGHUP finish the update, save the run and raise Ke
 SIGINT) or lib.signals.Stopped (the others); a second signal of the same kind interrupts at once.
 lib/runs.py starts or resumes a run in a folder; lib/cli.py is the command line (python -m lib.train).
 """
-if __name__ == "__main__":         # before the imports: a Ctrl-C while NumPy loads ends quietly too
-    from lib import signals
-    signals.quiet_exits(pipe="survive")
-
 import hashlib
 import math
 import time
@@ -223,16 +219,18 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
     def save():
         if ckpt is None:
             return
+        written = None
         try:
             checkpoint.save_state(ckpt, cfg, vocab, state, corpus_sha256, len(data))
+            written = state.step
+            if on_save is not None:
+                on_save(state)
         except OSError as err:
-            before = "no earlier checkpoint" if saved["step"] is None else \
-                f"the checkpoint of update {saved['step']:,} is intact"
-            raise TrainingStopped(f"Could not write {ckpt} ({err.strerror}); {before}. Free some space "
-                                  "(or fix the folder) and train again, which resumes from it.") from None
-        saved["step"] = state.step
-        if on_save is not None:
-            on_save(state)
+            last = saved["step"] if written is None else written
+            before = "no checkpoint was written" if last is None else f"the checkpoint of update {last:,} is intact"
+            raise TrainingStopped(f"Could not write {err.filename or ckpt} ({err.strerror}); {before}. Free "
+                                  "some space (or fix the folder) and train again, which resumes from it.") from None
+        saved["step"] = written
 
     def show(sample):
         if show_samples:
