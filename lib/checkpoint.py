@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import files, rnn
+from lib import cells, files
 from lib.config import Config
 from lib.data import CorpusError, Vocab
 from lib.state import OPTIMIZER_STATE, STATUSES, State
@@ -44,8 +44,9 @@ class CheckpointError(ValueError):
 
 # --- the state's layout -----------------------------------------------------------------------
 
-def layout(cfg, K, meta, cell=rnn):
+def layout(cfg, K, meta):
     """{array name: (dtype, shape)} of a checkpoint of a run with cfg, vocabulary size K and meta."""
+    cell = cells.of(cfg)
     B, S, f8, i8 = cfg.batch_size, cell.state_size(cfg.m), np.dtype("<f8"), np.dtype("<i8")
     out = {}
     for prefix in ["", "best_"] + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]:
@@ -58,8 +59,8 @@ def layout(cfg, K, meta, cell=rnn):
     return out
 
 
-def _arrays_of(cfg, vocab, state, cell=rnn):
-    K, m = vocab.K, cfg.m
+def _arrays_of(cfg, vocab, state):
+    K, m, cell = vocab.K, cfg.m, cells.of(cfg)
     arrays = {}
     for prefix, theta in [("", state.theta), ("best_", state.best_theta)] + \
             [(f"opt_{o}_", a) for o, a in state.opt.items()]:
@@ -256,11 +257,11 @@ def _validate(meta, path):
 
 def _state(cfg, vocab, meta, a, path):
     """The State from verified arrays; parameters must be finite (a diverged run's last ones may not be)."""
-    K, m = vocab.K, cfg.m
+    K, m, cell, dtype = vocab.K, cfg.m, cells.of(cfg), np.dtype(cfg.dtype)
 
-    def flat(prefix):
-        theta = np.empty(rnn.n_params(K, m))
-        for name, view in zip(rnn.NAMES, rnn.views(theta, K, m)):
+    def flat(prefix):                       # stored as float64, used in the run's dtype
+        theta = np.empty(cell.n_params(K, m), dtype=dtype)
+        for name, view in zip(cell.NAMES, cell.views(theta, K, m)):
             view[...] = a[prefix + name]
         return theta
 
@@ -268,7 +269,7 @@ def _state(cfg, vocab, meta, a, path):
     if meta["status"] != "diverged":
         must_be_finite += ["", "hprev"] + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]
     for key in must_be_finite:
-        names = [key + n for n in rnn.NAMES] if key.endswith("_") or key == "" else [key]
+        names = [key + n for n in cell.NAMES] if key.endswith("_") or key == "" else [key]
         if not all(np.isfinite(a[n]).all() for n in names):
             raise CheckpointError(f"{path} holds parameters or losses that are not finite numbers; "
                                   "use an earlier copy or train again.")
@@ -280,7 +281,7 @@ def _state(cfg, vocab, meta, a, path):
            for s, t, x in zip(a["val_steps"], a["val_seconds"], a["val_loss"])]
     low = meta["lowest_smooth_loss"]
     return State(theta=flat(""), opt={o: flat(f"opt_{o}_") for o in OPTIMIZER_STATE[cfg.optimizer]},
-                 best_theta=flat("best_"), hprev=a["hprev"], e=meta["e"], epoch=meta["epoch"], step=meta["step"],
+                 best_theta=flat("best_"), hprev=a["hprev"].astype(dtype), e=meta["e"], epoch=meta["epoch"], step=meta["step"],
                  smooth_loss=meta["smooth_loss"], lowest_smooth_loss=math.inf if low is None else low,
                  lowest_smooth_step=meta["lowest_smooth_step"], best_step=meta["best_step"],
                  seconds=meta["seconds"], losses=a["losses"], smooth_losses=a["smooth_losses"],

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from lib.limits import MAX_SAMPLE
 
+CELLS = ("rnn", "gru", "lstm")         # lib/cells.py: the vanilla RNN, a GRU, an LSTM
+DTYPES = ("float64", "float32")
 OPTIMIZERS = ("adagrad", "adam")
 CHUNKS = ("sequential", "random")
 RESUMABLE = ("steps", "sample_every", "checkpoint_every")   # may change when a run is continued
@@ -14,6 +16,7 @@ RESUMABLE = ("steps", "sample_every", "checkpoint_every")   # may change when a 
 @dataclass(frozen=True)
 class Config:
     """The settings of a run; the defaults are the assignment's."""
+    cell: str = "rnn"               # "rnn" (the assignment's vanilla RNN), "gru" or "lstm"
     m: int = 100                    # hidden units
     seq_length: int = 25            # characters per sequence and update (T)
     eta: float = 0.1                # learning rate (the 2025 assignment's Adam uses 0.001)
@@ -34,6 +37,7 @@ class Config:
     normalize_loss: bool = False    # divide the loss, and so the gradients, by T B (as the 2025 assignment)
     val_fraction: float = 0.0       # held-out tail of the text for a validation loss (0: none; 0.1 usual)
     val_every: int = 10_000         # validation loss before update 0, every this many updates, at the end
+    dtype: str = "float64"          # "float32" halves memory traffic; the assignment and gradient checks use float64
 
     def __post_init__(self):
         for name in ("m", "seq_length", "steps", "sample_every", "sample_length", "checkpoint_every",
@@ -48,6 +52,10 @@ class Config:
         for name in ("beta1", "beta2"):
             if not _number(getattr(self, name)) or not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"Config.{name} must be in [0, 1), got {getattr(self, name)!r}.")
+        if self.cell not in CELLS:
+            raise ValueError(f"Config.cell must be one of {', '.join(CELLS)}, got {self.cell!r}.")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"Config.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Config.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.")
         if self.chunks not in CHUNKS:

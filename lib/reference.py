@@ -1,4 +1,4 @@
-"""A plain reference implementation, written the way a student would first write it.
+"""Plain reference implementations, written the way a student would first write them.
 
 One-hot column vectors, a Python loop over time in both directions, an outer product per step, and
 a separate clip and AdaGrad update per parameter. It is deliberately simple and slow: the tests check
@@ -71,3 +71,92 @@ def train(data, K, m=100, seq_length=25, eta=0.1, sig=0.01, eps=1e-8, clip=5.0, 
             params[k] -= eta * g / np.sqrt(mem[k] + eps)
         e += seq_length
     return params, losses, smooth_losses, hprev
+
+
+# --- the gated cells, written the same plain way ---------------------------------------------------
+# Parameters are dicts of separate matrices per gate: for the GRU Uz, Ur, Ug (m, K), Wz, Wr, Wg (m, m),
+# bz, br, bg (m, 1); for the LSTM Ui, Uf, Uq, Ug, Wi, Wf, Wq, Wg, bi, bf, bq, bg; both with V (K, m), c (K, 1).
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _output_step(V, c, h, target):
+    o = V @ h + c
+    e = np.exp(o - np.max(o))
+    p = e / np.sum(e)
+    return p, -np.log(p[target, 0])
+
+
+def gru_loss_and_grads(params, inputs, targets, hprev):
+    """inputs, targets: lists of T indices; hprev (m, 1). Returns loss, grads (dict), h_T (m, 1)."""
+    P = params
+    K = P["Uz"].shape[1]
+    x, h, z, r, g, p = {}, {-1: np.copy(hprev)}, {}, {}, {}, {}
+    loss = 0.0
+    for t in range(len(inputs)):
+        x[t] = np.zeros((K, 1))
+        x[t][inputs[t]] = 1.0
+        z[t] = _sigmoid(P["Wz"] @ h[t - 1] + P["Uz"] @ x[t] + P["bz"])
+        r[t] = _sigmoid(P["Wr"] @ h[t - 1] + P["Ur"] @ x[t] + P["br"])
+        g[t] = np.tanh(P["Wg"] @ (r[t] * h[t - 1]) + P["Ug"] @ x[t] + P["bg"])
+        h[t] = (1 - z[t]) * h[t - 1] + z[t] * g[t]
+        p[t], step_loss = _output_step(P["V"], P["c"], h[t], targets[t])
+        loss += step_loss
+    grads = {k: np.zeros_like(v) for k, v in P.items()}
+    dh_next = np.zeros_like(h[0])
+    for t in reversed(range(len(inputs))):
+        do = np.copy(p[t])
+        do[targets[t]] -= 1.0
+        grads["V"] += do @ h[t].T
+        grads["c"] += do
+        dh = P["V"].T @ do + dh_next
+        dg = dh * z[t] * (1 - g[t] ** 2)
+        dz = dh * (g[t] - h[t - 1]) * z[t] * (1 - z[t])
+        drh = P["Wg"].T @ dg
+        dr = drh * h[t - 1] * r[t] * (1 - r[t])
+        for gate, d, hin in (("z", dz, h[t - 1]), ("r", dr, h[t - 1]), ("g", dg, r[t] * h[t - 1])):
+            grads["W" + gate] += d @ hin.T
+            grads["U" + gate] += d @ x[t].T
+            grads["b" + gate] += d
+        dh_next = dh * (1 - z[t]) + drh * r[t] + P["Wz"].T @ dz + P["Wr"].T @ dr
+    return loss, grads, h[len(inputs) - 1]
+
+
+def lstm_loss_and_grads(params, inputs, targets, hprev, sprev):
+    """inputs, targets: lists of T indices; hprev, sprev (m, 1). Returns loss, grads, h_T, s_T."""
+    P = params
+    K = P["Ui"].shape[1]
+    x, h, s, gates, p = {}, {-1: np.copy(hprev)}, {-1: np.copy(sprev)}, {}, {}
+    loss = 0.0
+    for t in range(len(inputs)):
+        x[t] = np.zeros((K, 1))
+        x[t][inputs[t]] = 1.0
+        a = {k: P["W" + k] @ h[t - 1] + P["U" + k] @ x[t] + P["b" + k] for k in "ifqg"}
+        i, f, q, g = _sigmoid(a["i"]), _sigmoid(a["f"]), _sigmoid(a["q"]), np.tanh(a["g"])
+        gates[t] = (i, f, q, g)
+        s[t] = f * s[t - 1] + i * g
+        h[t] = q * np.tanh(s[t])
+        p[t], step_loss = _output_step(P["V"], P["c"], h[t], targets[t])
+        loss += step_loss
+    grads = {k: np.zeros_like(v) for k, v in P.items()}
+    dh_next, ds_next = np.zeros_like(h[0]), np.zeros_like(s[0])
+    for t in reversed(range(len(inputs))):
+        i, f, q, g = gates[t]
+        do = np.copy(p[t])
+        do[targets[t]] -= 1.0
+        grads["V"] += do @ h[t].T
+        grads["c"] += do
+        dh = P["V"].T @ do + dh_next
+        ds = ds_next + dh * q * (1 - np.tanh(s[t]) ** 2)
+        d = {"i": ds * g * i * (1 - i), "f": ds * s[t - 1] * f * (1 - f),
+             "q": dh * np.tanh(s[t]) * q * (1 - q), "g": ds * i * (1 - g ** 2)}
+        dh_next = np.zeros_like(dh)
+        for k in "ifqg":
+            grads["W" + k] += d[k] @ h[t - 1].T
+            grads["U" + k] += d[k] @ x[t].T
+            grads["b" + k] += d[k]
+            dh_next += P["W" + k].T @ d[k]
+        ds_next = ds * f
+    T = len(inputs)
+    return loss, grads, h[T - 1], s[T - 1]

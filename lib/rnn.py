@@ -150,3 +150,8 @@ def step(P, h, x):
     """One character: the next hidden state (m,) and the scores o (K,) after input index x from h (m,)."""
     h = np.tanh(P.W @ h + P.U[:, x] + P.b)
     return h, P.V @ h + P.c
+
+
+def work_bytes(T, B, K, m, itemsize=8):
+    """About the memory one update of a chunk needs (the hidden states and the gradients of the activations)."""
+    return itemsize * T * B * (6 * m + 3 * K)

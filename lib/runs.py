@@ -16,7 +16,9 @@ import math
 import time
 from pathlib import Path
 
-from lib import checkpoint, files, limits, rnn
+import numpy as np
+
+from lib import cells, checkpoint, files, limits
 from lib.config import RESUMABLE
 from lib.data import Corpus, default_corpus_path, load_corpus, short_path
 from lib.state import OPTIMIZER_STATE
@@ -29,28 +31,31 @@ class RunExists(ValueError):
     """The folder holds another run; the message names the choices."""
 
 
-def memory_needed(cfg, K, cell=rnn):
+def memory_needed(cfg, K):
     """Bytes a run with cfg on a vocabulary of K characters needs besides its corpus: the parameters
-    with their copies (best model, gradient, optimiser state, scratch, checkpoint writing), the arrays
-    of one update and of reading the held-out text, and the loss histories."""
-    n, T, B, m = cell.n_params(K, cfg.m), cfg.seq_length, cfg.batch_size, cfg.m
-    copies = 4 + len(OPTIMIZER_STATE[cfg.optimizer]) + 4
-    per_update = T * B * (6 * m + 3 * K) + 1000 * (3 * m + 2 * K)
-    return 8 * (n * copies + per_update) + 24 * min(cfg.steps, 10**7)
-
-
-def checkpoint_bytes(cfg, K, cell=rnn):
-    """About how large the checkpoint of a run with cfg grows (its histories up to 10 million updates)."""
+    with their copies (best model, gradient, optimiser state, scratch, checkpoint writing in float64),
+    the arrays of one update and of reading the held-out text, and the loss histories."""
+    cell, size = cells.of(cfg), np.dtype(cfg.dtype).itemsize
     n = cell.n_params(K, cfg.m)
+    copies = (4 + len(OPTIMIZER_STATE[cfg.optimizer])) * size + 4 * 8
+    per_update = cell.work_bytes(cfg.seq_length, cfg.batch_size, K, cfg.m, size)
+    validation = cell.work_bytes(1000, 1, K, cfg.m, size)
+    return n * copies + per_update + validation + 24 * min(cfg.steps, 10**7)
+
+
+def checkpoint_bytes(cfg, K):
+    """About how large the checkpoint of a run with cfg grows (its histories up to 10 million updates)."""
+    n = cells.of(cfg).n_params(K, cfg.m)
     samples = (min(cfg.steps, 10**7) // cfg.sample_every + 2) * (2 * cfg.sample_length + 16)
     return 8 * n * (2 + len(OPTIMIZER_STATE[cfg.optimizer])) + 16 * min(cfg.steps, 10**7) + samples + 65536
 
 
-def check_memory(cfg, K, cell=rnn):
+def check_memory(cfg, K):
     """TooLarge, naming the settings that cost most, when a run would not fit in the available memory."""
-    limits.check_memory(memory_needed(cfg, K, cell),
+    limits.check_memory(memory_needed(cfg, K),
                         f"Training with m = {cfg.m:,}, batch_size = {cfg.batch_size:,}, seq_length = "
-                        f"{cfg.seq_length:,} on K = {K:,} characters ({cell.n_params(K, cfg.m):,} parameters)",
+                        f"{cfg.seq_length:,} on K = {K:,} characters ({cells.of(cfg).n_params(K, cfg.m):,} "
+                        "parameters)",
                         "use a smaller --m, --batch-size or --seq-length.")
 
 
@@ -86,7 +91,7 @@ def describe(cfg, corpus):
     chars = cfg.steps * cfg.seq_length * cfg.batch_size
     held = f"; the last {n_chars - n_train:,} held out for validation" if n_train < n_chars else ""
     return (f"{cfg}\ncorpus: {short_path(corpus.path)} ({n_chars:,} characters{held})\n"
-            f"K = {vocab.K}: {vocab.chars!r}\nparameters: {rnn.n_params(vocab.K, cfg.m):,}; {cfg.steps:,} updates "
+            f"K = {vocab.K}: {vocab.chars!r}\nparameters: {cells.of(cfg).n_params(vocab.K, cfg.m):,}; {cfg.steps:,} updates "
             f"of {cfg.batch_size} x {cfg.seq_length} characters = {chars / n_train:.2f} epochs")
 
 

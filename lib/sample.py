@@ -8,7 +8,7 @@ newline) is fed through first and printed before the passage.
 """
 import numpy as np
 
-from lib import limits, rnn, sampling
+from lib import cells, limits, sampling
 
 
 def passage(cfg, vocab, theta, n, seed=0, temperature=1.0, top_p=1.0, prime="\n"):
@@ -19,8 +19,9 @@ def passage(cfg, vocab, theta, n, seed=0, temperature=1.0, top_p=1.0, prime="\n"
     """
     check(vocab, n, seed, temperature, top_p, prime)
     prime_idx = vocab.encode(prime)
-    P = rnn.views(theta, vocab.K, cfg.m)
-    idx, _ = sampling.sample(rnn, P, np.zeros(rnn.state_size(cfg.m)), prime_idx[-1], n,
+    cell = cells.of(cfg)
+    P = cell.views(theta, vocab.K, cfg.m)
+    idx, _ = sampling.sample(cell, P, np.zeros(cell.state_size(cfg.m), theta.dtype), prime_idx[-1], n,
                              np.random.default_rng(seed), temperature, top_p, prime=prime_idx)
     return vocab.decode(idx)
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lib import rnn
+from lib import cells
 
 OPTIMIZER_STATE = {"adagrad": ("mem",), "adam": ("m", "v")}   # the arrays each optimiser keeps
 STATUSES = ("new", "running", "done", "budget", "interrupted", "diverged")
@@ -41,8 +41,9 @@ class State:
         return min((v["loss"] for v in self.val), default=None)
 
 
-def init_state(cfg, K, cell=rnn):
-    """A fresh State: parameters drawn from Generator(seed), b and c zero, optimiser state zero."""
-    theta = cell.init_params(K, cfg.m, cfg.sig, np.random.default_rng(cfg.seed))
+def init_state(cfg, K):
+    """A fresh State: parameters drawn from Generator(seed) by the cell's init_params, optimiser state zero."""
+    cell = cells.of(cfg)
+    theta = cell.init_params(K, cfg.m, cfg.sig, np.random.default_rng(cfg.seed), np.dtype(cfg.dtype))
     return State(theta=theta, opt={name: np.zeros_like(theta) for name in OPTIMIZER_STATE[cfg.optimizer]},
-                 best_theta=theta.copy(), hprev=np.zeros((cfg.batch_size, cell.state_size(cfg.m))))
+                 best_theta=theta.copy(), hprev=np.zeros((cfg.batch_size, cell.state_size(cfg.m)), theta.dtype))

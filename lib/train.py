@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from lib import checkpoint, kernels, rnn, sampling
+from lib import cells, checkpoint, kernels, rnn, sampling
 from lib.data import CorpusError
 from lib.optim import adam_step_, clip_
 from lib.progress import Progress
@@ -124,7 +124,8 @@ def validation_loss(P, train_data, val_data, h0, warmup=WARMUP, cell=rnn):
 class Work:
     """The arrays an update writes into: the gradient g (n,) and its views G, and scratch space."""
 
-    def __init__(self, cfg, K, theta, cell=rnn):
+    def __init__(self, cfg, K, theta):
+        cell = cells.of(cfg)
         self.P = cell.views(theta, K, cfg.m)
         self.g = np.zeros_like(theta)
         self.G = cell.views(self.g, K, cfg.m)
@@ -137,35 +138,42 @@ def update(cfg, state, X, Y, w, too_high, cell=rnn):
 
     Raises Diverged where the loss is NaN, infinite or above too_high, before changing state.
     """
-    T, B, i = cfg.seq_length, cfg.batch_size, state.step
-    h0 = state.hprev if cfg.chunks == "sequential" else w.zeros
-    loss, _, h = cell.loss_and_grads(w.P, X, Y, h0, out=w.G)     # forward and back through the chunk
-    loss /= B                                                   # the loss of one sequence of T characters
+    i = state.step
+    h0 = state.hprev if cfg.chunks == "sequential" else w.zeros  # hprev carried from chunk to chunk
+    loss, _, h = cell.loss_and_grads(w.P, X, Y, h0, out=w.G)    # forward and back through the chunk
+    loss /= cfg.batch_size                                      # the loss of one sequence of T characters
     if not loss <= too_high:
-        raise Diverged(_diverged(cfg, state, loss, T, too_high))
+        raise Diverged(_diverged(cfg, state, loss, too_high))
     state.smooth_loss = loss if i == 0 else 0.999 * state.smooth_loss + 0.001 * loss
+    _record(cfg, state, loss)
+    if cfg.normalize_loss:
+        w.g *= 1.0 / (cfg.seq_length * cfg.batch_size)
+    if cfg.optimizer == "adagrad":          # g clipped to [-clip, clip]; mem += g^2; theta -= eta g / sqrt(mem + eps)
+        kernels.clip_adagrad_(state.theta, w.g, state.opt["mem"], cfg.clip, cfg.eta, cfg.eps, w.tmp)
+    else:
+        clip_(w.g, cfg.clip)
+        adam_step_(state.theta, w.g, state.opt["m"], state.opt["v"], i + 1, cfg.eta, cfg.beta1, cfg.beta2,
+                   cfg.eps, w.tmp)
+    state.hprev, state.step = h, i + 1
+    return loss
+
+
+def _record(cfg, state, loss):
+    """The loss and smooth loss of update state.step into the histories; the lowest smooth loss, and
+    (without validation) the best model, the parameters behind it."""
+    i = state.step
     if i == len(state.losses):              # histories grow as needed: steps may be a large upper bound
         state.losses = _grow(state.losses, min(cfg.steps, 2 * i))
         state.smooth_losses = _grow(state.smooth_losses, len(state.losses))
     state.losses[i], state.smooth_losses[i] = loss, state.smooth_loss
     if state.smooth_loss < state.lowest_smooth_loss:
         state.lowest_smooth_loss, state.lowest_smooth_step = state.smooth_loss, i
-        if cfg.val_fraction == 0:           # without validation the best model has the lowest smooth loss
+        if cfg.val_fraction == 0:
             state.best_step = i
             np.copyto(state.best_theta, state.theta)
-    if cfg.normalize_loss:
-        w.g *= 1.0 / (T * B)
-    if cfg.optimizer == "adam":
-        clip_(w.g, cfg.clip)
-        adam_step_(state.theta, w.g, state.opt["m"], state.opt["v"], i + 1, cfg.eta, cfg.beta1, cfg.beta2,
-                   cfg.eps, w.tmp)
-    else:                                   # g clipped to [-clip, clip]; mem += g^2; theta -= eta g / sqrt(mem + eps)
-        kernels.clip_adagrad_(state.theta, w.g, state.opt["mem"], cfg.clip, cfg.eta, cfg.eps, w.tmp)
-    state.hprev, state.step = h, i + 1
-    return loss
 
 
-def _diverged(cfg, state, loss, T, too_high):
+def _diverged(cfg, state, loss, too_high):
     uniform = too_high / DIVERGED
     if state.step == 0:
         return (f"The first loss is {loss:.4g}, where an untrained network gives about {uniform:.1f} (T ln K): "
@@ -184,7 +192,8 @@ def _grow(a, n):
 
 # --- the loop ---------------------------------------------------------------------------------
 
-def _sample(cfg, vocab, state, x0, cell=rnn):
+def _sample(cfg, vocab, state, x0):
+    cell = cells.of(cfg)
     P = cell.views(state.theta, vocab.K, cfg.m)
     rng = np.random.default_rng([cfg.seed, state.step])
     idx, _ = sampling.sample(cell, P, state.hprev[0], x0, cfg.sample_length, rng)
@@ -241,7 +250,7 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
 
     def validate():                         # the clock stops while the held-out text is read
         best = state.best_val_loss
-        loss = validation_loss(w.P, train_data, val_data, state.hprev[:1])
+        loss = validation_loss(w.P, train_data, val_data, state.hprev[:1], cell=cell)
         state.val.append({"step": state.step, "seconds": state.seconds, "loss": loss})
         if best is None or loss < best:
             np.copyto(state.best_theta, state.theta)
@@ -256,6 +265,7 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
             state.samples.append(_sample(cfg, vocab, state, x0))
             show(state.samples[-1])
 
+    cell = cells.of(cfg)
     w = Work(cfg, K, state.theta)
     too_high = DIVERGED * T * math.log(K)
     state.samples = [s for s in state.samples   # drop a shorter session's end-of-run sample
@@ -274,7 +284,7 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
                 state.seconds += time.perf_counter() - t0
                 record(X[0, 0])
                 t0 = time.perf_counter()
-                update(cfg, state, X, Y, w, too_high)
+                update(cfg, state, X, Y, w, too_high, cell)
                 advance(cfg, state, n_train)
                 if bar:
                     bar.update(state.step, state.smooth_loss)

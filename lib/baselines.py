@@ -1,0 +1,180 @@
+"""Yardsticks: how well simple, honest methods predict the held-out text, in bits per character.
+
+On exactly the split the trainer's validation uses (the last val_fraction of the text held out, every
+held-out character predicted from the text before it, which may reach back into the training part):
+
+    uniform        log2 K: a guess among the K characters of the vocabulary
+    unigram        each character's frequency in the training text (add-one smoothed)
+    ngram-1..8     interpolated Kneser-Ney language models of order n (context of n - 1 characters),
+                   with continuation counts for the lower orders and three discounts per order
+                   (D1, D2, D3+ from the counts of counts: the "modified" variant of Chen and Goodman, 1998)
+    gzip, bz2, lzma          the standard library's compressors at their strongest settings, given the
+                             training text: 8 (len C(train + held-out) - len C(train)) / held-out characters
+    gzip-alone, bz2-alone, lzma-alone   the held-out text compressed on its own
+
+The n-gram counting is vectorised: every n-gram of the text gets a dense integer id, order by order, from
+the id of its first n - 1 characters and its last character (np.unique over the pairs), so that counts,
+continuation counts and the statistics of each context are np.bincount calls, not a loop per character.
+
+    python -m lib.baselines --data PATH --val-fraction 0.1 --json OUT
+"""
+import bz2
+import gzip
+import json
+import lzma
+import math
+import time
+
+import numpy as np
+
+from lib.data import load_corpus
+
+MAX_ORDER = 8
+
+
+def ngram_ids(x, max_order):
+    """ids[n] (N,) int64 for n = 1 .. max_order: a dense id of the n-gram that ends at each position
+    (-1 where fewer than n characters precede), equal ids for equal n-grams. x: (N,) indices."""
+    ids = {1: x.astype(np.int64)}
+    K = int(x.max()) + 1
+    for n in range(2, max_order + 1):
+        prev = ids[n - 1]
+        key = np.full(len(x), -1, dtype=np.int64)
+        key[n - 1:] = prev[n - 2:-1] * K + x[n - 1:]        # (id of the first n - 1 characters, last character)
+        ids[n] = np.full(len(x), -1, dtype=np.int64)
+        _, ids[n][n - 1:] = np.unique(key[n - 1:], return_inverse=True)
+    return ids
+
+
+def discounts(counts):
+    """(D1, D2, D3+) from the counts of counts n_k of a level's counts (Chen and Goodman's estimates)."""
+    n = [np.count_nonzero(counts == k) for k in (1, 2, 3, 4)]
+    if min(n) == 0:
+        return 0.5, 1.0, 1.5                                # too few counts to estimate: moderate values
+    Y = n[0] / (n[0] + 2 * n[1])
+    D = (1 - 2 * Y * n[1] / n[0], 2 - 3 * Y * n[2] / n[1], 3 - 4 * Y * n[3] / n[2])
+    return tuple(float(np.clip(d, 0.0, k - 1e-6)) for d, k in zip(D, (1, 2, 3)))
+
+
+class Level:
+    """One order n of the model: a count for each n-gram id and, for each context (the n - 1 characters
+    before), the total count and the discount mass gamma = D1 N1 + D2 N2 + D3 N3+."""
+
+    def __init__(self, counts, context_of, n_contexts):
+        self.counts = counts                                # (n-gram ids,) float
+        self.D = discounts(counts[counts > 0])
+        seen = counts > 0
+        ctx, c = context_of[seen], counts[seen]
+        self.total = np.bincount(ctx, weights=c, minlength=n_contexts)
+        d = np.where(c == 1, self.D[0], np.where(c == 2, self.D[1], self.D[2]))
+        self.gamma = np.bincount(ctx, weights=d, minlength=n_contexts)
+
+    def prob(self, g, h, lower):
+        """p(w | h) at positions with n-gram ids g and context ids h, interpolated with lower (same shape)."""
+        c = self.counts[g]
+        d = np.where(c == 0, 0.0, np.where(c == 1, self.D[0], np.where(c == 2, self.D[1], self.D[2])))
+        total, gamma = self.total[h], self.gamma[h]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = (np.maximum(c - d, 0.0) + gamma * lower) / total
+        return np.where(total > 0, p, lower)                # an unseen context: the lower order alone
+
+
+def kneser_ney(x, n_train, K, max_order=MAX_ORDER):
+    """{n: bits per character of the held-out part x[n_train:]} for interpolated modified Kneser-Ney of
+    every order n = 1 .. max_order, trained on x[:n_train]. x: (N,) indices of the whole text."""
+    ids = ngram_ids(x, max_order + 1)
+    held = np.arange(n_train, len(x))
+    train_end = np.arange(len(x)) < n_train
+
+    def context_ids(n):                                     # the id of the n - 1 characters before each position
+        if n == 1:
+            return np.zeros(len(x), dtype=np.int64), 1
+        h = np.full(len(x), -1, dtype=np.int64)
+        h[1:] = ids[n - 1][:-1]
+        return h, int(ids[n - 1].max()) + 1
+
+    def level(n, continuation):
+        g, (h, n_ctx) = ids[n], context_ids(n)
+        n_ids = int(g.max()) + 1
+        at = train_end & (g >= 0) & (h >= 0 if n > 1 else True)
+        if continuation:                                    # how many distinct characters precede the n-gram
+            longer = ids[n + 1]
+            first = np.unique(longer[at & (longer >= 0)], return_index=True)[1]
+            pos = np.flatnonzero(at & (longer >= 0))[first]
+            counts = np.bincount(g[pos], minlength=n_ids).astype(float)
+        else:
+            counts = np.bincount(g[at], minlength=n_ids).astype(float)
+        context_of = np.zeros(n_ids, dtype=np.int64)
+        context_of[g[at]] = h[at]
+        return Level(counts, context_of, n_ctx), g[held], h[held]
+
+    p = np.full(len(held), 1.0 / K)                         # order 0: uniform
+    bits = {}
+    for n in range(1, max_order + 1):
+        top, g, h = level(n, continuation=False)
+        bits[n] = float(-np.mean(np.log2(top.prob(g, h, p))))
+        if n < max_order:
+            cont, g, h = level(n, continuation=True)        # the lower order of every higher model
+            p = cont.prob(g, h, p)
+    return bits
+
+
+def compressed_bits(train_text, held_text):
+    """{name: bits per held-out character} for gzip, bz2 and lzma, given the training text and alone."""
+    compressors = {"gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
+                   "bz2": lambda b: bz2.compress(b, compresslevel=9),
+                   "lzma": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)}
+    a, b = train_text.encode("utf-8"), held_text.encode("utf-8")
+    out = {}
+    for name, compress in compressors.items():
+        out[name] = 8 * (len(compress(a + b)) - len(compress(a))) / len(held_text)
+        out[name + "-alone"] = 8 * len(compress(b)) / len(held_text)
+    return out
+
+
+def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
+    """The bits per character of every yardstick on corpus's held-out part (as the trainer splits it),
+    with the split and the seconds each took."""
+    from lib.config import Config
+    from lib.train import held_out
+    n_val = held_out(corpus.n_chars, Config(val_fraction=val_fraction))
+    if n_val < 1:
+        raise ValueError(f"val_fraction = {val_fraction} holds out no character of {corpus.n_chars:,}.")
+    x, K, n_train = corpus.data, corpus.vocab.K, corpus.n_chars - n_val
+    seconds, bits = {}, {"uniform": math.log2(K)}
+    t0 = time.perf_counter()
+    freq = np.bincount(x[:n_train], minlength=K) + 1.0
+    bits["unigram"] = float(-np.mean(np.log2(freq[x[n_train:]] / freq.sum())))
+    bits.update({f"ngram-{n}": b for n, b in kneser_ney(x, n_train, K, max_order).items()})
+    seconds["ngram"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    text = corpus.text
+    bits.update(compressed_bits(text[:n_train], text[n_train:]))
+    seconds["compressors"] = time.perf_counter() - t0
+    return {"bits_per_char": bits, "corpus": str(corpus.path), "sha256": corpus.sha256, "K": K,
+            "n_chars": corpus.n_chars, "n_train_chars": n_train, "n_val_chars": n_val,
+            "val_fraction": val_fraction, "seconds": seconds}
+
+
+def main(argv=None):
+    from lib import files
+    from lib.cli import Parser
+    p = Parser(prog="python -m lib.baselines", description=__doc__.split("\n")[0])
+    p.add_argument("--data", help="corpus text file (default: data/goblet_book.txt, else the default corpus)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="the held-out tail (default 0.1)")
+    p.add_argument("--json", help="write the results to this file")
+    args = p.parse_args(argv)
+    if not 0 < args.val_fraction < 0.5:
+        raise ValueError(f"--val-fraction must be in (0, 0.5), got {args.val_fraction}.")
+    result = yardsticks(load_corpus(args.data), args.val_fraction)
+    for name, b in result["bits_per_char"].items():
+        print(f"{name:<12} {b:6.3f} bits per character")
+    print(f"({result['n_val_chars']:,} held-out characters; n-grams in {result['seconds']['ngram']:.1f} s, "
+          f"compressors in {result['seconds']['compressors']:.1f} s)")
+    if args.json:
+        files.write_text(args.json, json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    from lib import cli
+    cli.command(main)

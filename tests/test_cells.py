@@ -1,0 +1,186 @@
+"""The gated cells (lib/gru.py, lib/lstm.py) against their definition, and in the one trainer."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lib import cells, gradcheck, gru, lstm, reference, sampling
+from lib.checkpoint import load_state
+from lib.config import Config
+from lib.runs import run
+from lib.sample import passage
+from lib.train import train
+from test_train import QUIET, assert_same_state
+
+GATED = [gru, lstm]
+
+
+def random_params(cell, K, m, sig, seed):
+    rng = np.random.default_rng(seed)
+    theta = cell.init_params(K, m, sig, rng)
+    theta += sig * rng.standard_normal(theta.size)          # biases too, so that every entry matters
+    return theta, cell.views(theta, K, m)
+
+
+def chunk(data, B, T=25, spacing=97):
+    pos = np.arange(T)[:, None] + np.arange(B) * spacing
+    return data[pos].astype(np.int64), data[pos + 1].astype(np.int64)
+
+
+@pytest.mark.parametrize("cell", GATED, ids=["gru", "lstm"])
+@pytest.mark.parametrize("B,zero_state", [(1, True), (3, False)])
+def test_gradients_match_finite_differences(small_data, small_vocab, cell, B, zero_state):
+    """m = 5, float64, every entry of every parameter: max relative error below 1e-6 (five-point stencil)."""
+    K, m = small_vocab.K, 5
+    _, P = random_params(cell, K, m, 0.1, 1)
+    X, Y = chunk(small_data, B)
+    S = cell.state_size(m)
+    h0 = np.zeros((B, S)) if zero_state else np.tanh(np.random.default_rng(2).standard_normal((B, S)))
+    rows = gradcheck.check(P, X, Y, h0, h=1e-3, cell=cell, order=4)
+    assert [r["parameter"] for r in rows] == list(cell.NAMES)
+    for r in rows:
+        assert r["max_rel_error"] < 1e-6 and r["max_abs_grad"] > 1e-6, r
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_gradcheck_command_passes_and_fails_when_it_should(name, monkeypatch, capsys):
+    assert gradcheck.main(["--cell", name, "--m", "3", "--seq-length", "8"]) == 0
+    assert "passed" in capsys.readouterr().out
+    cell = cells.get(name)
+    true = cell.loss_and_grads
+
+    def broken(*args, **kw):                                # one entry of V 0.1% off
+        loss, G, h = true(*args, **kw)
+        G.V[1, 1] *= 1.001
+        return loss, G, h
+    monkeypatch.setattr(cell, "loss_and_grads", broken)
+    assert gradcheck.main(["--cell", name, "--m", "3", "--seq-length", "8"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def as_reference_gru(P, m):
+    d = {"V": np.array(P.V), "c": P.c.reshape(-1, 1).copy()}
+    for k, gate in enumerate("zrg"):
+        d["U" + gate] = np.array(P.U[k * m:(k + 1) * m])
+        d["b" + gate] = P.b[k * m:(k + 1) * m].reshape(-1, 1).copy()
+    d["Wz"], d["Wr"], d["Wg"] = np.array(P.W[:m]), np.array(P.W[m:]), np.array(P.Wg)
+    return d
+
+
+def as_reference_lstm(P, m):
+    d = {"V": np.array(P.V), "c": P.c.reshape(-1, 1).copy()}
+    for k, gate in enumerate("ifqg"):
+        d["U" + gate] = np.array(P.U[k * m:(k + 1) * m])
+        d["W" + gate] = np.array(P.W[k * m:(k + 1) * m])
+        d["b" + gate] = P.b[k * m:(k + 1) * m].reshape(-1, 1).copy()
+    return d
+
+
+@pytest.mark.parametrize("seed,sig", [(0, 0.1), (1, 0.5)])
+def test_gru_matches_the_plain_reference(small_data, small_vocab, seed, sig):
+    K, m, T = small_vocab.K, 30, 25
+    _, P = random_params(gru, K, m, sig, seed)
+    X, Y = small_data[seed:seed + T], small_data[seed + 1:seed + T + 1]
+    h0 = np.tanh(np.random.default_rng(seed).standard_normal(m))
+    loss, G, hT = gru.loss_and_grads(P, X, Y, h0)
+    loss_r, G_r, hT_r = reference.gru_loss_and_grads(as_reference_gru(P, m), list(X), list(Y), h0.reshape(m, 1))
+    assert abs(loss - loss_r) < 1e-10 and np.max(np.abs(hT - hT_r.ravel())) < 1e-10
+    stacked = {"U": np.vstack([G_r["Uz"], G_r["Ur"], G_r["Ug"]]), "W": np.vstack([G_r["Wz"], G_r["Wr"]]),
+               "Wg": G_r["Wg"], "b": np.vstack([G_r["bz"], G_r["br"], G_r["bg"]]).ravel(), "V": G_r["V"],
+               "c": G_r["c"].ravel()}
+    for name in gru.NAMES:
+        assert np.max(np.abs(getattr(G, name) - stacked[name])) < 1e-10, name
+
+
+@pytest.mark.parametrize("seed,sig", [(0, 0.1), (1, 0.5)])
+def test_lstm_matches_the_plain_reference(small_data, small_vocab, seed, sig):
+    K, m, T = small_vocab.K, 30, 25
+    _, P = random_params(lstm, K, m, sig, seed)
+    X, Y = small_data[seed:seed + T], small_data[seed + 1:seed + T + 1]
+    hs0 = np.tanh(np.random.default_rng(seed).standard_normal(2 * m))
+    loss, G, last = lstm.loss_and_grads(P, X, Y, hs0)
+    loss_r, G_r, hT_r, sT_r = reference.lstm_loss_and_grads(as_reference_lstm(P, m), list(X), list(Y),
+                                                            hs0[:m].reshape(m, 1), hs0[m:].reshape(m, 1))
+    assert abs(loss - loss_r) < 1e-10
+    assert np.max(np.abs(last - np.concatenate([hT_r.ravel(), sT_r.ravel()]))) < 1e-10
+    stacked = {"U": np.vstack([G_r["U" + k] for k in "ifqg"]), "W": np.vstack([G_r["W" + k] for k in "ifqg"]),
+               "b": np.vstack([G_r["b" + k] for k in "ifqg"]).ravel(), "V": G_r["V"], "c": G_r["c"].ravel()}
+    for name in lstm.NAMES:
+        assert np.max(np.abs(getattr(G, name) - stacked[name])) < 1e-10, name
+
+
+@pytest.mark.parametrize("cell", GATED, ids=["gru", "lstm"])
+def test_a_batch_is_the_sum_of_its_sequences(small_data, small_vocab, cell):
+    K, m = small_vocab.K, 7
+    _, P = random_params(cell, K, m, 0.3, 4)
+    X, Y = chunk(small_data, 3)
+    h0 = np.tanh(np.random.default_rng(5).standard_normal((3, cell.state_size(m))))
+    loss, G, hT = cell.loss_and_grads(P, X, Y, h0)
+    G = [a.copy() for a in G]
+    parts = [cell.loss_and_grads(P, X[:, b], Y[:, b], h0[b]) for b in range(3)]
+    assert abs(loss - sum(p[0] for p in parts)) < 1e-10
+    for k in range(len(G)):
+        assert np.allclose(G[k], sum(p[1][k] for p in parts), rtol=0, atol=1e-12)
+    assert np.allclose(hT, np.stack([p[2] for p in parts]), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("cell", GATED, ids=["gru", "lstm"])
+def test_one_step_at_a_time_is_the_chunk(small_data, small_vocab, cell):
+    """Sampling steps one character at a time; training runs whole chunks: the same scores and states."""
+    K, m = small_vocab.K, 9
+    _, P = random_params(cell, K, m, 0.3, 6)
+    X = small_data[:25]
+    h = np.tanh(np.random.default_rng(7).standard_normal(cell.state_size(m)))
+    O, hT = cell.scores(P, X[:, None], h[None, :])
+    for t, x in enumerate(X):
+        h, o = cell.step(P, h, x)
+        assert np.allclose(o, O[t], rtol=0, atol=1e-12)
+    assert np.allclose(h, hT[0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_gated_cells_learn_in_the_trainer(small_data, small_vocab, name):
+    state = train(Config(cell=name, m=32, steps=300, sample_every=100, optimizer="adam", eta=0.01, sig=0.1),
+                  small_data, small_vocab, **QUIET)
+    assert abs(state.losses[0] - 25 * np.log(small_vocab.K)) < 0.05 * state.losses[0]
+    assert state.losses[-20:].mean() < 0.4 * state.losses[0]            # the small text is learnt
+    assert len(state.samples) == 4 and all(len(s["text"]) == 200 for s in state.samples)
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+@pytest.mark.parametrize("extra", [dict(), dict(optimizer="adam", eta=0.01, batch_size=3, val_fraction=0.2, val_every=7),
+                                   dict(batch_size=4, chunks="random", optimizer="adam", eta=0.01, normalize_loss=True)])
+def test_gated_runs_resume_exactly(tmp_path, small_data, small_vocab, name, extra):
+    cfg = Config(cell=name, m=10, steps=29, sample_every=5, checkpoint_every=100, seed=2, sig=0.1, **extra)
+    whole = train(cfg, small_data, small_vocab, **QUIET)
+    train(cfg.replace(steps=13), small_data, small_vocab, ckpt=tmp_path / "c.npz", **QUIET)
+    cfg2, _, state, _ = load_state(tmp_path / "c.npz")
+    assert cfg2.cell == name and state.hprev.shape == (cfg.batch_size, cells.get(name).state_size(10))
+    resumed = train(cfg2.replace(steps=29), small_data, small_vocab, state, **QUIET)
+    assert_same_state(whole, resumed)
+
+
+def test_float32_trains_and_round_trips(tmp_path, small_data, small_vocab):
+    for name in ("rnn", "lstm"):
+        cfg = Config(cell=name, m=16, steps=40, sample_every=20, dtype="float32", optimizer="adam", eta=0.01,
+                     sig=0.1)
+        state = train(cfg, small_data, small_vocab, ckpt=tmp_path / f"{name}.npz", **QUIET)
+        wide = train(cfg.replace(dtype="float64"), small_data, small_vocab, **QUIET)
+        assert state.theta.dtype == np.float32 and state.hprev.dtype == np.float32
+        assert abs(state.losses[0] - wide.losses[0]) < 1e-4 * wide.losses[0]
+        _, _, loaded, _ = load_state(tmp_path / f"{name}.npz")
+        assert loaded.theta.dtype == np.float32 and np.array_equal(loaded.theta, state.theta)
+
+
+def test_sampling_and_summary_of_a_gated_run(tmp_path, corpus_file):
+    cfg = Config(cell="lstm", m=12, steps=30, sample_every=10, sig=0.1)
+    state, vocab, info = run(cfg, corpus_file, tmp_path / "run", **QUIET)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["config"]["cell"] == "lstm"
+    text = passage(cfg, vocab, state.best_theta, 50, seed=1, temperature=0.8, top_p=0.9, prime="the ")
+    assert len(text) == 50 and set(text) <= set(vocab.chars)
+    out = subprocess.run([sys.executable, "-m", "lib.sample", "--checkpoint", str(tmp_path / "run"), "--n", "40",
+                          "--prime", "the "], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("the ") and len(out) == 4 + 40 + 1
+    assert sampling.next_char_probs(np.array([1.0, 2.0]), 1e-300).tolist() == [0.0, 1.0]
