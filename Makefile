@@ -9,7 +9,7 @@ STEPS  ?= 100000
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc poppler-utils
 
-.PHONY: setup data tex report test lab bench clean
+.PHONY: setup data tex browser report test lab bench clean
 
 $(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py lib/_kernels.c
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,21 @@ tex:
 	  echo "Install XeLaTeX, pandoc and pdftotext (poppler) by hand: see the README." >&2; exit 1; \
 	fi
 
+# Chromium for the real-browser test (driven by Playwright, which never downloads a browser here).
+browser:
+	@if command -v chromium >/dev/null; then \
+	  echo "chromium: present"; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+	  echo "Install Chromium by hand (the browser test looks for a 'chromium' command): see the README." >&2; exit 1; \
+	fi
+
 report: data tex
 	$(BIN)/python -m lib.report --steps $(STEPS)
 
-test: data tex
+test: data tex browser
 	$(BIN)/python -m pytest
 
 lab: data

@@ -102,6 +102,7 @@ def main():
     if not loss_diff <= 1e-10:
         raise SystemExit("error: the two implementations disagree by more than 1e-10")
     batches(data, vocab, args.steps, args.repeats)
+    gated(data, vocab, args.repeats)
 
 
 def batches(data, vocab, steps, repeats, B=32):
@@ -120,6 +121,36 @@ def batches(data, vocab, steps, repeats, B=32):
     for name, (cfg, _, rates) in runs.items():
         print(f"{f'{name} ({cfg.steps:,} updates)':<40} {statistics.median(rates):>13,.0f} "
               f"{statistics.median(rates) / base:>6.1f}x")
+
+
+def gated(data, vocab, repeats, updates=40):
+    """Characters per second of each cell, at B = 1 (m = 100, AdaGrad, the assignment's set-up but for
+    the cell) and at B = 32 (m = 256, Adam), in float64 and float32, alternating runs; and the cost of an
+    LSTM and a GRU update against a vanilla one at B = 32, m = 256 (the goal: an LSTM at most 4.5x)."""
+    setups = {}
+    for cell in ("rnn", "gru", "lstm"):
+        setups[(cell, 1, "float64")] = Config(cell=cell, steps=updates * 10, sample_every=10**9,
+                                               checkpoint_every=10**9, sig=0.05)
+        for dtype in ("float64", "float32"):
+            setups[(cell, 32, dtype)] = Config(cell=cell, m=256, batch_size=32, steps=updates, optimizer="adam",
+                                               eta=1e-3, normalize_loss=True, sample_every=10**9,
+                                               checkpoint_every=10**9, sig=0.05, dtype=dtype)
+    seconds = {key: [] for key in setups}
+    for _ in range(repeats):
+        for key, cfg in setups.items():
+            t, _ = time_ours(cfg, data, vocab)
+            seconds[key].append(t / cfg.steps)
+    per_update = {key: statistics.median(t) for key, t in seconds.items()}
+    print(f"\n{'cell, B, m, dtype':<34} {'ms/update':>10} {'chars/second':>13} {'x vanilla':>10}")
+    for (cell, B, dtype), cfg in setups.items():
+        t = per_update[(cell, B, dtype)]
+        ratio = t / per_update[("rnn", B, dtype)]
+        print(f"{f'{cell}, B = {B}, m = {cfg.m}, {dtype}':<34} {t * 1e3:>10.2f} "
+              f"{cfg.batch_size * cfg.seq_length / t:>13,.0f} {ratio:>9.2f}x")
+    for dtype in ("float64", "float32"):
+        r = per_update[("lstm", 32, dtype)] / per_update[("rnn", 32, dtype)]
+        print(f"goal, an LSTM update at most 4.5x a vanilla one (B = 32, m = 256, {dtype}): "
+              f"{'met' if r <= 4.5 else 'NOT met'} ({r:.2f}x)")
 
 
 if __name__ == "__main__":

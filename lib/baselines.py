@@ -82,6 +82,11 @@ class Level:
 def kneser_ney(x, n_train, K, max_order=MAX_ORDER):
     """{n: bits per character of the held-out part x[n_train:]} for interpolated modified Kneser-Ney of
     every order n = 1 .. max_order, trained on x[:n_train]. x: (N,) indices of the whole text."""
+    return {n: float(np.mean(bits)) for n, bits in kneser_ney_bits(x, n_train, K, max_order).items()}
+
+
+def kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
+    """{n: (N - n_train,) the bits of each held-out character} for every order n = 1 .. max_order."""
     ids = ngram_ids(x, max_order + 1)
     held = np.arange(n_train, len(x))
     train_end = np.arange(len(x)) < n_train
@@ -112,11 +117,38 @@ def kneser_ney(x, n_train, K, max_order=MAX_ORDER):
     bits = {}
     for n in range(1, max_order + 1):
         top, g, h = level(n, continuation=False)
-        bits[n] = float(-np.mean(np.log2(top.prob(g, h, p))))
+        bits[n] = -np.log2(top.prob(g, h, p))
         if n < max_order:
             cont, g, h = level(n, continuation=True)        # the lower order of every higher model
             p = cont.prob(g, h, p)
     return bits
+
+
+KINDS = ("letter inside a word", "first letter of a word", "space", "newline", "punctuation or digit")
+
+
+def kinds(text):
+    """The kind (an index into KINDS) of each character of text after the first: what is being predicted."""
+    out = []
+    for prev, ch in zip(text, text[1:]):
+        if ch.isalpha():
+            out.append(0 if prev.isalpha() or prev == "'" else 1)
+        else:
+            out.append({" ": 2, "\n": 3}.get(ch, 4))
+    return np.array(out)
+
+
+def compare_by_kind(text, bits_a, bits_b):
+    """Rows (kind, share of characters, mean bits of a, of b, share where a is better) for each kind of
+    character and for all. text: the held-out characters with the one before them (n + 1 characters);
+    bits_a, bits_b (n,): each model's bits for each held-out character."""
+    k = kinds(text)
+    rows = []
+    for i, name in list(enumerate(KINDS)) + [(None, "all")]:
+        at = k == i if i is not None else np.ones(len(k), bool)
+        if at.any():
+            rows.append((name, at.mean(), bits_a[at].mean(), bits_b[at].mean(), (bits_a[at] < bits_b[at]).mean()))
+    return rows
 
 
 def compressed_bits(train_text, held_text):

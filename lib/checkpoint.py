@@ -89,7 +89,7 @@ def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
             "e": int(state.e), "epoch": int(state.epoch), "step": int(state.step),
             "smooth_loss": finite(state.smooth_loss), "lowest_smooth_loss": finite(state.lowest_smooth_loss),
             "lowest_smooth_step": int(state.lowest_smooth_step), "best_step": int(state.best_step),
-            "seconds": float(state.seconds), "status": state.status, "n_epochs": len(state.epoch_starts),
+            "seconds": float(state.seconds), "eta_scale": float(state.eta_scale), "status": state.status, "n_epochs": len(state.epoch_starts),
             "n_samples": len(state.samples), "n_val": len(state.val),
             "arrays": {k: hashlib.sha256(a.tobytes()).hexdigest() for k, a in arrays.items()}}
     record = np.frombuffer(json.dumps(meta, allow_nan=False).encode("utf-8"), dtype=np.uint8)
@@ -244,6 +244,8 @@ def _validate(meta, path):
     count("best_step", step)
     count("lowest_smooth_step", max(step - 1, -1), lo=-1)
     number("seconds")
+    if not 0 < number("eta_scale") <= 1:
+        raise bad(f"eta_scale = {meta['eta_scale']!r}")
     for key in ("smooth_loss", "lowest_smooth_loss"):
         if (number(key, none_ok=True) is None) != (step == 0):
             raise bad(f"{key} = {meta.get(key)!r} at update {step}")
@@ -284,5 +286,5 @@ def _state(cfg, vocab, meta, a, path):
                  best_theta=flat("best_"), hprev=a["hprev"].astype(dtype), e=meta["e"], epoch=meta["epoch"], step=meta["step"],
                  smooth_loss=meta["smooth_loss"], lowest_smooth_loss=math.inf if low is None else low,
                  lowest_smooth_step=meta["lowest_smooth_step"], best_step=meta["best_step"],
-                 seconds=meta["seconds"], losses=a["losses"], smooth_losses=a["smooth_losses"],
+                 seconds=meta["seconds"], eta_scale=meta["eta_scale"], losses=a["losses"], smooth_losses=a["smooth_losses"],
                  epoch_starts=[int(s) for s in a["epoch_starts"]], samples=samples, val=val, status=meta["status"])

@@ -37,6 +37,10 @@ class Config:
     normalize_loss: bool = False    # divide the loss, and so the gradients, by T B (as the 2025 assignment)
     val_fraction: float = 0.0       # held-out tail of the text for a validation loss (0: none; 0.1 usual)
     val_every: int = 10_000         # validation loss before update 0, every this many updates, at the end
+    plateau_factor: float = 1.0     # with validation: eta is multiplied by this whenever a validation loss is
+                                    # no lower than the best before it (1: never)
+    dropout: float = 0.0            # probability that a unit of h_t is dropped before the output layer while
+                                    # training (Zaremba et al. 2014); the mask is drawn from (seed, 2, step)
     dtype: str = "float64"          # "float32" halves memory traffic; the assignment and gradient checks use float64
 
     def __post_init__(self):
@@ -64,6 +68,10 @@ class Config:
             raise ValueError(f"Config.normalize_loss must be true or false, got {self.normalize_loss!r}.")
         if not _number(self.val_fraction) or not 0 <= self.val_fraction < 0.5:
             raise ValueError(f"Config.val_fraction must be in [0, 0.5), got {self.val_fraction!r}.")
+        if not _number(self.dropout) or not 0 <= self.dropout < 1:
+            raise ValueError(f"Config.dropout must be in [0, 1), got {self.dropout!r}.")
+        if not _number(self.plateau_factor) or not 0 < self.plateau_factor <= 1:
+            raise ValueError(f"Config.plateau_factor must be in (0, 1], got {self.plateau_factor!r}.")
         if self.sample_length > MAX_SAMPLE:
             raise ValueError(f"Config.sample_length must be at most {MAX_SAMPLE:,}, got {self.sample_length:,}.")
 

@@ -69,7 +69,7 @@ def init_params(K, m, sig, rng, dtype=np.float64):
     return theta
 
 
-def forward(P, X, h0):
+def forward(P, X, h0, keep=None):
     """Run the cell over a chunk.
 
     P: Params. X: (T, B) input indices. h0: (B, m) the hidden state before the chunk.
@@ -93,14 +93,16 @@ def forward(P, X, h0):
         np.subtract(g, h, out=H[t + 1])     # h_t = h_{t-1} + z_t (g_t - h_{t-1})
         H[t + 1] *= zr[:, :m]
         H[t + 1] += h
-    O = H[1:].reshape(T * B, m) @ P.V.T + P.c
+    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep   # dropout (lib/rnn.py)
+    O = Hs @ P.V.T + P.c
     return (H, Z, RH), O
 
 
-def loss_and_grads(P, X, Y, h0, out=None):
+def loss_and_grads(P, X, Y, h0, out=None, keep=None):
     """Summed cross-entropy of a chunk, the gradients of all parameters and the last state.
 
     X, Y: (T,) or (T, B) indices; h0: (m,) or (B, m). out: optional Params for the gradients.
+    keep: optional dropout mask (T B, m) on h_t before the output layer (see lib/rnn.py's forward).
     Returns (loss, grads: Params, hT shaped like h0).
     """
     X, Y = np.asarray(X), np.asarray(Y)
@@ -109,14 +111,15 @@ def loss_and_grads(P, X, Y, h0, out=None):
         X, Y, h0 = X[:, None], Y[:, None], h0[None, :]
     T, B = X.shape
     K, m = P.V.shape
-    (H, Z, RH), O = forward(P, X, h0)
+    (H, Z, RH), O = forward(P, X, h0, keep)
     y = Y.reshape(-1)
     dO, losses = probs_and_losses(O, y)
     G = out if out is not None else views(np.empty(n_params(K, m), dtype=O.dtype), K, m)
     dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
-    np.matmul(dO.T, H[1:].reshape(T * B, m), out=G.V)
+    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep
+    np.matmul(dO.T, Hs, out=G.V)
     np.sum(dO, axis=0, out=G.c)
-    dH = (dO @ P.V).reshape(T, B, m)        # the part of dL/dh_t that comes through o_t
+    dH = (dO @ P.V if keep is None else (dO @ P.V) * keep).reshape(T, B, m)   # dL/dh_t through o_t
     dZ = np.empty_like(Z)                   # (T, B, 3m): dL/da for the pre-activations of z, r, g
     dh = np.zeros((B, m), O.dtype)
     for t in reversed(range(T)):

@@ -84,7 +84,7 @@ def sigmoid_(a):
     return a
 
 
-def forward(P, X, hs0):
+def forward(P, X, hs0, keep=None):
     """Run the cell over a chunk.
 
     P: Params. X: (T, B) input indices. hs0: (B, 2m) the state [h, s] before the chunk.
@@ -109,14 +109,16 @@ def forward(P, X, hs0):
         S[t + 1] += i * g
         np.tanh(S[t + 1], out=TS[t])
         np.multiply(q, TS[t], out=H[t + 1])  # h_t = q_t tanh(s_t)
-    O = H[1:].reshape(T * B, m) @ P.V.T + P.c
+    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep   # dropout (lib/rnn.py)
+    O = Hs @ P.V.T + P.c
     return (H, S, Z, TS), O
 
 
-def loss_and_grads(P, X, Y, hs0, out=None):
+def loss_and_grads(P, X, Y, hs0, out=None, keep=None):
     """Summed cross-entropy of a chunk, the gradients of all parameters and the last state.
 
     X, Y: (T,) or (T, B) indices; hs0: (2m,) or (B, 2m). out: optional Params for the gradients.
+    keep: optional dropout mask (T B, m) on h_t before the output layer (see lib/rnn.py's forward).
     Returns (loss, grads: Params, the last state shaped like hs0).
     """
     X, Y = np.asarray(X), np.asarray(Y)
@@ -125,14 +127,15 @@ def loss_and_grads(P, X, Y, hs0, out=None):
         X, Y, hs0 = X[:, None], Y[:, None], hs0[None, :]
     T, B = X.shape
     K, m = P.V.shape
-    (H, S, Z, TS), O = forward(P, X, hs0)
+    (H, S, Z, TS), O = forward(P, X, hs0, keep)
     y = Y.reshape(-1)
     dO, losses = probs_and_losses(O, y)     # p_t, in O's place
     G = out if out is not None else views(np.empty(n_params(K, m), dtype=O.dtype), K, m)
     dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
-    np.matmul(dO.T, H[1:].reshape(T * B, m), out=G.V)
+    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep
+    np.matmul(dO.T, Hs, out=G.V)
     np.sum(dO, axis=0, out=G.c)
-    dH = (dO @ P.V).reshape(T, B, m)        # the part of dL/dh_t that comes through o_t
+    dH = (dO @ P.V if keep is None else (dO @ P.V) * keep).reshape(T, B, m)   # dL/dh_t through o_t
     dZ = np.empty_like(Z)                   # (T, B, 4m): dL/da for the four gates' pre-activations
     dh, ds = np.zeros((B, m), O.dtype), np.zeros((B, m), O.dtype)
     for t in reversed(range(T)):

@@ -24,10 +24,10 @@ def char_frequencies(text, vocab, top=None):
     return fig
 
 
-def smooth_loss(state, seq_length):
-    """Loss per update (faint) and smooth loss over the run; epoch starts and the best point marked."""
+def smooth_loss(state, seq_length, size=(8, 4)):
+    """Loss per update (faint) and smooth loss over the run; epoch starts and the lowest point marked."""
     steps = np.arange(1, state.step + 1)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=size)
     ax.plot(steps, state.losses[:state.step], color="tab:blue", alpha=0.15, lw=0.5, label="loss of each update")
     ax.plot(steps, state.smooth_losses[:state.step], color="tab:blue", lw=1.5, label="smooth loss")
     for i, start in enumerate(state.epoch_starts[1:], start=2):
@@ -73,6 +73,116 @@ def validation(runs):
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+YARDSTICK_STYLE = {"uniform": ":", "unigram": ":", "gzip": "-.", "bz2": "-.", "lzma": "-."}
+
+
+def ladder(networks, yardsticks, best_ngram):
+    """Held-out loss (bits per character) against training seconds for each network, with the yardsticks
+    as horizontal lines; those above the networks' range are named at the top edge.
+
+    networks: (label, state) pairs with validation histories; yardsticks: {name: bits};
+    best_ngram: the name of the best n-gram order in yardsticks.
+    """
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    top = 0.0
+    for (label, state), color in zip(networks, colors):
+        seconds = [v["seconds"] for v in state.val]
+        bits = [v["loss"] / np.log(2) for v in state.val]
+        ax.plot(seconds, bits, "o-", ms=3, lw=1.5, color=color, label=label)
+        top = max(top, np.percentile(bits[1:] or bits, 90))
+    lowest = min(min(v["loss"] for v in s.val) / np.log(2) for _, s in networks)
+    names = ["uniform", "unigram", best_ngram, "gzip", "bz2", "lzma"]
+    low = min([lowest] + [yardsticks[n] for n in names]) - 0.1
+    high = max(top, yardsticks[best_ngram]) + 0.25
+    above = []
+    for name in names:
+        b = yardsticks[name]
+        if b > high:
+            above.append(f"{name} {b:.2f}")
+            continue
+        ax.axhline(b, color="black" if name == best_ngram else "grey", lw=1.2 if name == best_ngram else 0.8,
+                   ls="--" if name == best_ngram else YARDSTICK_STYLE.get(name, "--"),
+                   label=f"{name} (given the training text)" if name in ("gzip", "bz2", "lzma") else
+                   f"{name}: {b:.3f}" if name == best_ngram else name)
+    ax.set_ylim(low, high)
+    if above:
+        ax.text(0.01, 0.98, "above this range: " + ", ".join(above), transform=ax.transAxes, va="top",
+                fontsize=8, color="grey")
+    ax.set_xlabel("training time (s), validation excluded")
+    ax.set_ylabel("held-out loss (bits per character)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return fig
+
+
+def unit_texts(panels, width=96, lines=3):
+    """Text with each character's background coloured by a unit's activation (blue -1 .. red +1).
+
+    panels: (title, text, activations (len(text),)) triples; each panel shows the first `lines` lines of
+    up to `width` characters (a newline is drawn as a small return sign at the end of its line).
+    """
+    from matplotlib.colors import Normalize
+    cmap, norm = plt.get_cmap("RdBu_r"), Normalize(-1, 1)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 0.33 * (lines + 1.4) * len(panels)), squeeze=False)
+    for ax, (title, text, act) in zip(axes[:, 0], panels):
+        ax.set_axis_off()
+        ax.set_xlim(0, width)
+        ax.set_ylim(lines, -0.2)
+        ax.set_title(title, fontsize=8, loc="left")
+        row = col = 0
+        for ch, a in zip(text, act):
+            if row >= lines:
+                break
+            ax.add_patch(plt.Rectangle((col, row), 1, 1, color=cmap(norm(a)), lw=0))
+            ax.text(col + 0.5, row + 0.55, "\u21b5" if ch == "\n" else ch, ha="center", va="center",
+                    fontsize=6.5, family="monospace", color="dimgrey" if ch == "\n" else "black")
+            col += 1
+            if ch == "\n" or col >= width:
+                row, col = row + 1, 0
+    fig.tight_layout(h_pad=0.4)
+    return fig
+
+
+def gradient_norms(curves):
+    """||dL_t / dh_{t-k}|| against k (log scale): the median over positions t, and the band between the
+    25th and 75th percentiles. curves: {label: (positions, span + 1) array}."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for (label, norms), color in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        k = np.arange(norms.shape[1])
+        q25, q50, q75 = np.percentile(norms, [25, 50, 75], axis=0)
+        ax.plot(k, q50, color=color, label=f"{label}: median")
+        ax.fill_between(k, q25, q75, color=color, alpha=0.2, lw=0, label=f"{label}: middle half")
+    ax.set_yscale("log")
+    ax.set_xlabel("k, steps back in time")
+    ax.set_ylabel("||dL_t / dh_{t-k}||")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return fig
+
+
+def seed_band(states, seq_length):
+    """The smooth loss of several runs of one set-up: their mean, and the band from the lowest to the
+    highest at each update; each run faint."""
+    S = np.array([s.smooth_losses for s in states])
+    steps = np.arange(1, S.shape[1] + 1)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for row in S:
+        ax.plot(steps, row, color="tab:blue", lw=0.4, alpha=0.35)
+    ax.fill_between(steps, S.min(axis=0), S.max(axis=0), color="tab:blue", alpha=0.2, lw=0,
+                    label=f"lowest to highest of {len(states)} seeds")
+    ax.plot(steps, S.mean(axis=0), color="tab:blue", lw=1.5, label="mean")
+    ax.set_ylim(0.9 * S[:, -1].min(), np.percentile(S, 99))
+    ax.set_xlabel("update")
+    ax.set_ylabel(f"smooth loss ({seq_length} characters, nats)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 

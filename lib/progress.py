@@ -1,13 +1,19 @@
-"""A one-line progress bar: redrawn in place in a terminal, or as one updating output in Jupyter.
+"""What a training run shows while it runs: a progress line, the samples as they are drawn and, in
+Jupyter, a smooth-loss plot that redraws every second or two.
 
-In Jupyter the bar is a display whose content is replaced, so an executed notebook (and the PDF made
-from it) holds only its final state, never a stuck 0%.
+In a terminal, the progress line is redrawn in place and samples are printed between its redraws. In
+Jupyter, the line and the plot are displays whose content is replaced, so an executed notebook (and the
+PDF made from it) holds only their final state: the last line and one final figure, never a stuck bar.
+The plot drawn during training is a small SVG built by hand (about a millisecond); the final figure is
+drawn once, with matplotlib, when training ends.
 """
 import sys
 import time
 
+import numpy as np
 
-def _in_jupyter():
+
+def in_jupyter():
     try:
         from IPython import get_ipython
     except ImportError:
@@ -16,18 +22,55 @@ def _in_jupyter():
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-class Progress:
-    """progress = Progress(total, start); progress.update(step, smooth_loss); progress.close()."""
+def svg_curve(values, marks=(), width=560, height=200, title=""):
+    """An SVG line plot of values (n,) with dashed vertical lines at the indices in marks."""
+    n = len(values)
+    if n < 2:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+                f'<text x="10" y="20" font-size="12">{title}: waiting for the first updates</text></svg>')
+    every = max(1, n // 400)
+    v = np.asarray(values[::every], dtype=float)
+    lo, hi = float(np.min(v)), float(np.max(v))
+    hi = hi if hi > lo else lo + 1
+    x0, y0, w, h = 50, 24, width - 60, height - 50
 
-    def __init__(self, total, start=0, every=0.25, width=12, stream=None, budget=None):
-        """total: updates in all; budget: seconds, when time rather than updates ends the run."""
+    def x(i):
+        return x0 + w * i / (n - 1)
+
+    def y(val):
+        return y0 + h * (hi - val) / (hi - lo)
+    points = " ".join(f"{x(i * every):.1f},{y(val):.1f}" for i, val in enumerate(v))
+    lines = "".join(f'<line x1="{x(s):.1f}" x2="{x(s):.1f}" y1="{y0}" y2="{y0 + h}" stroke="grey" '
+                    f'stroke-dasharray="4,3"/>' for s in marks if 0 < s < n)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+            f'font-size="11"><text x="{x0}" y="14">{title}</text>'
+            f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#ccc"/>{lines}'
+            f'<polyline points="{points}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>'
+            f'<text x="{x0 - 4}" y="{y0 + 4}" text-anchor="end">{hi:.1f}</text>'
+            f'<text x="{x0 - 4}" y="{y0 + h}" text-anchor="end">{lo:.1f}</text>'
+            f'<text x="{x0}" y="{height - 10}">1</text>'
+            f'<text x="{x0 + w}" y="{height - 10}" text-anchor="end">update {n:,}</text></svg>')
+
+
+class Progress:
+    """view = Progress(total, start); view.update(state) after each update; view.sample(s); view.close(state).
+
+    total: updates in all; budget: seconds, when time rather than updates ends the run; seq_length: T, for
+    the axis of the final figure; log: where a terminal shows samples; plot: the live plot in Jupyter.
+    """
+
+    def __init__(self, total, start=0, every=0.25, width=12, stream=None, budget=None, seq_length=25, log=print,
+                 plot=True, plot_every=1.5):
         self.total, self.start, self.every, self.width, self.budget = total, start, every, width, budget
+        self.seq_length, self.log, self.plot_every = seq_length, log, plot_every
         self.stream = stream or sys.stderr
-        self.t0 = self.last = time.perf_counter()
-        self.handle = None
-        if stream is None and _in_jupyter():
+        self.t0 = self.last = self.last_plot = time.perf_counter()
+        self.handle = self.plot = None
+        if stream is None and in_jupyter():
             from IPython.display import display
             self.handle = display(self._bundle(start, None), raw=True, display_id=True)
+            if plot:
+                self.plot = display({"text/plain": ""}, raw=True, display_id=True)
 
     def line(self, step, smooth_loss):
         seconds = time.perf_counter() - self.t0
@@ -47,26 +90,54 @@ class Progress:
                 f'<code>{text.split("] ", 1)[1]}</code>')
         return {"text/plain": text, "text/html": html}
 
-    def clear(self):
-        """Wipe the terminal line, so that other output can be printed; the bar comes back on update."""
-        if self.handle is None:
-            self.stream.write("\r" + " " * (len(self.line(self.total, 0.0)) + 8) + "\r")
-            self.stream.flush()
-            self.last = 0.0
-
-    def update(self, step, smooth_loss, force=False):
-        now = time.perf_counter()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
+    def _draw(self, state, step, smooth_loss):
         if self.handle is not None:
             self.handle.update(self._bundle(step, smooth_loss), raw=True)
         else:
             self.stream.write("\r" + self.line(step, smooth_loss))
             self.stream.flush()
 
-    def close(self, step, smooth_loss):
-        self.update(step, smooth_loss, force=True)
+    def update(self, state, force=False):
+        """After each update: redraw the line every `every` seconds, the plot every `plot_every`."""
+        now = time.perf_counter()
+        if force or now - self.last >= self.every:
+            self.last = now
+            self._draw(state, state.step, state.smooth_loss)
+        if self.plot is not None and (force or now - self.last_plot >= self.plot_every):
+            self.last_plot = now
+            svg = svg_curve(state.smooth_losses[:state.step], state.epoch_starts[1:],
+                            title=f"smooth loss, {self.seq_length} characters (nats); dashed: a new epoch")
+            self.plot.update({"image/svg+xml": svg, "text/plain": "smooth loss"}, raw=True)
+
+    def sample(self, s):
+        """Show a sample as it is drawn: its update and smooth loss, then its text."""
+        if self.handle is not None:
+            from lib.present import show_samples
+            show_samples([s])
+            return
+        from lib.train import sample_line
+        self.stream.write("\r" + " " * (len(self.line(self.total, 0.0)) + 8) + "\r")
+        self.last = 0.0
+        self.log(sample_line(s))
+
+    def close(self, state):
+        """The final line and, in Jupyter, one final figure of the smooth loss in the plot's place."""
+        self.update(state, force=True)
+        if self.plot is not None and state.step:
+            import base64
+            import io
+
+            import matplotlib.pyplot as plt
+
+            from lib import plots
+            fig = plots.smooth_loss(state, self.seq_length, size=(8, 3))
+            data = {}
+            for fmt, mime in (("png", "image/png"), ("pdf", "application/pdf")):
+                buf = io.BytesIO()
+                fig.savefig(buf, format=fmt, dpi=110)
+                data[mime] = base64.b64encode(buf.getvalue()).decode("ascii")
+            plt.close(fig)
+            self.plot.update({**data, "text/plain": "the smooth loss of this run"}, raw=True)
         if self.handle is None:
             self.stream.write("\n")
             self.stream.flush()

@@ -8,6 +8,7 @@ in runs/steps-N, with samples every N/10 updates. A complete run there is loaded
 The PDF shows no code (the appendix holds lib/rnn.py) and leaves out the cells tagged "interactive".
 """
 import datetime
+import inspect
 import re
 import shutil
 import sys
@@ -20,19 +21,22 @@ from lib.data import ROOT
 from lib.files import atomic_path, write_bytes
 
 NOTEBOOKS = ("01_data.ipynb", "02_gradcheck.ipynb", "03_training.ipynb", "04_smooth_loss.ipynb",
-             "05_synthesis.ipynb", "06_extensions.ipynb")
+             "05_synthesis.ipynb", "06_extensions.ipynb", "07_ladder.ipynb", "08_insight.ipynb")
 FULL_STEPS = 100_000
 TITLE = "Teaching a computer to write, one character at a time"
 
 
-def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir):
+def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir, ladder_dir=None, seed_dir=None):
     """The papermill parameters for one notebook. A run shorter than the full one also gets a
     proportionally shorter extension (at least 2 s a set-up) on a smaller held-out part (2%). The report
     overwrites a run folder that holds another run (another corpus, say), keeping the old run aside."""
     common = {"corpus": corpus} if corpus else {}
     scale = steps / FULL_STEPS
-    extension = {} if steps >= FULL_STEPS else {
+    small = steps < FULL_STEPS
+    extension = {} if not small else {
         "budget_seconds": max(2.0, 45 * scale), "val_fraction": 0.02, "val_chars": max(20_000, int(320_000 * scale))}
+    ladder = {} if not small else {"budget_seconds": max(2.0, 45 * scale), "val_fraction": 0.02, "val_checks": 2}
+    seeds = {} if not small else {"n_seeds": 2, "steps": steps, "val_fraction": 0.02}
     return {
         "01_data.ipynb": {**common, "figures_dir": figures_dir},
         "02_gradcheck.ipynb": common,
@@ -42,6 +46,9 @@ def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir):
         "05_synthesis.ipynb": {"run_dir": run_dir},
         "06_extensions.ipynb": {**common, **extension, "run_root": ext_dir, "figures_dir": figures_dir,
                                 "overwrite": True},
+        "07_ladder.ipynb": {**common, **ladder, "run_root": ladder_dir, "figures_dir": figures_dir, "overwrite": True},
+        "08_insight.ipynb": {**common, **seeds, "seed_root": seed_dir, "ladder_root": ladder_dir,
+                             "extension_root": ext_dir, "figures_dir": figures_dir, "overwrite": True},
     }[name]
 
 
@@ -65,13 +72,16 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
             notebooks=NOTEBOOKS, ext_dir=None):
     """Run each notebook with its parameters into out_dir; returns the executed notebooks' paths.
 
-    run_dir: the training run of notebooks 3-5; ext_dir: the folder of notebook 6's runs.
+    run_dir: the training run of notebooks 3-5; ext_dir: the folder of notebook 6's runs; notebooks 7 and
+    8 keep theirs beside it (ladder/, seeds/ in place of extensions/).
     """
     import papermill
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_dir = run_dir or ("runs/assignment" if steps == FULL_STEPS else f"runs/steps-{steps}")
     ext_dir = ext_dir or ("runs/extensions" if steps == FULL_STEPS else f"runs/steps-{steps}-extensions")
+    ladder_dir, seed_dir = (str(ext_dir).replace("extensions", word) if "extensions" in str(ext_dir) else
+                            f"{ext_dir}-{word}" for word in ("ladder", "seeds"))
     paths, manager = [], _ipc_kernel_manager()
     for i, name in enumerate(notebooks, 1):
         if progress:
@@ -81,7 +91,7 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
             try:
                 papermill.execute_notebook(
                     str(ROOT / "notebooks" / name), str(tmp), kernel_name="python3", cwd=str(ROOT / "notebooks"),
-                    parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir),
+                    parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir, ladder_dir, seed_dir),
                     progress_bar=progress, **({"kernel_manager_class": manager} if manager else {}))
             except papermill.PapermillExecutionError as err:
                 failed = err
@@ -107,13 +117,36 @@ def merged(paths, intro):
             if cell.cell_type == "markdown":   # "# 1. The data" -> "# The data": LaTeX numbers sections
                 cell.source = re.sub(r"^# \d+\. ", "# ", cell.source)
             nb.cells.append(cell)
-    nb.cells.append(nbformat.v4.new_markdown_cell("# Appendix: the model, `lib/rnn.py`"))
-    source = (ROOT / "lib" / "rnn.py").read_text()
-    nb.cells.append(nbformat.v4.new_code_cell(outputs=[
-        nbformat.v4.new_output("stream", name="stdout", text=source)]))
+    nb.cells.append(nbformat.v4.new_markdown_cell(appendix()))
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i}"
     return nb
+
+
+def appendix():
+    """The appendix, as Markdown: the model (lib/rnn.py), the AdaGrad update it is trained with, and the
+    sampler, as highlighted code."""
+    from lib import optim, sampling, train
+    parts = [("The model, `lib/rnn.py`", (ROOT / "lib" / "rnn.py").read_text()),
+             ("One update and the AdaGrad step, from `lib/train.py` and `lib/optim.py`",
+              "\n\n".join(inspect.getsource(f) for f in (train.update, optim.clip_, optim.adagrad_step_))),
+             ("Drawing a passage, from `lib/sampling.py`",
+              "\n\n".join(inspect.getsource(f) for f in (sampling.next_char_probs, sampling.sample)))]
+    return "# Appendix: the code\n\n" + "\n\n".join(f"## {title}\n\n```python\n{code.rstrip()}\n```"
+                                                    for title, code in parts)
+
+
+def whole_tables(latex):
+    """No page break inside a table: every row of a longtable ends in \\\\* (longtable then starts a table
+    that does not fit on the next page)."""
+    out, inside = [], False
+    for line in latex.split("\n"):
+        inside = inside or line.startswith("\\begin{longtable}")
+        if inside and line.rstrip().endswith("\\\\"):
+            line = line.rstrip() + "*"
+        inside = inside and not line.startswith("\\end{longtable}")
+        out.append(line)
+    return "\n".join(out)
 
 
 def to_pdf(nb, path):
@@ -124,7 +157,8 @@ def to_pdf(nb, path):
             f"{' and '.join(missing)} not found: the PDF needs XeLaTeX and pandoc. On Debian or Ubuntu run "
             "`make tex`; elsewhere see the README (MacTeX or TeX Live, and pandoc).")
     from nbconvert import PDFExporter
-    exporter = PDFExporter()
+    exporter = PDFExporter(extra_template_basedirs=[str(ROOT / "lib")], template_file="report.tex.j2")
+    exporter.register_filter("whole_tables", whole_tables)
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
@@ -142,8 +176,9 @@ def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures
         "This report reproduces KTH DD2424 Assignment 4: a vanilla recurrent neural network, written from "
         "scratch in NumPy, learns to write by predicting the next character of a book. Its sections are the "
         "project's notebooks, executed in order: the data, the gradient check, training, the smooth "
-        "loss and synthesis, and an extension beyond the assignment (Adam, mini-batches and a validation "
-        "loss); the model's code is in the appendix.\n\n"
+        "loss and synthesis; then, beyond the assignment, Adam, mini-batches and a validation loss, a ladder "
+        "of yardsticks with gated cells (GRU, LSTM), and what the network learned and how much one run is "
+        "worth. The model's code is in the appendix.\n\n"
         f"Built by `make report` on {datetime.date.today().isoformat()} with {steps:,} updates on "
         f"{corpus_name}.")
     pdf = Path(out_dir) / "report.pdf"

@@ -89,10 +89,11 @@ def probs_and_losses(O, y):
     return E, np.log(S) + o_max - o_y
 
 
-def forward(P, X, h0):
+def forward(P, X, h0, keep=None):
     """Run the recurrence over a chunk.
 
-    P: Params. X: (T, B) input indices. h0: (B, m) hidden state before the chunk.
+    P: Params. X: (T, B) input indices. h0: (B, m) hidden state before the chunk. keep: None, or (T B, m)
+    dropout's mask on h_t before the output layer (0, or 1 / (1 - p) for a unit kept; beyond the assignment).
     Returns H (T + 1, B, m) with H[0] = h0 and H[t + 1] = h_t, and O (T B, K) the scores o_t.
     """
     T, B = X.shape
@@ -101,15 +102,17 @@ def forward(P, X, h0):
     H = np.empty((T + 1, B, m), dtype=h0.dtype)
     H[0] = h0
     kernels.tanh_recurrence(P.W, A_in, H)   # a_t = W h_{t-1} + U x_t + b;  h_t = tanh(a_t)
-    O = H[1:].reshape(T * B, m) @ P.V.T + P.c    # (T B, K): o_t = V h_t + c, one matrix product
+    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep
+    O = Hs @ P.V.T + P.c                    # (T B, K): o_t = V h_t + c, one matrix product
     return H, O
 
 
-def loss_and_grads(P, X, Y, h0, out=None):
+def loss_and_grads(P, X, Y, h0, out=None, keep=None):
     """Summed cross-entropy of a chunk, the gradients of all five parameters and the last state.
 
     P: Params. X, Y: (T,) or (T, B) input and target indices. h0: (m,) or (B, m).
     out: optional Params to write the gradients into (for example views of a flat buffer).
+    keep: optional dropout mask (T B, m) on h_t before the output layer (see forward).
     Returns (loss, grads: Params, hT) with hT shaped like h0.
     """
     X, Y = np.asarray(X), np.asarray(Y)
@@ -118,7 +121,7 @@ def loss_and_grads(P, X, Y, h0, out=None):
         X, Y, h0 = X[:, None], Y[:, None], h0[None, :]
     T, B = X.shape
     K, m = P.V.shape
-    H, O = forward(P, X, h0)                # (T+1, B, m), (T B, K)
+    H, O = forward(P, X, h0, keep)          # (T+1, B, m), (T B, K)
     y = Y.reshape(-1)
     Pr, losses = probs_and_losses(O, y)     # p_t (T B, K); -log p_t[y_t] (T B,)
 
@@ -126,10 +129,13 @@ def loss_and_grads(P, X, Y, h0, out=None):
     dO = Pr                                 # (T B, K): dL/do_t = p_t - onehot(y_t)
     dO[np.arange(T * B), y] -= 1.0
     Hs = H[1:].reshape(T * B, m)            # (T B, m): h_1 .. h_T
+    if keep is not None:
+        Hs = Hs * keep
     np.matmul(dO.T, Hs, out=G.V)            # dV = sum_t do_t h_t^T
     ones = np.ones(T * B, dtype=O.dtype)
     np.dot(ones, dO, out=G.c)               # dc = sum_t do_t
-    dH = (dO @ P.V).reshape(T, B, m)        # the part of dL/dh_t that comes through o_t
+    dH = dO @ P.V if keep is None else (dO @ P.V) * keep
+    dH = dH.reshape(T, B, m)                # the part of dL/dh_t that comes through o_t
     dA = np.empty((T, B, m), dtype=O.dtype)
     kernels.tanh_backprop(P.W, dH, H, dA)   # da_t = (dh_t + W^T da_{t+1}) * (1 - h_t^2)
     dA = dA.reshape(T * B, m)

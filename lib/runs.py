@@ -22,7 +22,8 @@ from lib import cells, checkpoint, files, limits
 from lib.config import RESUMABLE
 from lib.data import Corpus, default_corpus_path, load_corpus, short_path
 from lib.state import OPTIMIZER_STATE
-from lib.train import check_sizes, held_out, train
+from lib.progress import Progress
+from lib.train import check_sizes, held_out, sample_line, train
 
 CKPT, SUMMARY = "checkpoint.npz", "summary.json"
 
@@ -128,8 +129,17 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
                 files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, s, corpus.n_chars), indent=2) + "\n")
             state = train(cfg, corpus.data, vocab, state, out / CKPT, progress, log, show_samples, max_seconds,
                           corpus.sha256, on_save=saved)
-        elif not (out / SUMMARY).exists():
-            files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, state, corpus.n_chars), indent=2) + "\n")
+        else:                               # shown as training showed it: the samples, the final line and figure
+            if progress:
+                view = Progress(cfg.steps, state.step, budget=max_seconds, seq_length=cfg.seq_length, log=log)
+                for s in state.samples if show_samples else ():
+                    view.sample(s)
+                view.close(state)
+            elif show_samples:
+                for s in state.samples:
+                    log(sample_line(s))
+            if not (out / SUMMARY).exists():
+                files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, state, corpus.n_chars), indent=2) + "\n")
     return state, vocab, summary(cfg, vocab, state, corpus.n_chars)
 
 
@@ -200,6 +210,16 @@ def load_run(run_dir):
         raise RuntimeError(f"The run in {run_dir} stopped at update {state.step:,} ({state.status}); "
                            "run notebooks/03_training.ipynb again to finish it.")
     return cfg, vocab, state, summary(cfg, vocab, state, meta["corpus"]["n_chars"])
+
+
+def command(cfg, steps=None, out="DIR"):
+    """The command line that trains cfg (its settings that differ from the defaults) to steps updates:
+    for a run stopped by its time budget, the update count that reproduces it without one."""
+    from lib.config import Config
+    default, given = Config().to_dict(), cfg.replace(steps=steps or cfg.steps).to_dict()
+    options = [f"--{k.replace('_', '-')} {str(v).lower() if isinstance(v, bool) else v}"
+               for k, v in given.items() if v != default[k] and k != "checkpoint_every"]
+    return " ".join(["python -m lib.train", *options, f"--out {out}"])
 
 
 def config_of(ckpt, **changes):

@@ -73,14 +73,26 @@ def step_losses(cell, P, X, Y, h0):
     return probs_and_losses(O, Y.reshape(-1))[1]
 
 
+def _chunk_losses(cell, P, data, h0, chunk):
+    """(losses (n,), h (1, S)) for each chunk of predicting data[1:] from data[:-1], the state carried."""
+    h = h0
+    for s in range(0, len(data) - 1, chunk):
+        X = data[s:min(s + chunk, len(data) - 1)][:, None]
+        Y = data[s + 1:s + 1 + len(X)]
+        O, h = cell.scores(P, X, h)
+        yield probs_and_losses(O, Y)[1], h
+
+
 def text_loss(cell, P, data, h0, chunk=1000):
     """Read a text in order and score it: the mean cross-entropy per character (nats) of predicting
     data[1:] from data[:-1], the hidden state carried through from h0 (1, S).
     data: (N,) indices. Returns (loss, h (1, S) the hidden state after the last input)."""
     h, total = h0, 0.0
-    for s in range(0, len(data) - 1, chunk):
-        X = data[s:min(s + chunk, len(data) - 1)][:, None]
-        Y = data[s + 1:s + 1 + len(X)]
-        O, h = cell.scores(P, X, h)
-        total += probs_and_losses(O, Y)[1].sum()
+    for losses, h in _chunk_losses(cell, P, data, h0, chunk):
+        total += losses.sum()
     return float(total / (len(data) - 1)), h
+
+
+def text_losses(cell, P, data, h0, chunk=1000):
+    """The cross-entropy (nats) of each prediction of data[1:] from data[:-1] (N - 1,), read as text_loss."""
+    return np.concatenate([losses for losses, _ in _chunk_losses(cell, P, data, h0, chunk)])

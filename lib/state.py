@@ -29,6 +29,7 @@ class State:
     lowest_smooth_step: int = -1    # i: the smooth loss recorded at update i + 1 (of the parameters after i)
     best_step: int = 0              # the best model is the parameters after this many updates
     seconds: float = 0.0            # time spent training (validation excluded), over all sessions
+    eta_scale: float = 1.0          # the learning rate is cfg.eta * eta_scale (plateau_factor lowers it)
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0))          # (step,)
     smooth_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (step,)
     epoch_starts: list = field(default_factory=lambda: [0])                  # update at which each epoch began

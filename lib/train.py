@@ -140,7 +140,8 @@ def update(cfg, state, X, Y, w, too_high, cell=rnn):
     """
     i = state.step
     h0 = state.hprev if cfg.chunks == "sequential" else w.zeros  # hprev carried from chunk to chunk
-    loss, _, h = cell.loss_and_grads(w.P, X, Y, h0, out=w.G)    # forward and back through the chunk
+    keep = dropout_mask(cfg, i, w.g.dtype) if cfg.dropout else None
+    loss, _, h = cell.loss_and_grads(w.P, X, Y, h0, out=w.G, keep=keep)  # forward and back through the chunk
     loss /= cfg.batch_size                                      # the loss of one sequence of T characters
     if not loss <= too_high:
         raise Diverged(_diverged(cfg, state, loss, too_high))
@@ -148,14 +149,22 @@ def update(cfg, state, X, Y, w, too_high, cell=rnn):
     _record(cfg, state, loss)
     if cfg.normalize_loss:
         w.g *= 1.0 / (cfg.seq_length * cfg.batch_size)
+    eta = cfg.eta * state.eta_scale
     if cfg.optimizer == "adagrad":          # g clipped to [-clip, clip]; mem += g^2; theta -= eta g / sqrt(mem + eps)
-        kernels.clip_adagrad_(state.theta, w.g, state.opt["mem"], cfg.clip, cfg.eta, cfg.eps, w.tmp)
+        kernels.clip_adagrad_(state.theta, w.g, state.opt["mem"], cfg.clip, eta, cfg.eps, w.tmp)
     else:
         clip_(w.g, cfg.clip)
-        adam_step_(state.theta, w.g, state.opt["m"], state.opt["v"], i + 1, cfg.eta, cfg.beta1, cfg.beta2,
+        adam_step_(state.theta, w.g, state.opt["m"], state.opt["v"], i + 1, eta, cfg.beta1, cfg.beta2,
                    cfg.eps, w.tmp)
     state.hprev, state.step = h, i + 1
     return loss
+
+
+def dropout_mask(cfg, step, dtype):
+    """(T B, m): 0 for a dropped unit, 1 / (1 - p) for a kept one, from the Generator seeded by (seed, 2, step)."""
+    rng = np.random.default_rng([cfg.seed, 2, step])
+    kept = rng.random((cfg.seq_length * cfg.batch_size, cfg.m), dtype=np.float32) >= cfg.dropout
+    return kept.astype(dtype) / dtype.type(1 - cfg.dropout)
 
 
 def _record(cfg, state, loss):
@@ -198,6 +207,12 @@ def _sample(cfg, vocab, state, x0):
     rng = np.random.default_rng([cfg.seed, state.step])
     idx, _ = sampling.sample(cell, P, state.hprev[0], x0, cfg.sample_length, rng)
     return {"step": state.step, "smooth_loss": state.smooth_loss, "text": vocab.decode(idx)}
+
+
+def sample_line(sample):
+    """A sample as text: a line with its update and smooth loss, then the sample."""
+    loss = "before training" if sample["smooth_loss"] is None else f"smooth loss {sample['smooth_loss']:.2f}"
+    return f"--- update {sample['step']:,} ({loss})\n{sample['text']}"
 
 
 def _recorded(history, step):
@@ -243,10 +258,7 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
 
     def show(sample):
         if show_samples:
-            loss = "" if sample["smooth_loss"] is None else f", smooth loss {sample['smooth_loss']:.3f}"
-            if bar:
-                bar.clear()
-            log(f"--- update {sample['step']:,}{loss}\n{sample['text']}")
+            view.sample(sample) if view else log(sample_line(sample))
 
     def validate():                         # the clock stops while the held-out text is read
         best = state.best_val_loss
@@ -255,6 +267,8 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
         if best is None or loss < best:
             np.copyto(state.best_theta, state.theta)
             state.best_step = state.step
+        else:                               # no better than before: a smaller step (plateau_factor 1: the same)
+            state.eta_scale *= cfg.plateau_factor
 
     def record(x0):                         # validation and a sample, where due and not yet recorded
         if val_data is not None and not _recorded(state.val, state.step) and (
@@ -272,7 +286,7 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
                      if s["step"] % cfg.sample_every == 0 or s["step"] == cfg.steps]
     state.val = [v for v in state.val if v["step"] % cfg.val_every == 0 or v["step"] == cfg.steps]
     state.status = "running"
-    bar = Progress(cfg.steps, state.step, budget=max_seconds) if progress else None   # show() uses it
+    view = Progress(cfg.steps, state.step, budget=max_seconds, seq_length=T, log=log) if progress else None
     with deferred() as stop:
         try:
             t0 = time.perf_counter()
@@ -286,8 +300,8 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
                 t0 = time.perf_counter()
                 update(cfg, state, X, Y, w, too_high, cell)
                 advance(cfg, state, n_train)
-                if bar:
-                    bar.update(state.step, state.smooth_loss)
+                if view:
+                    view.update(state)
                 if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
                     state.seconds += time.perf_counter() - t0
                     save()
@@ -299,8 +313,8 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
             raise Diverged(f"{err}{' in ' + str(ckpt) if ckpt else ''}." if state.step else str(err)) from None
         finally:
             state.losses, state.smooth_losses = state.losses[:state.step], state.smooth_losses[:state.step]
-            if bar:
-                bar.close(state.step, state.smooth_loss)
+            if view:
+                view.close(state)
         if stop["signal"] is not None:
             state.status = "interrupted"
             save()

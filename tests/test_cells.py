@@ -184,3 +184,33 @@ def test_sampling_and_summary_of_a_gated_run(tmp_path, corpus_file):
                           "--prime", "the "], capture_output=True, text=True, check=True).stdout
     assert out.startswith("the ") and len(out) == 4 + 40 + 1
     assert sampling.next_char_probs(np.array([1.0, 2.0]), 1e-300).tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_gradients_with_a_dropout_mask(small_data, small_vocab, name):
+    """Dropout before the output layer is a fixed mask within an update: the gradients still match."""
+    import types
+    from functools import partial
+    cell, K, m, B = cells.get(name), small_vocab.K, 5, 2
+    _, P = random_params(cell, K, m, 0.1, 3)
+    X, Y = chunk(small_data, B)
+    keep = np.where(np.random.default_rng(4).random((25 * B, m)) < 0.3, 0.0, 1 / 0.7)
+    h0 = np.tanh(np.random.default_rng(5).standard_normal((B, cell.state_size(m))))
+
+    def scores(P, X, h0):
+        cache, O = cell.forward(P, X, h0, keep)
+        return O, None
+    masked = types.SimpleNamespace(NAMES=cell.NAMES, loss_and_grads=partial(cell.loss_and_grads, keep=keep),
+                                   scores=scores)
+    for r in gradcheck.check(P, X, Y, h0, h=1e-3, cell=masked, order=4):
+        assert r["max_rel_error"] < 1e-6, r
+    _, G, _ = cell.loss_and_grads(P, X, Y, h0, keep=keep)
+    _, G0, _ = cell.loss_and_grads(P, X, Y, h0)
+    assert not np.allclose(G.V, G0.V)                       # the mask matters
+
+
+def test_dropout_in_the_trainer_is_reproducible(small_data, small_vocab):
+    cfg = Config(cell="gru", m=16, steps=20, sample_every=100, dropout=0.3, optimizer="adam", eta=0.01, sig=0.1)
+    a, b = (train(cfg, small_data, small_vocab, **QUIET) for _ in range(2))
+    assert np.array_equal(a.theta, b.theta)
+    assert not np.array_equal(a.theta, train(cfg.replace(dropout=0.0), small_data, small_vocab, **QUIET).theta)

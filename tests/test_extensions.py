@@ -144,6 +144,7 @@ def test_validation_scores_each_held_out_character_once(small_data, small_vocab)
     dict(batch_size=3, seq_length=10),
     dict(batch_size=4, chunks="random", optimizer="adam", eta=0.01, normalize_loss=True),
     dict(batch_size=2, val_fraction=0.2, val_every=7),
+    dict(optimizer="adam", eta=0.05, val_fraction=0.2, val_every=5, plateau_factor=0.5),
 ])
 def test_resume_is_exact(tmp_path, small_data, small_vocab, extra):
     cfg = Config(m=12, steps=29, sample_every=5, checkpoint_every=100, seed=2, **extra)
@@ -171,3 +172,35 @@ def test_command_line_with_the_2025_settings(tmp_path, corpus_file):
     assert info["config"]["optimizer"] == "adam" and info["chars_seen"] == 40 * 4 * 25
     assert info["best_val_step"] in (0, 10, 20, 30, 40) and info["best_val_loss_per_char"] > 0
     assert abs(info["best_val_loss_bits"] - info["best_val_loss_per_char"] / math.log(2)) < 1e-12
+
+
+def test_a_plateau_lowers_the_learning_rate(small_data, small_vocab):
+    """With plateau_factor, eta is multiplied by it after each validation loss no lower than the best before."""
+    cfg = Config(m=16, steps=300, sample_every=1000, val_fraction=0.2, val_every=10, plateau_factor=0.5,
+                 optimizer="adam", eta=0.05)
+    state = train(cfg, small_data, small_vocab, **QUIET)
+    best, expected = math.inf, 1.0
+    for v in state.val:
+        if v["loss"] < best:
+            best = v["loss"]
+        else:
+            expected *= 0.5
+    assert expected < 1 and state.eta_scale == expected
+    flat = train(cfg.replace(plateau_factor=1.0), small_data, small_vocab, **QUIET)
+    assert flat.eta_scale == 1.0 and not np.array_equal(flat.theta, state.theta)
+
+
+def test_a_run_stopped_by_its_budget_is_reproduced_by_its_update_count(tmp_path, corpus_file):
+    """Equal-time comparisons: the command runs.command prints, without a budget, gives the same numbers."""
+    from lib.runs import command, run
+    cfg = Config(m=12, steps=10**9, sample_every=50, checkpoint_every=10**9, val_fraction=0.2, val_every=20, seed=1,
+                 optimizer="adam", eta=0.01)
+    state, _, info = run(cfg, corpus_file, tmp_path / "budget", max_seconds=0.5, **QUIET)
+    assert info["status"] == "budget" and info["steps"] > 20
+    argv = command(cfg, info["steps"], str(tmp_path / "again")).split()[3:]
+    subprocess.run([sys.executable, "-m", "lib.train", *argv, "--data", str(corpus_file), "--no-progress"],
+                   check=True, capture_output=True)
+    again = load_state(tmp_path / "again" / "checkpoint.npz")[2]
+    assert again.status == "done" and again.step == state.step
+    assert np.array_equal(again.theta, state.theta) and np.array_equal(again.losses, state.losses)
+    assert [v["loss"] for v in again.val] == [v["loss"] for v in state.val] and again.samples == state.samples
