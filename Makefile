@@ -1,7 +1,8 @@
 # make report   the whole assignment on a fresh machine: venv, packages, corpus, LaTeX, notebooks, PDF
 # make test     the same set-up, then the test suite
 # make lab      open the notebooks in JupyterLab
-# make bench    the benchmarks: speed (lib.train against the plain reference) and memory (a 200 MB corpus)
+# make bench    the benchmarks: speed (lib.train against the plain reference, the cells), memory (a 200 MB
+#               corpus), seeds in parallel
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -56,6 +57,8 @@ lab: data
 bench: data
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/parallel.py
+	$(BIN)/python benchmarks/live.py
 
 clean:
 	rm -rf $(VENV) report runs .pytest_cache .hypothesis build lib/*.so

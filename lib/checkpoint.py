@@ -49,7 +49,7 @@ def layout(cfg, K, meta):
     cell = cells.of(cfg)
     B, S, f8, i8 = cfg.batch_size, cell.state_size(cfg.m), np.dtype("<f8"), np.dtype("<i8")
     out = {}
-    for prefix in ["", "best_"] + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]:
+    for prefix in ["", "best_"] + ["avg_"] * bool(cfg.ema) + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]:
         out.update({prefix + name: (f8, shape) for name, shape in zip(cell.NAMES, cell.shapes(K, cfg.m))})
     step, n_s, n_v = meta["step"], meta["n_samples"], meta["n_val"]
     out.update({"hprev": (f8, (B, S)), "losses": (f8, (step,)), "smooth_losses": (f8, (step,)),
@@ -62,8 +62,8 @@ def layout(cfg, K, meta):
 def _arrays_of(cfg, vocab, state):
     K, m, cell = vocab.K, cfg.m, cells.of(cfg)
     arrays = {}
-    for prefix, theta in [("", state.theta), ("best_", state.best_theta)] + \
-            [(f"opt_{o}_", a) for o, a in state.opt.items()]:
+    vectors = [("", state.theta), ("best_", state.best_theta)] + [("avg_", state.avg_theta)] * bool(cfg.ema)
+    for prefix, theta in vectors + [(f"opt_{o}_", a) for o, a in state.opt.items()]:
         arrays.update({prefix + name: a for name, a in zip(cell.NAMES, cell.views(theta, K, m))})
     s = state.samples
     arrays.update({
@@ -89,7 +89,8 @@ def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
             "e": int(state.e), "epoch": int(state.epoch), "step": int(state.step),
             "smooth_loss": finite(state.smooth_loss), "lowest_smooth_loss": finite(state.lowest_smooth_loss),
             "lowest_smooth_step": int(state.lowest_smooth_step), "best_step": int(state.best_step),
-            "seconds": float(state.seconds), "eta_scale": float(state.eta_scale), "status": state.status, "n_epochs": len(state.epoch_starts),
+            "seconds": float(state.seconds), "eta_scale": float(state.eta_scale), "status": state.status,
+            "n_epochs": len(state.epoch_starts),
             "n_samples": len(state.samples), "n_val": len(state.val),
             "arrays": {k: hashlib.sha256(a.tobytes()).hexdigest() for k, a in arrays.items()}}
     record = np.frombuffer(json.dumps(meta, allow_nan=False).encode("utf-8"), dtype=np.uint8)
@@ -267,7 +268,7 @@ def _state(cfg, vocab, meta, a, path):
             view[...] = a[prefix + name]
         return theta
 
-    must_be_finite = ["best_", "losses", "smooth_losses", "val_loss", "val_seconds"]
+    must_be_finite = ["best_"] + ["avg_"] * bool(cfg.ema) + ["losses", "smooth_losses", "val_loss", "val_seconds"]
     if meta["status"] != "diverged":
         must_be_finite += ["", "hprev"] + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]
     for key in must_be_finite:
@@ -283,8 +284,9 @@ def _state(cfg, vocab, meta, a, path):
            for s, t, x in zip(a["val_steps"], a["val_seconds"], a["val_loss"])]
     low = meta["lowest_smooth_loss"]
     return State(theta=flat(""), opt={o: flat(f"opt_{o}_") for o in OPTIMIZER_STATE[cfg.optimizer]},
-                 best_theta=flat("best_"), hprev=a["hprev"].astype(dtype), e=meta["e"], epoch=meta["epoch"], step=meta["step"],
+                 best_theta=flat("best_"), avg_theta=flat("avg_") if cfg.ema else None,
+                 hprev=a["hprev"].astype(dtype), e=meta["e"], epoch=meta["epoch"], step=meta["step"],
                  smooth_loss=meta["smooth_loss"], lowest_smooth_loss=math.inf if low is None else low,
-                 lowest_smooth_step=meta["lowest_smooth_step"], best_step=meta["best_step"],
-                 seconds=meta["seconds"], eta_scale=meta["eta_scale"], losses=a["losses"], smooth_losses=a["smooth_losses"],
+                 lowest_smooth_step=meta["lowest_smooth_step"], best_step=meta["best_step"], seconds=meta["seconds"],
+                 eta_scale=meta["eta_scale"], losses=a["losses"], smooth_losses=a["smooth_losses"],
                  epoch_starts=[int(s) for s in a["epoch_starts"]], samples=samples, val=val, status=meta["status"])

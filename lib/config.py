@@ -41,6 +41,8 @@ class Config:
                                     # no lower than the best before it (1: never)
     dropout: float = 0.0            # probability that a unit of h_t is dropped before the output layer while
                                     # training (Zaremba et al. 2014); the mask is drawn from (seed, 2, step)
+    ema: float = 0.0                # with validation: the weights averaged as avg = ema avg + (1 - ema) theta after
+                                    # each update are what validation reads and the best model keeps (0: off)
     dtype: str = "float64"          # "float32" halves memory traffic; the assignment and gradient checks use float64
 
     def __post_init__(self):
@@ -70,6 +72,8 @@ class Config:
             raise ValueError(f"Config.val_fraction must be in [0, 0.5), got {self.val_fraction!r}.")
         if not _number(self.dropout) or not 0 <= self.dropout < 1:
             raise ValueError(f"Config.dropout must be in [0, 1), got {self.dropout!r}.")
+        if not _number(self.ema) or not 0 <= self.ema < 1:
+            raise ValueError(f"Config.ema must be in [0, 1), got {self.ema!r}.")
         if not _number(self.plateau_factor) or not 0 < self.plateau_factor <= 1:
             raise ValueError(f"Config.plateau_factor must be in (0, 1], got {self.plateau_factor!r}.")
         if self.sample_length > MAX_SAMPLE:

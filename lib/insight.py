@@ -74,9 +74,12 @@ def correlations(H, f):
 
 def units_for(H, feats):
     """[(feature, unit, r)]: for each feature the unit whose activation is most correlated with it (r
-    its correlation, either sign)."""
+    its correlation, either sign); unit None for a feature that never changes in the text (none to find)."""
     rows = []
     for name, f in feats.items():
+        if f.min() == f.max():
+            rows.append((name, None, 0.0))
+            continue
         r = correlations(H, f)
         u = int(np.argmax(np.abs(r)))
         rows.append((name, u, float(r[u])))

@@ -41,7 +41,7 @@ def smooth_loss(state, seq_length, size=(8, 4)):
     ax.set_xlim(0, state.step + 1)
     ax.set_xlabel("update")
     ax.set_ylabel(f"cross-entropy of {seq_length} characters (nats)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -72,8 +72,8 @@ def validation(runs):
     ax2.set_xlabel("training time (s), validation excluded")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-    ax1.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+    fig.legend(*ax1.get_legend_handles_labels(), fontsize=7, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0))
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     return fig
 
 

@@ -72,37 +72,39 @@ class Progress:
             if plot:
                 self.plot = display({"text/plain": ""}, raw=True, display_id=True)
 
-    def line(self, step, smooth_loss):
-        seconds = time.perf_counter() - self.t0
+    def line(self, step, smooth_loss, seconds=None):
+        """The progress line; seconds: the training time to show (default: since this view began)."""
+        start = self.start if seconds is None else 0
+        seconds = time.perf_counter() - self.t0 if seconds is None else seconds
         if self.budget:
             frac, count = min(1.0, seconds / self.budget), f"{step:,} updates"
         else:
             frac, count = step / self.total, f"{step:>{len(str(self.total))},}/{self.total:,}"
         bar = "#" * int(self.width * frac) + "-" * (self.width - int(self.width * frac))
         loss = "" if smooth_loss is None else f"  smooth loss {smooth_loss:8.3f}"
-        done = step - self.start
+        done = step - start
         rate = f"  {seconds / done * 1e6:5.0f} us/update" if done else ""
         return f"[{bar}] {count}{loss}  {seconds:6.1f} s{rate}"
 
-    def _bundle(self, step, smooth_loss):
-        text = self.line(step, smooth_loss)
+    def _bundle(self, step, smooth_loss, seconds=None):
+        text = self.line(step, smooth_loss, seconds)
         html = (f'<progress value="{step}" max="{self.total}" style="width:20em"></progress> '
                 f'<code>{text.split("] ", 1)[1]}</code>')
         return {"text/plain": text, "text/html": html}
 
-    def _draw(self, state, step, smooth_loss):
+    def _draw(self, state, seconds=None):
         if self.handle is not None:
-            self.handle.update(self._bundle(step, smooth_loss), raw=True)
+            self.handle.update(self._bundle(state.step, state.smooth_loss, seconds), raw=True)
         else:
-            self.stream.write("\r" + self.line(step, smooth_loss))
+            self.stream.write("\r" + self.line(state.step, state.smooth_loss, seconds))
             self.stream.flush()
 
-    def update(self, state, force=False):
+    def update(self, state, force=False, seconds=None):
         """After each update: redraw the line every `every` seconds, the plot every `plot_every`."""
         now = time.perf_counter()
         if force or now - self.last >= self.every:
             self.last = now
-            self._draw(state, state.step, state.smooth_loss)
+            self._draw(state, seconds)
         if self.plot is not None and (force or now - self.last_plot >= self.plot_every):
             self.last_plot = now
             svg = svg_curve(state.smooth_losses[:state.step], state.epoch_starts[1:],
@@ -121,8 +123,9 @@ class Progress:
         self.log(sample_line(s))
 
     def close(self, state):
-        """The final line and, in Jupyter, one final figure of the smooth loss in the plot's place."""
-        self.update(state, force=True)
+        """The final line (the run's own training time) and, in Jupyter, one final figure of the smooth
+        loss in the plot's place."""
+        self.update(state, force=True, seconds=state.seconds)
         if self.plot is not None and state.step:
             import base64
             import io

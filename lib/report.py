@@ -157,7 +157,7 @@ def to_pdf(nb, path):
             f"{' and '.join(missing)} not found: the PDF needs XeLaTeX and pandoc. On Debian or Ubuntu run "
             "`make tex`; elsewhere see the README (MacTeX or TeX Live, and pandoc).")
     from nbconvert import PDFExporter
-    exporter = PDFExporter(extra_template_basedirs=[str(ROOT / "lib")], template_file="report.tex.j2")
+    exporter = PDFExporter(template_file=str(ROOT / "lib" / "report_latex.tex.j2"))
     exporter.register_filter("whole_tables", whole_tables)
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True

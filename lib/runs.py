@@ -92,7 +92,8 @@ def describe(cfg, corpus):
     chars = cfg.steps * cfg.seq_length * cfg.batch_size
     held = f"; the last {n_chars - n_train:,} held out for validation" if n_train < n_chars else ""
     return (f"{cfg}\ncorpus: {short_path(corpus.path)} ({n_chars:,} characters{held})\n"
-            f"K = {vocab.K}: {vocab.chars!r}\nparameters: {cells.of(cfg).n_params(vocab.K, cfg.m):,}; {cfg.steps:,} updates "
+            f"K = {vocab.K}: {vocab.chars!r}\nparameters: {cells.of(cfg).n_params(vocab.K, cfg.m):,}; "
+            f"{cfg.steps:,} updates "
             f"of {cfg.batch_size} x {cfg.seq_length} characters = {chars / n_train:.2f} epochs")
 
 

@@ -21,6 +21,7 @@ class State:
     opt: dict                       # the optimiser's arrays (n,): AdaGrad "mem"; Adam "m" and "v"
     best_theta: np.ndarray          # (n,) the best model's parameters
     hprev: np.ndarray               # (B, S) hidden state of each stream after the last chunk
+    avg_theta: np.ndarray = None    # (n,) with cfg.ema: the weights averaged over recent updates
     e: int = 0                      # position of the next chunk in each stream's part of the text
     epoch: int = 0                  # epochs begun, minus one
     step: int = 0                   # updates done
@@ -47,4 +48,5 @@ def init_state(cfg, K):
     cell = cells.of(cfg)
     theta = cell.init_params(K, cfg.m, cfg.sig, np.random.default_rng(cfg.seed), np.dtype(cfg.dtype))
     return State(theta=theta, opt={name: np.zeros_like(theta) for name in OPTIMIZER_STATE[cfg.optimizer]},
-                 best_theta=theta.copy(), hprev=np.zeros((cfg.batch_size, cell.state_size(cfg.m)), theta.dtype))
+                 best_theta=theta.copy(), avg_theta=theta.copy() if cfg.ema else None,
+                 hprev=np.zeros((cfg.batch_size, cell.state_size(cfg.m)), theta.dtype))

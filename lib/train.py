@@ -156,6 +156,11 @@ def update(cfg, state, X, Y, w, too_high, cell=rnn):
         clip_(w.g, cfg.clip)
         adam_step_(state.theta, w.g, state.opt["m"], state.opt["v"], i + 1, eta, cfg.beta1, cfg.beta2,
                    cfg.eps, w.tmp)
+    if cfg.ema:                             # avg += (1 - a) (theta - avg), a ramped up over the first updates
+        a = min(cfg.ema, (1 + i) / (10 + i))
+        np.subtract(state.theta, state.avg_theta, out=w.tmp)
+        w.tmp *= 1 - a
+        state.avg_theta += w.tmp
     state.hprev, state.step = h, i + 1
     return loss
 
@@ -262,10 +267,11 @@ def train(cfg, data, vocab, state=None, ckpt=None, progress=True, log=print, sho
 
     def validate():                         # the clock stops while the held-out text is read
         best = state.best_val_loss
-        loss = validation_loss(w.P, train_data, val_data, state.hprev[:1], cell=cell)
+        read = state.theta if state.avg_theta is None else state.avg_theta
+        loss = validation_loss(cell.views(read, K, cfg.m), train_data, val_data, state.hprev[:1], cell=cell)
         state.val.append({"step": state.step, "seconds": state.seconds, "loss": loss})
         if best is None or loss < best:
-            np.copyto(state.best_theta, state.theta)
+            np.copyto(state.best_theta, read)
             state.best_step = state.step
         else:                               # no better than before: a smaller step (plateau_factor 1: the same)
             state.eta_scale *= cfg.plateau_factor

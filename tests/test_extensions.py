@@ -145,6 +145,7 @@ def test_validation_scores_each_held_out_character_once(small_data, small_vocab)
     dict(batch_size=4, chunks="random", optimizer="adam", eta=0.01, normalize_loss=True),
     dict(batch_size=2, val_fraction=0.2, val_every=7),
     dict(optimizer="adam", eta=0.05, val_fraction=0.2, val_every=5, plateau_factor=0.5),
+    dict(cell="gru", optimizer="adam", eta=0.01, val_fraction=0.2, val_every=5, ema=0.9, dropout=0.2, sig=0.1),
 ])
 def test_resume_is_exact(tmp_path, small_data, small_vocab, extra):
     cfg = Config(m=12, steps=29, sample_every=5, checkpoint_every=100, seed=2, **extra)
@@ -204,3 +205,19 @@ def test_a_run_stopped_by_its_budget_is_reproduced_by_its_update_count(tmp_path,
     assert again.status == "done" and again.step == state.step
     assert np.array_equal(again.theta, state.theta) and np.array_equal(again.losses, state.losses)
     assert [v["loss"] for v in again.val] == [v["loss"] for v in state.val] and again.samples == state.samples
+
+
+def test_averaged_weights_are_what_validation_reads(small_data, small_vocab):
+    cfg = Config(m=12, steps=40, sample_every=1000, val_fraction=0.2, val_every=20, optimizer="adam", eta=0.02,
+                 ema=0.9)
+    state = train(cfg.replace(steps=1), small_data, small_vocab, **QUIET)
+    avg = state.avg_theta.copy()
+    for i in range(1, 40):                  # the average, replayed from the parameters after each update
+        state = train(cfg.replace(steps=i + 1), small_data, small_vocab, state, **QUIET)
+        a = min(0.9, (1 + i) / (10 + i))
+        avg = a * avg + (1 - a) * state.theta
+    assert np.allclose(state.avg_theta, avg, rtol=0, atol=1e-12) and not np.allclose(avg, state.theta)
+    from lib.train import split, validation_loss
+    train_part, held = split(small_data, cfg)
+    P = rnn.views(state.avg_theta, small_vocab.K, 12)
+    assert state.val[-1]["loss"] == validation_loss(P, train_part, held, state.hprev[:1])

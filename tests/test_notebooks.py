@@ -1,5 +1,6 @@
 """The notebooks, executed headless with small parameters (papermill, the python3 kernel), and the report."""
 import json
+import re
 import shutil
 import subprocess
 
@@ -32,7 +33,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def executed(workdir):
-    """All five notebooks run in order, sharing one run folder and one figures folder."""
+    """All the notebooks run in order, sharing one run folder and one figures folder."""
     paths = report.execute(workdir / "out", steps=STEPS, run_dir=str(workdir / "run"),
                            figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
     return {p.name: p for p in paths}
@@ -70,6 +71,9 @@ def test_training_notebook(executed, workdir):
     assert "0%" not in text
     assert text.count("**Update ") == 11                  # before update 0, every STEPS/10, at the end
     assert sorted(p.name for p in (workdir / "run").iterdir()) == ["checkpoint.npz", "summary.json"]
+    nb = nbformat.read(executed["03_training.ipynb"], as_version=4)
+    kinds = [k for c in nb.cells for o in c.get("outputs", []) for k in o.get("data", {})]
+    assert "image/png" in kinds and "image/svg+xml" not in kinds           # one final figure, no live plot left
 
 
 def test_smooth_loss_notebook_saves_the_figure(executed, workdir):
@@ -95,13 +99,35 @@ def test_extension_notebook_compares_three_setups(executed, workdir):
     assert (workdir / "figures" / "validation.png").stat().st_size > 10_000
 
 
+def test_ladder_notebook(executed, workdir):
+    text = outputs_text(executed["07_ladder.ipynb"])
+    for rung in ("uniform", "unigram", "ngram-", "gzip", "bz2", "lzma", "assignment's RNN", "tuned RNN", "GRU",
+                 "LSTM"):
+        assert f"| {rung}" in text, rung
+    assert "| predicting | share of characters |" in text and "| all |" in text
+    for network in ("assignment", "tuned-rnn", "gru", "lstm"):
+        info = json.loads((workdir / "ext-ladder" / network / "summary.json").read_text())
+        assert info["status"] == "budget" and info["best_val_loss_bits"] < 6.2
+    assert (workdir / "figures" / "ladder.png").stat().st_size > 10_000
+
+
+def test_insight_notebook(executed, workdir):
+    text = outputs_text(executed["08_insight.ipynb"])
+    for feature in ("inside quotation marks", "position in the line", "start of a word", "a vowel next"):
+        assert f"| {feature} |" in text, feature
+    assert "| mean ± sd |" in text and "falls a hundredfold" in text
+    assert sorted(p.name for p in (workdir / "ext-seeds").iterdir()) == ["seed-0", "seed-1"]
+    for name in ("units", "gradient_norms", "seed_band"):
+        assert (workdir / "figures" / f"{name}.png").stat().st_size > 10_000, name
+
+
 def test_rerunning_training_gives_the_same_results_and_no_new_files(executed, workdir):
     first = outputs_text(executed["03_training.ipynb"])
     again = report.execute(workdir / "again", steps=STEPS, run_dir=str(workdir / "run"),
                            figures_dir=str(workdir / "figures"), progress=False,
                            notebooks=("03_training.ipynb",))[0]
     second = outputs_text(again)
-    samples = lambda t: t[t.index("**Update 0**"):]        # noqa: E731
+    samples = lambda t: t[t.index("**Update 0 "):]         # noqa: E731
     assert samples(first) == samples(second)
     assert "loading the complete run" in second
     assert sorted(p.name for p in (workdir / "run").iterdir()) == ["checkpoint.npz", "summary.json"]
@@ -115,21 +141,79 @@ def test_notebook_opened_before_training_says_which_to_run(workdir):
                        notebooks=("04_smooth_loss.ipynb",))
 
 
-def test_small_report_pdf(executed, workdir):
+def pdf_pages(pdf):
+    """The text of each page (pdftotext -layout)."""
+    out = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    return out.split("\f")
+
+
+def tables(nb):
+    """(first row, last row) of every Markdown table the report shows, each as a list of its cells."""
+    found = []
+    sources = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    sources += [o.data["text/markdown"] for c in nb.cells for o in c.get("outputs", [])
+                if "text/markdown" in o.get("data", {})]
+    for source in sources:
+        rows = [line for line in source.splitlines() if line.startswith("|") and not line.startswith("|---")]
+        if len(rows) >= 3:
+            found.append(tuple([cell.strip().strip("*") for cell in r.split("|")[1:-1]] for r in (rows[1], rows[-1])))
+    return found
+
+
+@pytest.fixture(scope="module")
+def pdf(executed, workdir):
+    """The small report, built once from the executed notebooks' runs."""
     assert shutil.which("pdftotext"), "pdftotext is missing: `make tex` installs it (poppler-utils)"
-    pdf = report.build(workdir / "report", steps=STEPS, run_dir=str(workdir / "run"),
-                       figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    return report.build(workdir / "report", steps=STEPS, run_dir=str(workdir / "run"),
+                        figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
+
+
+def test_small_report_pdf(pdf, workdir):
+    pages = pdf_pages(pdf)
+    text = "\n".join(pages)
     for title in ("Teaching a computer to write", "The data", "Gradient check", "Training",
-                  "Samples during training", "The smooth loss", "Synthesis", "Temperature and nucleus",
+                  "The smooth loss", "Synthesis", "Temperature and nucleus",
                   "Extension: Adam, mini-batches and a validation loss", "A passage from each",
-                  "Appendix: the model"):
+                  "The ladder", "Where counting still wins", "What the network learned",
+                  "Why does the vanilla RNN forget", "How much is one run worth", "Appendix: the code"):
         assert title in text, title
+    assert "Contents" in pages[0] + pages[1] and "Appendix: the code" in pages[0] + pages[1]   # a table of contents
     assert "max relative" in text and "largest relative error" in text
     passage = nbformat.read(workdir / "report" / "05_synthesis.ipynb", as_version=4)
     first_line = next(o.text for c in passage.cells for o in c.get("outputs", [])
                       if o.output_type == "stream").strip().splitlines()[0][:30].strip()
     assert first_line in text
-    for unwanted in ("IntSlider", "FloatSlider", "interactive(", "0%|", "Warning", "Traceback", "Try it yourself"):
+    for unwanted in ("IntSlider", "FloatSlider", "interactive(", "0%|", "Warning", "Traceback", "Try it yourself",
+                     "Error displaying widget"):
         assert unwanted not in text, unwanted
+
+
+def test_no_line_of_the_appendix_wraps(pdf):
+    """Every line of lib/rnn.py is one line of the PDF: the code's font fits its longest line."""
+    lines = {" ".join(line.split()) for page in pdf_pages(pdf) for line in page.splitlines()}
+    source = [" ".join(line.split()) for line in (report.ROOT / "lib" / "rnn.py").read_text().splitlines()]
+    missing = [line for line in source if line and not any(line in pdf_line for pdf_line in lines)]
+    assert missing == [], missing[:3]
+
+
+def test_no_table_is_split_across_pages(pdf, workdir):
+    pages = pdf_pages(pdf)
+    merged = report.merged(sorted((workdir / "report").glob("0*.ipynb")), "intro")
+    checked = 0
+    def row(cells):                 # a row as pdftotext lays it out: its first cell, then the next one's start
+        return re.compile(re.escape(cells[0]) + r"\s+" + re.escape(cells[1][:6]))
+    for first, last in tables(merged):
+        on = [i for i, page in enumerate(pages) if row(first).search(page)]
+        if not on or not first[0] or not last[0]:
+            continue
+        assert row(last).search(pages[on[0]]), f"the table from {first[0]!r} to {last[0]!r} continues after " \
+                                              f"page {on[0] + 1}"
+        checked += 1
+    assert checked >= 5
+
+
+def test_pages_render(pdf, tmp_path):
+    """Each page of the PDF renders to an image (pdftoppm), as a reader's viewer would."""
+    subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    images = sorted(tmp_path.glob("page-*.png"))
+    assert len(images) == len(pdf_pages(pdf)) - 1 and all(p.stat().st_size > 1000 for p in images)
