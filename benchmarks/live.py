@@ -6,7 +6,7 @@ redrawn every 1.5 s, against the same training with no view at all, alternating,
 import argparse
 import statistics
 
-from jupyter_client.manager import start_new_kernel
+from jupyter_client.manager import KernelManager
 
 CODE = """
 import time
@@ -40,8 +40,12 @@ def main():
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()
-    km, kc = start_new_kernel(kernel_name="python3")
+    km = KernelManager(kernel_name="python3", transport="ipc")     # private sockets, as lib/report.py uses
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
     try:
+        kc.wait_for_ready(timeout=60)
         times = {True: [], False: []}
         for _ in range(args.repeats):
             for live in (False, True):
