@@ -36,8 +36,8 @@ def smooth_loss(state, seq_length, size=(8, 4)):
                 color="grey")
     low, at = state.lowest_smooth_loss, state.lowest_smooth_step + 1
     ax.plot(at, low, "o", color="tab:red", label=f"lowest: {low:.2f} at update {at:,}")
-    top = np.percentile(state.losses[:state.step], 99.5) if state.step else 1
-    ax.set_ylim(max(0, 0.9 * low - 5), max(top, state.smooth_losses[0]) * 1.02)
+    bottom, top = np.percentile(state.losses[:state.step], [0.5, 99.5]) if state.step else (low, 1)
+    ax.set_ylim(max(0, min(0.9 * low - 5, 0.95 * bottom)), max(top, state.smooth_losses[0]) * 1.02)
     ax.set_xlim(0, state.step + 1)
     ax.set_xlabel("update")
     ax.set_ylabel(f"cross-entropy of {seq_length} characters (nats)")
@@ -121,31 +121,28 @@ def ladder(networks, yardsticks, best_ngram):
     return fig
 
 
-def unit_texts(panels, width=96, lines=3):
+def unit_texts(panels, width=64, lines=5):
     """Text with each character's background coloured by a unit's activation (blue -1 .. red +1).
 
-    panels: (title, text, activations (len(text),)) triples; each panel shows the first `lines` lines of
-    up to `width` characters (a newline is drawn as a small return sign at the end of its line).
+    panels: (title, text, activations (len(text),)) triples; each panel shows the text as one flowing
+    paragraph of `lines` rows of `width` characters (a newline drawn as a return sign). The colours stop
+    short of the darkest ends of the map, so that the black letters stay readable on every background.
     """
     from matplotlib.colors import Normalize
-    cmap, norm = plt.get_cmap("RdBu_r"), Normalize(-1, 1)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 0.33 * (lines + 1.4) * len(panels)), squeeze=False)
+    cmap, norm = plt.get_cmap("RdBu_r"), Normalize(-1.5, 1.5)
+    row_in = 0.2                                    # inches a row; a character cell is 7.4 / width wide
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.6, (row_in * lines + 0.3) * len(panels)), squeeze=False)
     for ax, (title, text, act) in zip(axes[:, 0], panels):
         ax.set_axis_off()
         ax.set_xlim(0, width)
-        ax.set_ylim(lines, -0.2)
-        ax.set_title(title, fontsize=8, loc="left")
-        row = col = 0
-        for ch, a in zip(text, act):
-            if row >= lines:
-                break
+        ax.set_ylim(lines, 0)
+        ax.set_title(title, fontsize=8, loc="left", pad=3)
+        for i, (ch, a) in enumerate(zip(text[:width * lines], act)):
+            row, col = divmod(i, width)
             ax.add_patch(plt.Rectangle((col, row), 1, 1, color=cmap(norm(a)), lw=0))
             ax.text(col + 0.5, row + 0.55, "\u21b5" if ch == "\n" else ch, ha="center", va="center",
-                    fontsize=6.5, family="monospace", color="dimgrey" if ch == "\n" else "black")
-            col += 1
-            if ch == "\n" or col >= width:
-                row, col = row + 1, 0
-    fig.tight_layout(h_pad=0.4)
+                    fontsize=7.5, family="monospace", color="dimgrey" if ch == "\n" else "black")
+    fig.tight_layout(h_pad=0.5)
     return fig
 
 

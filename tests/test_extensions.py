@@ -221,3 +221,15 @@ def test_averaged_weights_are_what_validation_reads(small_data, small_vocab):
     train_part, held = split(small_data, cfg)
     P = rnn.views(state.avg_theta, small_vocab.K, 12)
     assert state.val[-1]["loss"] == validation_loss(P, train_part, held, state.hprev[:1])
+
+
+def test_seeds_in_parallel_processes_equal_the_same_runs_one_after_another(corpus_file, tmp_path):
+    """joblib's local backend (loky, two processes) gives each seed the run it gets alone, bit for bit."""
+    from lib import insight
+    configs = [Config(m=8, steps=40, sample_every=40, val_fraction=0.1, val_every=40, seed=s) for s in (0, 1)]
+    parallel = insight.seed_runs(configs, corpus_file, [tmp_path / "p" / f"seed-{s}" for s in (0, 1)], n_jobs=2)
+    alone = insight.seed_runs(configs, corpus_file, [tmp_path / "s" / f"seed-{s}" for s in (0, 1)], n_jobs=1)
+    for (state_p, summary_p), (state_s, summary_s) in zip(parallel, alone):
+        assert_same_state(state_p, state_s)
+        assert summary_p["best_val_loss_bits"] == summary_s["best_val_loss_bits"]
+    assert not np.array_equal(parallel[0][0].theta, parallel[1][0].theta)
