@@ -157,7 +157,7 @@ def gradient_norms(curves):
         ax.fill_between(k, q25, q75, color=color, alpha=0.2, lw=0, label=f"{label}: middle half")
     ax.set_yscale("log")
     ax.set_xlabel("k, steps back in time")
-    ax.set_ylabel("||dL_t / dh_{t-k}||")
+    ax.set_ylabel(r"$\Vert \partial L_t / \partial h_{t-k} \Vert$")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
