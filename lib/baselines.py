@@ -66,16 +66,18 @@ class Level:
         seen = counts > 0
         ctx, c = context_of[seen], counts[seen]
         self.total = np.bincount(ctx, weights=c, minlength=n_contexts)
-        d = np.where(c == 1, self.D[0], np.where(c == 2, self.D[1], self.D[2]))
-        self.gamma = np.bincount(ctx, weights=d, minlength=n_contexts)
+        self.gamma = np.bincount(ctx, weights=self.discount(c), minlength=n_contexts)
+
+    def discount(self, c):
+        """The discount of each count in c: 0 for 0, then D1, D2, and D3+ for 3 or more."""
+        return np.where(c == 0, 0.0, np.where(c == 1, self.D[0], np.where(c == 2, self.D[1], self.D[2])))
 
     def prob(self, g, h, lower):
         """p(w | h) at positions with n-gram ids g and context ids h, interpolated with lower (same shape)."""
         c = self.counts[g]
-        d = np.where(c == 0, 0.0, np.where(c == 1, self.D[0], np.where(c == 2, self.D[1], self.D[2])))
         total, gamma = self.total[h], self.gamma[h]
         with np.errstate(invalid="ignore", divide="ignore"):
-            p = (np.maximum(c - d, 0.0) + gamma * lower) / total
+            p = (np.maximum(c - self.discount(c), 0.0) + gamma * lower) / total
         return np.where(total > 0, p, lower)                # an unseen context: the lower order alone
 
 
@@ -87,7 +89,7 @@ def kneser_ney(x, n_train, K, max_order=MAX_ORDER):
 
 def kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
     """{n: (N - n_train,) the bits of each held-out character} for every order n = 1 .. max_order."""
-    ids = ngram_ids(x, max_order + 1)
+    ids = ngram_ids(x, max_order)           # the continuation counts of order n < max_order read order n + 1
     held = np.arange(n_train, len(x))
     train_end = np.arange(len(x)) < n_train
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from lib import kernels
 from lib.lstm import sigmoid_
-from lib.rnn import probs_and_losses
+from lib.rnn import flat_views, output_rows, probs_and_losses
 
 NAMES = ("U", "W", "Wg", "b", "V", "c")
 
@@ -50,14 +50,8 @@ def state_size(m):
 
 
 def views(theta, K, m):
-    """Split a flat vector theta (n_params,) into Params whose arrays are views of it (U laid out as U^T)."""
-    out, i = [], 0
-    for name, s in zip(NAMES, shapes(K, m)):
-        n = int(np.prod(s))
-        block = theta[i:i + n]
-        out.append(block.reshape(K, 3 * m).T if name == "U" else block.reshape(s))
-        i += n
-    return Params(*out)
+    """Split a flat vector theta (n_params,) into Params whose arrays are views of it (as lib/rnn.py does)."""
+    return Params(*flat_views(theta, NAMES, shapes(K, m)))
 
 
 def init_params(K, m, sig, rng, dtype=np.float64):
@@ -93,8 +87,7 @@ def forward(P, X, h0, keep=None):
         np.subtract(g, h, out=H[t + 1])     # h_t = h_{t-1} + z_t (g_t - h_{t-1})
         H[t + 1] *= zr[:, :m]
         H[t + 1] += h
-    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep   # dropout (lib/rnn.py)
-    O = Hs @ P.V.T + P.c
+    O = output_rows(H, keep) @ P.V.T + P.c  # o_t = V h_t + c (h_t times the dropout mask, if any)
     return (H, Z, RH), O
 
 
@@ -116,8 +109,7 @@ def loss_and_grads(P, X, Y, h0, out=None, keep=None):
     dO, losses = probs_and_losses(O, y)
     G = out if out is not None else views(np.empty(n_params(K, m), dtype=O.dtype), K, m)
     dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
-    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep
-    np.matmul(dO.T, Hs, out=G.V)
+    np.matmul(dO.T, output_rows(H, keep), out=G.V)
     np.sum(dO, axis=0, out=G.c)
     dH = (dO @ P.V if keep is None else (dO @ P.V) * keep).reshape(T, B, m)   # dL/dh_t through o_t
     dZ = np.empty_like(Z)                   # (T, B, 3m): dL/da for the pre-activations of z, r, g

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lib import kernels
-from lib.rnn import probs_and_losses
+from lib.rnn import flat_views, output_rows, probs_and_losses
 
 NAMES = ("U", "W", "b", "V", "c")
 
@@ -55,14 +55,8 @@ def state_size(m):
 
 
 def views(theta, K, m):
-    """Split a flat vector theta (n_params,) into Params whose arrays are views of it (U laid out as U^T)."""
-    out, i = [], 0
-    for name, s in zip(NAMES, shapes(K, m)):
-        n = int(np.prod(s))
-        block = theta[i:i + n]
-        out.append(block.reshape(K, 4 * m).T if name == "U" else block.reshape(s))
-        i += n
-    return Params(*out)
+    """Split a flat vector theta (n_params,) into Params whose arrays are views of it (as lib/rnn.py does)."""
+    return Params(*flat_views(theta, NAMES, shapes(K, m)))
 
 
 def init_params(K, m, sig, rng, dtype=np.float64):
@@ -109,8 +103,7 @@ def forward(P, X, hs0, keep=None):
         S[t + 1] += i * g
         np.tanh(S[t + 1], out=TS[t])
         np.multiply(q, TS[t], out=H[t + 1])  # h_t = q_t tanh(s_t)
-    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep   # dropout (lib/rnn.py)
-    O = Hs @ P.V.T + P.c
+    O = output_rows(H, keep) @ P.V.T + P.c  # o_t = V h_t + c (h_t times the dropout mask, if any)
     return (H, S, Z, TS), O
 
 
@@ -132,8 +125,7 @@ def loss_and_grads(P, X, Y, hs0, out=None, keep=None):
     dO, losses = probs_and_losses(O, y)     # p_t, in O's place
     G = out if out is not None else views(np.empty(n_params(K, m), dtype=O.dtype), K, m)
     dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
-    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep
-    np.matmul(dO.T, Hs, out=G.V)
+    np.matmul(dO.T, output_rows(H, keep), out=G.V)
     np.sum(dO, axis=0, out=G.c)
     dH = (dO @ P.V if keep is None else (dO @ P.V) * keep).reshape(T, B, m)   # dL/dh_t through o_t
     dZ = np.empty_like(Z)                   # (T, B, 4m): dL/da for the four gates' pre-activations

@@ -7,9 +7,11 @@ Every label is shown whole (a description width of its own, not the default that
 short); a priming text with characters the model does not know is answered in the panel's message line,
 and the passage keeps its last good state.
 """
+import html
+
 import ipywidgets as widgets
 
-from lib.sample import check, passage, unknown_characters
+from lib.sample import passage
 
 WIDE = {"description_width": "initial"}
 
@@ -33,19 +35,14 @@ def speaker(cfg, vocab, theta, title="Try it yourself: the best model writes", l
 
     def write(_=None):
         c = {k: w.value for k, w in controls.items()}
-        prime = c["prime"] or "\n"
-        missing = vocab.missing(prime)
-        if missing:
-            message.value = (f"<span style='color:#b00'>The priming text cannot be used: "
-                             f"{unknown_characters(missing)} The passage below is the last one written.</span>")
-            return
-        try:
-            check(vocab, c["length"], c["seed"], c["temperature"], c["top_p"], prime)
+        try:                                # passage checks every setting (and the priming text) first
+            text = passage(cfg, vocab, theta, c["length"], c["seed"], c["temperature"], c["top_p"],
+                           c["prime"] or "\n")
         except ValueError as err:
-            message.value = f"<span style='color:#b00'>{err}</span>"
+            shown = html.escape(str(err), quote=False)
+            message.value = f"<span style='color:#b00'>{shown} The passage below is the last one written.</span>"
             return
         message.value = ""
-        text = passage(cfg, vocab, theta, c["length"], c["seed"], c["temperature"], c["top_p"], prime)
         output.clear_output(wait=True)
         with output:
             print(c["prime"] + text)

@@ -88,6 +88,15 @@ def _output_step(V, c, h, target):
     return p, -np.log(p[target, 0])
 
 
+def _output_back(V, p, h, target, grads):
+    """Add step t's output-layer gradients to grads["V"] and grads["c"]; returns dL_t/dh_t through o_t."""
+    do = np.copy(p)
+    do[target] -= 1.0
+    grads["V"] += do @ h.T
+    grads["c"] += do
+    return V.T @ do
+
+
 def gru_loss_and_grads(params, inputs, targets, hprev):
     """inputs, targets: lists of T indices; hprev (m, 1). Returns loss, grads (dict), h_T (m, 1)."""
     P = params
@@ -106,11 +115,7 @@ def gru_loss_and_grads(params, inputs, targets, hprev):
     grads = {k: np.zeros_like(v) for k, v in P.items()}
     dh_next = np.zeros_like(h[0])
     for t in reversed(range(len(inputs))):
-        do = np.copy(p[t])
-        do[targets[t]] -= 1.0
-        grads["V"] += do @ h[t].T
-        grads["c"] += do
-        dh = P["V"].T @ do + dh_next
+        dh = _output_back(P["V"], p[t], h[t], targets[t], grads) + dh_next
         dg = dh * z[t] * (1 - g[t] ** 2)
         dz = dh * (g[t] - h[t - 1]) * z[t] * (1 - z[t])
         drh = P["Wg"].T @ dg
@@ -143,11 +148,7 @@ def lstm_loss_and_grads(params, inputs, targets, hprev, sprev):
     dh_next, ds_next = np.zeros_like(h[0]), np.zeros_like(s[0])
     for t in reversed(range(len(inputs))):
         i, f, q, g = gates[t]
-        do = np.copy(p[t])
-        do[targets[t]] -= 1.0
-        grads["V"] += do @ h[t].T
-        grads["c"] += do
-        dh = P["V"].T @ do + dh_next
+        dh = _output_back(P["V"], p[t], h[t], targets[t], grads) + dh_next
         ds = ds_next + dh * q * (1 - np.tanh(s[t]) ** 2)
         d = {"i": ds * g * i * (1 - i), "f": ds * s[t - 1] * f * (1 - f),
              "q": dh * np.tanh(s[t]) * q * (1 - q), "g": ds * i * (1 - g ** 2)}

@@ -52,13 +52,19 @@ def state_size(m):
 
 def views(theta, K, m):
     """Split a flat vector theta (n_params,) into Params whose arrays are views of it."""
+    return Params(*flat_views(theta, NAMES, shapes(K, m)))
+
+
+def flat_views(theta, names, dims):
+    """The arrays of the given names and shapes (dims), in order, as views of the flat vector theta; U
+    (rows, K) laid out as U^T, so that the column U[:, x] of an input character is contiguous (every cell)."""
     out, i = [], 0
-    for name, s in zip(NAMES, shapes(K, m)):
+    for name, s in zip(names, dims):
         n = int(np.prod(s))
         block = theta[i:i + n]
-        out.append(block.reshape(K, m).T if name == "U" else block.reshape(s))   # U laid out as U^T
+        out.append(block.reshape(s[::-1]).T if name == "U" else block.reshape(s))
         i += n
-    return Params(*out)
+    return out
 
 
 def init_params(K, m, sig, rng, dtype=np.float64):
@@ -102,9 +108,15 @@ def forward(P, X, h0, keep=None):
     H = np.empty((T + 1, B, m), dtype=h0.dtype)
     H[0] = h0
     kernels.tanh_recurrence(P.W, A_in, H)   # a_t = W h_{t-1} + U x_t + b;  h_t = tanh(a_t)
-    Hs = H[1:].reshape(T * B, m) if keep is None else H[1:].reshape(T * B, m) * keep
-    O = Hs @ P.V.T + P.c                    # (T B, K): o_t = V h_t + c, one matrix product
+    O = output_rows(H, keep) @ P.V.T + P.c  # (T B, K): o_t = V h_t + c, one matrix product
     return H, O
+
+
+def output_rows(H, keep=None):
+    """(T B, m): h_1 .. h_T of H (T + 1, B, m) as the rows the output layer reads, times the dropout mask
+    keep (T B, m) when there is one (every cell's output layer)."""
+    Hs = H[1:].reshape(-1, H.shape[-1])
+    return Hs if keep is None else Hs * keep
 
 
 def loss_and_grads(P, X, Y, h0, out=None, keep=None):
@@ -128,10 +140,7 @@ def loss_and_grads(P, X, Y, h0, out=None, keep=None):
     G = out if out is not None else views(np.empty(n_params(K, m), dtype=O.dtype), K, m)
     dO = Pr                                 # (T B, K): dL/do_t = p_t - onehot(y_t)
     dO[np.arange(T * B), y] -= 1.0
-    Hs = H[1:].reshape(T * B, m)            # (T B, m): h_1 .. h_T
-    if keep is not None:
-        Hs = Hs * keep
-    np.matmul(dO.T, Hs, out=G.V)            # dV = sum_t do_t h_t^T
+    np.matmul(dO.T, output_rows(H, keep), out=G.V)   # dV = sum_t do_t h_t^T
     ones = np.ones(T * B, dtype=O.dtype)
     np.dot(ones, dO, out=G.c)               # dc = sum_t do_t
     dH = dO @ P.V if keep is None else (dO @ P.V) * keep

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import cells, checkpoint, files, limits
-from lib.config import RESUMABLE
+from lib.config import RESUMABLE, Config
 from lib.data import Corpus, default_corpus_path, load_corpus, short_path
 from lib.state import OPTIMIZER_STATE
 from lib.progress import Progress
@@ -216,7 +216,6 @@ def load_run(run_dir):
 def command(cfg, steps=None, out="DIR"):
     """The command line that trains cfg (its settings that differ from the defaults) to steps updates:
     for a run stopped by its time budget, the update count that reproduces it without one."""
-    from lib.config import Config
     default, given = Config().to_dict(), cfg.replace(steps=steps or cfg.steps).to_dict()
     options = [f"--{k.replace('_', '-')} {str(v).lower() if isinstance(v, bool) else v}"
                for k, v in given.items() if v != default[k] and k != "checkpoint_every"]

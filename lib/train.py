@@ -114,9 +114,21 @@ def validation_loss(P, train_data, val_data, h0, warmup=WARMUP, cell=rnn):
     zero at the beginning of an epoch, and from zero in the middle of a text it can fall into a state
     where it predicts rare characters with confidence for thousands of characters.
     """
-    _, h = sampling.text_loss(cell, P, train_data[-(warmup + 1):], h0)
+    h = _warmed_up(P, train_data, h0, warmup, cell)
     loss, _ = sampling.text_loss(cell, P, np.concatenate([train_data[-1:], val_data]), h)
     return loss
+
+
+def validation_losses(P, train_data, val_data, h0, warmup=WARMUP, cell=rnn):
+    """The loss (nats) of each held-out character (len(val_data),), read as validation_loss reads them."""
+    h = _warmed_up(P, train_data, h0, warmup, cell)
+    return sampling.text_losses(cell, P, np.concatenate([train_data[-1:], val_data]), h)
+
+
+def _warmed_up(P, train_data, h0, warmup, cell):
+    """The state (1, S) after reading the last `warmup` training characters from h0."""
+    _, h = sampling.text_loss(cell, P, train_data[-(warmup + 1):], h0)
+    return h
 
 
 # --- one update -------------------------------------------------------------------------------
