@@ -110,7 +110,8 @@ def loss_and_grads(P, X, Y, h0, out=None, keep=None):
     G = out if out is not None else views(np.empty(n_params(K, m), dtype=O.dtype), K, m)
     dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
     np.matmul(dO.T, output_rows(H, keep), out=G.V)
-    np.sum(dO, axis=0, out=G.c)
+    ones = np.ones(T * B, dtype=O.dtype)
+    np.dot(ones, dO, out=G.c)               # dc = sum_t do_t (as lib/rnn.py sums it)
     dH = (dO @ P.V if keep is None else (dO @ P.V) * keep).reshape(T, B, m)   # dL/dh_t through o_t
     dZ = np.empty_like(Z)                   # (T, B, 3m): dL/da for the pre-activations of z, r, g
     dh = np.zeros((B, m), O.dtype)
@@ -128,7 +129,7 @@ def loss_and_grads(P, X, Y, h0, out=None, keep=None):
     dZ = dZ.reshape(T * B, 3 * m)
     np.matmul(dZ[:, :2 * m].T, H[:-1].reshape(T * B, m), out=G.W)     # dW = sum_t [dz_t; dr_t] h_{t-1}^T
     np.matmul(dZ[:, 2 * m:].T, RH.reshape(T * B, m), out=G.Wg)        # dWg = sum_t dg_t (r_t h_{t-1})^T
-    np.sum(dZ, axis=0, out=G.b)
+    np.dot(ones, dZ, out=G.b)
     kernels.add_rows(G.U.T, X.reshape(-1), dZ)                          # dU = sum_t dz_t x_t^T
     hT = H[T, 0] if single else H[T]
     return float(losses.sum()), G, hT.copy()

@@ -126,7 +126,8 @@ def loss_and_grads(P, X, Y, hs0, out=None, keep=None):
     G = out if out is not None else views(np.empty(n_params(K, m), dtype=O.dtype), K, m)
     dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
     np.matmul(dO.T, output_rows(H, keep), out=G.V)
-    np.sum(dO, axis=0, out=G.c)
+    ones = np.ones(T * B, dtype=O.dtype)
+    np.dot(ones, dO, out=G.c)               # dc = sum_t do_t (as lib/rnn.py sums it)
     dH = (dO @ P.V if keep is None else (dO @ P.V) * keep).reshape(T, B, m)   # dL/dh_t through o_t
     dZ = np.empty_like(Z)                   # (T, B, 4m): dL/da for the four gates' pre-activations
     dh, ds = np.zeros((B, m), O.dtype), np.zeros((B, m), O.dtype)
@@ -143,7 +144,7 @@ def loss_and_grads(P, X, Y, hs0, out=None, keep=None):
         np.matmul(dz, P.W, out=dh)          # dL/dh_{t-1} through the gates
     dZ = dZ.reshape(T * B, 4 * m)
     np.matmul(dZ.T, H[:-1].reshape(T * B, m), out=G.W)      # dW = sum_t dz_t h_{t-1}^T
-    np.sum(dZ, axis=0, out=G.b)
+    np.dot(ones, dZ, out=G.b)
     kernels.add_rows(G.U.T, X.reshape(-1), dZ)              # dU = sum_t dz_t x_t^T
     last = np.concatenate([H[T], S[T]], axis=1)
     return float(losses.sum()), G, (last[0] if single else last)
