@@ -21,7 +21,7 @@ $(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.p
 setup: $(BIN)/.installed
 
 data: setup
-	$(BIN)/python -m lib.corpus
+	$(BIN)/python -m lib.data
 
 # XeLaTeX and pandoc for nbconvert's PDF, pdftotext for the tests; installed only when missing.
 tex:

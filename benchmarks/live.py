@@ -12,10 +12,13 @@ CODE = """
 import time
 from lib.config import Config
 from lib.data import load_corpus
-from lib.train import train
+from lib.loop import View, train
+from lib.progress import Progress
 corpus = load_corpus()
 t0 = time.perf_counter()
-state = train(Config(steps={steps}), corpus.data, corpus.vocab, progress={live}, show_samples={live})
+cfg = Config(steps={steps})
+view = Progress(cfg.steps, seq_length=cfg.seq_length) if {live} else View()
+state = train(cfg, corpus.data, corpus.vocab, view=view)
 print("SECONDS", time.perf_counter() - t0)
 """
 

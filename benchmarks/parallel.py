@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from lib.config import Config
-from lib.insight import seed_runs
+from lib.runs import seed_runs
 
 
 def main():
@@ -27,7 +27,7 @@ def main():
             t0 = time.perf_counter()
             runs = seed_runs(configs, None, folders, n_jobs=n_jobs)
             seconds[name] = time.perf_counter() - t0
-            assert [s["steps"] for _, s in runs] == [args.steps] * args.seeds
+            assert [r.summary["steps"] for r in runs] == [args.steps] * args.seeds
     print(f"{args.seeds} seeds of the assignment's set-up, {args.steps:,} updates each, on {os.cpu_count()} cores")
     print(f"{'how':<26} {'seconds':>8} {'speed-up':>9}")
     for name, t in seconds.items():

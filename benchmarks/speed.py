@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from lib import kernels, reference, rnn
+from lib import cells, kernels, reference
 from lib.config import Config
 from lib.data import load_corpus
-from lib.train import train
+from lib.loop import train
 
 CHECKED = 8
 
@@ -34,7 +34,7 @@ def time_ours(cfg, data, vocab, compiled=True):
     kernels.USE_COMPILED = saved and compiled
     try:
         t0 = time.perf_counter()
-        state = train(cfg, data, vocab, progress=False, log=lambda line: None)
+        state = train(cfg, data, vocab)
         return time.perf_counter() - t0, state
     finally:
         kernels.USE_COMPILED = saved
@@ -48,17 +48,17 @@ def time_reference(cfg, data, vocab):
 
 
 def breakdown(cfg, data, vocab, steps):
-    """us per update in rnn.loss_and_grads and in clip + AdaGrad, timed around each call in a loop of
+    """us per update in cells.RNN.loss_and_grads and in clip + AdaGrad, timed around each call in a loop of
     updates like the trainer's (without its bookkeeping)."""
     K, m, T = vocab.K, cfg.m, cfg.seq_length
-    theta = rnn.init_params(K, m, cfg.sig, np.random.default_rng(cfg.seed))
-    P, g = rnn.views(theta, K, m), np.zeros_like(theta)
-    G, mem, tmp, h = rnn.views(g, K, m), np.zeros_like(theta), np.empty_like(theta), np.zeros(m)
+    theta = cells.RNN.init_params(K, m, cfg.sig, np.random.default_rng(cfg.seed))
+    P, g = cells.RNN.views(theta, K, m), np.zeros_like(theta)
+    G, mem, tmp, h = cells.RNN.views(g, K, m), np.zeros_like(theta), np.empty_like(theta), np.zeros(m)
     t_grads = t_opt = 0.0
     for i in range(steps):
         e = i * T % (len(data) - T - 1)
         t0 = time.perf_counter()
-        _, _, h = rnn.loss_and_grads(P, data[e:e + T], data[e + 1:e + T + 1], h, out=G)
+        _, _, h = cells.RNN.loss_and_grads(P, data[e:e + T], data[e + 1:e + T + 1], h, out=G)
         t1 = time.perf_counter()
         kernels.clip_adagrad_(theta, g, mem, cfg.clip, cfg.eta, cfg.eps, tmp)
         t_grads, t_opt = t_grads + t1 - t0, t_opt + time.perf_counter() - t1

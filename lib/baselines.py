@@ -170,7 +170,7 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
     """The bits per character of every yardstick on corpus's held-out part (as the trainer splits it),
     with the split and the seconds each took."""
     from lib.config import Config
-    from lib.train import held_out
+    from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=val_fraction))
     if n_val < 1:
         raise ValueError(f"val_fraction = {val_fraction} holds out no character of {corpus.n_chars:,}.")

@@ -1,26 +1,181 @@
-"""The recurrent cells the trainer can use, by name: each a module with the same functions and shapes.
+"""One protocol for the recurrent cells: the network around a cell, the same for all of them.
+
+A network reads x_t (the one-hot encoding of a character), runs one recurrent layer (the cell) and an
+output layer:
+
+    a_t = U x_t + b                    (G m,)   the input's part of the cell's pre-activations
+    h_t = the cell's step from h_{t-1} and a_t  (m,)
+    o_t = V h_t + c                    (K,)
+    p_t = softmax(o_t)                 (K,)     loss = - sum_t log p_t[y_t]
+
+The cells, by name; each module holds its own equations (forward and backward) and nothing else:
 
     rnn   lib/rnn.py    the vanilla RNN of the assignment (the default)
     gru   lib/gru.py    a gated recurrent unit
     lstm  lib/lstm.py   a long short-term memory cell
 
-Each module provides NAMES, Params, shapes(K, m), n_params(K, m), state_size(m), views(theta, K, m),
-init_params(K, m, sig, rng, dtype), loss_and_grads(P, X, Y, h0, out), scores(P, X, h0), step(P, h, x)
-and work_bytes(T, B, K, m, itemsize).
-"""
-from lib import config, gru, lstm, rnn
+A cell module provides
+    NAMES                 its layer's parameters, U first (G m, K) and b (G m,) among them
+    GATES, STATE          G, the pre-activations per unit; the width of the carried state in units of m
+    WORK                  the floats per unit and character that forward and backward keep
+    shapes(K, m)          the shapes of NAMES
+    forward(P, A, h0)     A (T, B, G m) = U x_t + b (used in place), h0 (B, STATE m) ->
+                          (H (T + 1, B, m) with H[0] the h of h0, cache, the state after the chunk)
+    backward(P, dH, cache, G)   dH (T, B, m) = dL/dh_t through o_t -> (dA (T, B, G m) = dL/da_t, the
+                          gradient (B, S) that reaches the state before the chunk), with the gradients of
+                          the cell's other weights (not U, b) written into G
+    step(P, h, x)         one character -> (the state after it, its h)
+and optionally init_biases(b, m) for biases that do not start at zero.
 
-CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm}
+Cell(module) builds the rest from these: the flat parameter vector and its views (Params), the
+initialisation, the loss and gradients of a chunk, scores, one step with scores, and memory estimates.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from lib import config, gru, kernels, lstm, rnn
+
+
+def flat_views(theta, names, dims):
+    """The arrays of the given names and shapes (dims), in order, as views of the flat vector theta; U
+    (rows, K) laid out as U^T, so that the column U[:, x] of an input character is contiguous."""
+    out, i = [], 0
+    for name, s in zip(names, dims):
+        n = int(np.prod(s))
+        block = theta[i:i + n]
+        out.append(block.reshape(s[::-1]).T if name == "U" else block.reshape(s))
+        i += n
+    return out
+
+
+def softmax(O, axis=-1):
+    """Softmax along axis, shifted by the maximum for stability."""
+    E = np.exp(O - O.max(axis=axis, keepdims=True))
+    E /= E.sum(axis=axis, keepdims=True)
+    return E
+
+
+def probs_and_losses(O, y):
+    """P = softmax of each row of O (N, K), computed in O's place, and -log P[i, y_i] (N,) as
+    logsumexp(o_i) - o_i[y_i], which stays finite where P[i, y_i] underflows to zero."""
+    o_max = O.max(axis=1)
+    o_y = O[np.arange(len(y)), y]
+    O -= o_max[:, None]
+    E = np.exp(O, out=O)
+    S = E.sum(axis=1)
+    E /= S[:, None]
+    return E, np.log(S) + o_max - o_y
+
+
+def output_rows(H, keep=None):
+    """(T B, m): h_1 .. h_T of H (T + 1, B, m) as the rows the output layer reads, times the dropout mask
+    keep (T B, m) when there is one (0, or 1 / (1 - p) for a unit kept)."""
+    Hs = H[1:].reshape(-1, H.shape[-1])
+    return Hs if keep is None else Hs * keep
+
+
+class Cell:
+    """A network with one cell's recurrent layer: NAMES of the cell, then V (K, m) and c (K,)."""
+
+    def __init__(self, name, module):
+        self.name, self.module = name, module
+        self.names = module.NAMES + ("V", "c")
+        self.Params = namedtuple(f"{name.upper()}Params", self.names)
+
+    def __repr__(self):
+        return f"Cell({self.name!r})"
+
+    def shapes(self, K, m):
+        """The shape of each parameter, in the order of names."""
+        return self.module.shapes(K, m) + ((K, m), (K,))
+
+    def n_params(self, K, m):
+        return sum(int(np.prod(s)) for s in self.shapes(K, m))
+
+    def state_size(self, m):
+        """The width of the state carried from chunk to chunk (m; 2m for the LSTM's [h, s])."""
+        return self.module.STATE * m
+
+    def views(self, theta, K, m):
+        """Split a flat vector theta (n_params,) into Params whose arrays are views of it."""
+        return self.Params(*flat_views(theta, self.names, self.shapes(K, m)))
+
+    def init_params(self, K, m, sig, rng, dtype=np.float64):
+        """theta (n_params,): the weight matrices, in the order of names, drawn from N(0, sig^2) by the
+        Generator rng; the biases zero, unless the cell starts some elsewhere (the LSTM's forget gate)."""
+        theta = np.zeros(self.n_params(K, m), dtype=dtype)
+        P = self.views(theta, K, m)
+        for M in P:
+            if M.ndim == 2:
+                M[...] = sig * rng.standard_normal(M.shape)
+        if hasattr(self.module, "init_biases"):
+            self.module.init_biases(P.b, m)
+        return theta
+
+    def forward(self, P, X, h0):
+        """(H (T + 1, B, m), cache, the state after the chunk) for the inputs X (T, B) from h0 (B, S)."""
+        return self.module.forward(P, P.U.T[X] + P.b, h0)   # a_t = U x_t + b for all t at once
+
+    def loss_and_grads(self, P, X, Y, h0, out=None, keep=None):
+        """Summed cross-entropy of a chunk, the gradients of all parameters and the last state.
+
+        P: Params. X, Y: (T,) or (T, B) input and target indices. h0: (S,) or (B, S).
+        out: optional Params to write the gradients into (for example views of a flat buffer).
+        keep: optional dropout mask (T B, m) on h_t before the output layer (beyond the assignment).
+        Returns (loss, grads: Params, the last state shaped like h0).
+        """
+        X, Y = np.asarray(X), np.asarray(Y)
+        single = X.ndim == 1
+        if single:
+            X, Y, h0 = X[:, None], Y[:, None], h0[None, :]
+        T, B = X.shape
+        K, m = P.V.shape
+        H, cache, last = self.forward(P, X, h0)
+        O = output_rows(H, keep) @ P.V.T + P.c  # (T B, K): o_t = V h_t + c, one matrix product
+        y = Y.reshape(-1)
+        dO, losses = probs_and_losses(O, y)     # p_t (T B, K), in O's place; -log p_t[y_t] (T B,)
+
+        G = out if out is not None else self.views(np.empty(self.n_params(K, m), dtype=O.dtype), K, m)
+        dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
+        np.matmul(dO.T, output_rows(H, keep), out=G.V)      # dV = sum_t do_t h_t^T
+        ones = np.ones(T * B, dtype=O.dtype)
+        np.dot(ones, dO, out=G.c)               # dc = sum_t do_t
+        dH = dO @ P.V if keep is None else (dO @ P.V) * keep
+        dA, _ = self.module.backward(P, dH.reshape(T, B, m), cache, G)   # dL/da_t, and the recurrent weights'
+        dA = dA.reshape(T * B, -1)
+        np.dot(ones, dA, out=G.b)               # db = sum_t da_t
+        kernels.add_rows(G.U.T, X.reshape(-1), dA)          # dU = sum_t da_t x_t^T
+        last = last.copy()
+        return float(losses.sum()), G, (last[0] if single else last)
+
+    def scores(self, P, X, h0):
+        """O (T B, K) the scores o_t of a chunk X (T, B) from h0 (B, S), and the last state (B, S)."""
+        H, _, last = self.forward(P, X, h0)
+        return output_rows(H) @ P.V.T + P.c, last
+
+    def step(self, P, h, x):
+        """One character: the next state (S,) and the scores o (K,) after input index x from h (S,)."""
+        state, h = self.module.step(P, h, x)
+        return state, P.V @ h + P.c
+
+    def work_bytes(self, T, B, K, m, itemsize=8):
+        """About the memory one update of a chunk needs (the cache and the gradients of the activations)."""
+        return itemsize * T * B * (self.module.WORK * m + 3 * K)
+
+
+CELLS = {name: Cell(name, module) for name, module in (("rnn", rnn), ("gru", gru), ("lstm", lstm))}
 assert tuple(CELLS) == config.CELLS
+RNN = CELLS["rnn"]
 
 
 def get(name):
-    """The module of the cell called name."""
+    """The Cell called name."""
     if name not in CELLS:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {name!r}.")
     return CELLS[name]
 
 
 def of(cfg):
-    """The cell module of a Config."""
+    """The Cell of a Config."""
     return get(cfg.cell)

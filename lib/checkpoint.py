@@ -50,7 +50,7 @@ def layout(cfg, K, meta):
     B, S, f8, i8 = cfg.batch_size, cell.state_size(cfg.m), np.dtype("<f8"), np.dtype("<i8")
     out = {}
     for prefix in ["", "best_"] + ["avg_"] * bool(cfg.ema) + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]:
-        out.update({prefix + name: (f8, shape) for name, shape in zip(cell.NAMES, cell.shapes(K, cfg.m))})
+        out.update({prefix + name: (f8, shape) for name, shape in zip(cell.names, cell.shapes(K, cfg.m))})
     step, n_s, n_v = meta["step"], meta["n_samples"], meta["n_val"]
     out.update({"hprev": (f8, (B, S)), "losses": (f8, (step,)), "smooth_losses": (f8, (step,)),
                 "epoch_starts": (i8, (meta["n_epochs"],)), "sample_steps": (i8, (n_s,)),
@@ -64,7 +64,7 @@ def _arrays_of(cfg, vocab, state):
     arrays = {}
     vectors = [("", state.theta), ("best_", state.best_theta)] + [("avg_", state.avg_theta)] * bool(cfg.ema)
     for prefix, theta in vectors + [(f"opt_{o}_", a) for o, a in state.opt.items()]:
-        arrays.update({prefix + name: a for name, a in zip(cell.NAMES, cell.views(theta, K, m))})
+        arrays.update({prefix + name: a for name, a in zip(cell.names, cell.views(theta, K, m))})
     s = state.samples
     arrays.update({
         "hprev": state.hprev, "losses": state.losses[:state.step], "smooth_losses": state.smooth_losses[:state.step],
@@ -264,7 +264,7 @@ def _state(cfg, vocab, meta, a, path):
 
     def flat(prefix):                       # stored as float64, used in the run's dtype
         theta = np.empty(cell.n_params(K, m), dtype=dtype)
-        for name, view in zip(cell.NAMES, cell.views(theta, K, m)):
+        for name, view in zip(cell.names, cell.views(theta, K, m)):
             view[...] = a[prefix + name]
         return theta
 
@@ -272,7 +272,7 @@ def _state(cfg, vocab, meta, a, path):
     if meta["status"] != "diverged":
         must_be_finite += ["", "hprev"] + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]
     for key in must_be_finite:
-        names = [key + n for n in cell.NAMES] if key.endswith("_") or key == "" else [key]
+        names = [key + n for n in cell.names] if key.endswith("_") or key == "" else [key]
         if not all(np.isfinite(a[n]).all() for n in names):
             raise CheckpointError(f"{path} holds parameters or losses that are not finite numbers; "
                                   "use an earlier copy or train again.")

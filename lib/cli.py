@@ -1,4 +1,4 @@
-"""What every command of this project does with errors and signals, and the command line of lib.train.
+"""What every command of this project does with errors and signals.
 
 Exit codes (every command):
     0     done (for training: all its updates, or its time budget used up)
@@ -10,7 +10,6 @@ Exit codes (every command):
 """
 import argparse
 import io
-import re
 import sys
 
 from lib.signals import exit_code, quiet_exits
@@ -86,70 +85,3 @@ class _Resilient(io.TextIOBase):
 
     def isatty(self):
         return not self.gone and self.stream.isatty()
-
-
-# --- python -m lib.train ----------------------------------------------------------------------
-
-def _yes_no(text):
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _seconds(text):
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _option_names(message):
-    """'Config.eta must ...' -> '--eta must ...': on the command line, settings are options."""
-    return re.sub(r"Config\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), message)
-
-
-def train_main(argv=None):
-    """python -m lib.train: train a run in --out, resume one (--resume), print its summary."""
-    import dataclasses
-    import json
-    from pathlib import Path
-
-    from lib.checkpoint import in_folder
-    from lib.config import Config
-    from lib.runs import config_of, run
-
-    p = Parser(prog="python -m lib.train", description="Train the character-level RNN (see the README).")
-    p.add_argument("--data", help="corpus text file (default: data/goblet_book.txt, else the default corpus)")
-    p.add_argument("--out", help="folder for checkpoint.npz and summary.json; a run there is resumed")
-    p.add_argument("--resume", help="continue the run in this folder (or checkpoint.npz) with its own "
-                                    "settings, to --steps updates in all")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh in --out even if it holds another run (kept in --out/replaced-*/)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--max-seconds", type=_seconds, default=None,
-                   help="stop once training has taken this many seconds (validation not counted)")
-    for f in dataclasses.fields(Config):
-        kind = _yes_no if isinstance(f.default, bool) else type(f.default)
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, help=f"default {f.default}")
-    args = p.parse_args(argv)
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    try:
-        if args.resume:
-            ckpt = in_folder(args.resume)
-            cfg = config_of(ckpt, **given)
-            folder = ckpt.parent
-            if ckpt.name != "checkpoint.npz":
-                raise ValueError(f"--resume takes a run's folder (or the checkpoint.npz in it), not {ckpt}.")
-            if args.out and Path(args.out).resolve() != folder.resolve():
-                raise ValueError("--resume continues a run in its own folder; drop --out (or copy the folder).")
-        else:
-            if not args.out:
-                raise ValueError("--out DIR is needed (where checkpoint.npz and summary.json go).")
-            folder, cfg = Path(args.out), Config(**given)
-    except ValueError as err:
-        raise ValueError(_option_names(str(err))) from None
-    _, _, info = run(cfg, args.data, folder, overwrite=args.overwrite, max_seconds=args.max_seconds,
-                     progress=not args.no_progress)
-    print(json.dumps({k: v for k, v in info.items() if k != "config"}, indent=2))

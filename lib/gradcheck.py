@@ -1,4 +1,4 @@
-"""Gradient checking: the analytic gradients of a cell (lib/rnn.py, lib/gru.py, lib/lstm.py) against
+"""Gradient checking: the analytic gradients of a network (lib/cells.py, with lib/rnn.py, gru.py or lstm.py) against
 finite differences, entry by entry.
 
     python -m lib.gradcheck --cell rnn|gru|lstm --m 5
@@ -17,12 +17,12 @@ h, where rounding grows): too coarse to hold the gated cells to 1e-6; order 4 at
 """
 import numpy as np
 
-from lib import rnn, sampling
+from lib import cells, sample
 
 TOLERANCE = 1e-6
 
 
-def numerical_grads(P, X, Y, h0, h=1e-4, cell=rnn, order=2):
+def numerical_grads(P, X, Y, h0, h=1e-4, cell=cells.RNN, order=2):
     """Finite-difference gradients of the chunk loss (order 2 or 4), as Params shaped like P (restored)."""
     offsets = (1, -1) if order == 2 else (1, -1, 2, -2)
     grads = []
@@ -32,7 +32,7 @@ def numerical_grads(P, X, Y, h0, h=1e-4, cell=rnn, order=2):
             old, L = A[i], {}
             for k in offsets:
                 A[i] = old + k * h
-                L[k] = sampling.step_losses(cell, P, X, Y, h0)
+                L[k] = sample.step_losses(cell, P, X, Y, h0)
             A[i] = old
             if order == 2:
                 G[i] = np.sum(L[1] - L[-1]) / (2 * h)
@@ -47,7 +47,7 @@ def relative_errors(ga, gn, eps=1e-9):
     return np.abs(ga - gn) / np.maximum(eps, np.abs(ga) + np.abs(gn))
 
 
-def check(P, X, Y, h0, h=1e-4, eps=1e-9, cell=rnn, order=2):
+def check(P, X, Y, h0, h=1e-4, eps=1e-9, cell=cells.RNN, order=2):
     """Compare analytic and numerical gradients for all five parameters.
 
     Returns a list of rows (dicts): parameter, shape, entries, max and mean relative error,
@@ -56,7 +56,7 @@ def check(P, X, Y, h0, h=1e-4, eps=1e-9, cell=rnn, order=2):
     _, ga, _ = cell.loss_and_grads(P, X, Y, h0)
     gn = numerical_grads(P, X, Y, h0, h, cell, order)
     rows = []
-    for name, a, n in zip(cell.NAMES, ga, gn):
+    for name, a, n in zip(cell.names, ga, gn):
         rel = relative_errors(a, n, eps)
         rows.append({"parameter": name, "shape": "x".join(map(str, a.shape)), "entries": a.size,
                      "max_rel_error": float(rel.max()), "mean_rel_error": float(rel.mean()),

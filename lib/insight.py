@@ -4,14 +4,13 @@
     hidden_states(cfg, theta, data)   h_t of every character, read in order
     units_for(H, feats)               the unit whose activation is most correlated with each feature
     gradient_norms(cfg, theta, ...)   ||dL_t / dh_{t-k}|| against k: how far back the loss still reaches
-    seed_runs(configs, ...)           the same set-up with several seeds, in parallel processes (joblib)
 
 Karpathy, Johnson and Fei-Fei ("Visualizing and Understanding Recurrent Networks", 2015) looked for such
 units in LSTMs; the code here is this project's own.
 """
 import numpy as np
 
-from lib import cells, rnn
+from lib import cells
 
 VOWELS = set("aeiouyAEIOUY")
 
@@ -55,11 +54,8 @@ def hidden_states(cfg, theta, K, data, h0=None, chunk=1000):
     h = np.zeros((1, cell.state_size(cfg.m)), theta.dtype) if h0 is None else h0
     out = []
     for s in range(0, len(data), chunk):
-        X = data[s:s + chunk][:, None]
-        cache, _ = cell.forward(P, X, h)
-        H = cache if cfg.cell == "rnn" else cache[0]
-        out.append(H[1:, 0, :cfg.m])
-        h = H[-1] if cfg.cell != "lstm" else np.concatenate([cache[0][-1], cache[1][-1]], axis=1)
+        H, _, h = cell.forward(P, data[s:s + chunk][:, None], h)
+        out.append(H[1:, 0])
     return np.concatenate(out)
 
 
@@ -89,54 +85,31 @@ def units_for(H, feats):
 def gradient_norms(cfg, theta, K, data, starts, span):
     """(len(starts), span + 1): ||dL_t / dh_{t-k}|| for k = 0 .. span, where L_t is the loss of predicting
     data[t + 1] at t = start + span, the state read in from zero over the `span` characters before.
-    For the vanilla RNN and the LSTM (through its hidden state h; the gradient also flows through s)."""
+
+    For k > 0, the last k characters are read again from the state after step t - k, and the cell's
+    backward gives the gradient that reaches that state: its h part is dL_t/dh_{t-k} (for the LSTM, with
+    the gradient that flows through the cell state s included, and s_{t-k} held fixed)."""
     cell = cells.of(cfg)
     P = cell.views(theta, K, cfg.m)
+    G = cell.views(np.empty_like(theta), K, cfg.m)          # the weights' gradients, not needed here
     m = cfg.m
     out = np.empty((len(starts), span + 1))
     for row, start in enumerate(starts):
         X = data[start:start + span + 1][:, None]
         y = int(data[start + span + 1])
-        cache, O = cell.forward(P, X, np.zeros((1, cell.state_size(m)), theta.dtype))
-        dO = rnn.softmax(O[-1:])[0]
+        H, _, _ = cell.forward(P, X, np.zeros((1, cell.state_size(m)), theta.dtype))
+        dO = cells.softmax(H[-1, 0] @ P.V.T + P.c)
         dO[y] -= 1.0
-        dh = P.V.T @ dO                                     # dL_t / dh_t through o_t
-        if cfg.cell == "rnn":
-            H = cache
-            for k in range(span + 1):
-                out[row, k] = np.linalg.norm(dh)
-                da = dh * (1.0 - H[span + 1 - k, 0] ** 2)   # through tanh at step t - k
-                dh = P.W.T @ da
-        elif cfg.cell == "lstm":
-            H, S, Z, TS = cache
-            ds = np.zeros(m)
-            for k in range(span + 1):
-                t = span - k
-                out[row, k] = np.linalg.norm(dh)
-                i, f, q, g = (Z[t, 0, j * m:(j + 1) * m] for j in range(4))
-                ds = ds + dh * q * (1.0 - TS[t, 0] ** 2)
-                dz = np.concatenate([ds * g * i * (1 - i), ds * S[t, 0] * f * (1 - f),
-                                     dh * TS[t, 0] * q * (1 - q), ds * i * (1 - g * g)])
-                ds, dh = ds * f, P.W.T @ dz
-        else:
-            raise ValueError(f"gradient_norms is written for the rnn and lstm cells, not {cfg.cell!r}.")
+        dh = P.V.T @ dO                     # dL_t / dh_t through o_t
+        out[row, 0] = np.linalg.norm(dh)
+        states = [np.zeros((1, cell.state_size(m)), theta.dtype)]
+        for t in range(span):               # the state after each character but the last
+            _, _, s = cell.forward(P, X[t:t + 1], states[-1])
+            states.append(s)
+        for k in range(1, span + 1):        # from the state after step t - k, the last k characters again
+            _, cache, _ = cell.forward(P, X[span + 1 - k:], states[span + 1 - k])
+            dH = np.zeros((k, 1, m), theta.dtype)
+            dH[-1, 0] = dh
+            _, d_state = cell.module.backward(P, dH, cache, G)
+            out[row, k] = np.linalg.norm(d_state[0, :m])
     return out
-
-
-def _one_run(cfg, corpus, folder, max_seconds, overwrite):
-    from lib.runs import run
-    state, vocab, summary = run(cfg, corpus, folder, overwrite=overwrite, progress=False, log=lambda line: None,
-                                show_samples=False, max_seconds=max_seconds)
-    return state, summary
-
-
-def seed_runs(configs, corpus, folders, n_jobs=-1, backend="loky", max_seconds=None, overwrite=False):
-    """[(state, summary)] of a run of each config in its folder (corpus: a path, or None for the default
-    corpus), in parallel processes: n_jobs -1 uses
-    every core. backend "loky" runs on this machine; with dask.distributed installed and a Client made,
-    backend "dask" spreads them over a cluster. Each process uses one thread for its matrix products."""
-    from joblib import Parallel, delayed, parallel_config
-    threads = {"inner_max_num_threads": 1} if backend == "loky" else {}
-    with parallel_config(backend=backend, n_jobs=n_jobs, **threads):
-        return Parallel()(delayed(_one_run)(cfg, None if corpus is None else str(corpus), str(folder), max_seconds,
-                                            overwrite) for cfg, folder in zip(configs, folders))

@@ -6,11 +6,17 @@ Jupyter, the line and the plot are displays whose content is replaced, so an exe
 PDF made from it) holds only their final state: the last line and one final figure, never a stuck bar.
 The plot drawn during training is a small SVG built by hand (about a millisecond); the final figure is
 drawn once, with matplotlib, when training ends.
+
+Two views (lib/loop.py's View says what a view does): Progress, the line and the plot, and Lines, plain
+lines of text for the samples and messages (no progress bar).
 """
 import sys
 import time
 
 import numpy as np
+
+from lib.loop import View
+from lib.sample import sample_line
 
 
 def in_jupyter():
@@ -52,17 +58,32 @@ def svg_curve(values, marks=(), width=560, height=200, title=""):
             f'<text x="{x0 + w}" y="{height - 10}" text-anchor="end">update {n:,}</text></svg>')
 
 
-class Progress:
+class Lines(View):
+    """Each sample (with show_samples) and each message as lines of text, given to log."""
+
+    def __init__(self, log=print, show_samples=True):
+        self.log, self.show_samples = log, show_samples
+
+    def sample(self, s):
+        if self.show_samples:
+            self.log(sample_line(s))
+
+    def say(self, line):
+        self.log(line)
+
+
+class Progress(View):
     """view = Progress(total, start); view.update(state) after each update; view.sample(s); view.close(state).
 
     total: updates in all; budget: seconds, when time rather than updates ends the run; seq_length: T, for
-    the axis of the final figure; log: where a terminal shows samples; plot: the live plot in Jupyter.
+    the axis of the final figure; log: where a terminal shows samples and messages; show_samples: whether
+    samples are shown; plot: the live plot in Jupyter.
     """
 
     def __init__(self, total, start=0, every=0.25, width=12, stream=None, budget=None, seq_length=25, log=print,
-                 plot=True, plot_every=1.5):
+                 show_samples=True, plot=True, plot_every=1.5):
         self.total, self.start, self.every, self.width, self.budget = total, start, every, width, budget
-        self.seq_length, self.log, self.plot_every = seq_length, log, plot_every
+        self.seq_length, self.log, self.plot_every, self.show_samples = seq_length, log, plot_every, show_samples
         self.stream = stream or sys.stderr
         self.t0 = self.last = self.last_plot = time.perf_counter()
         self.handle = self.plot = None
@@ -113,14 +134,18 @@ class Progress:
 
     def sample(self, s):
         """Show a sample as it is drawn: its update and smooth loss, then its text."""
+        if not self.show_samples:
+            return
         if self.handle is not None:
-            from lib.present import show_samples
+            from lib.show import show_samples
             show_samples([s])
             return
-        from lib.train import sample_line
         self.stream.write("\r" + " " * (len(self.line(self.total, 0.0)) + 8) + "\r")
         self.last = 0.0
         self.log(sample_line(s))
+
+    def say(self, line):
+        self.log(line)
 
     def close(self, state):
         """The final line (the run's own training time) and, in Jupyter, one final figure of the smooth

@@ -5,7 +5,7 @@
 writes OUT/01_data.ipynb .. OUT/06_extensions.ipynb (executed) and OUT/report.pdf. The full run trains in
 runs/assignment (the folder notebooks 4 and 5 read when opened in Jupyter); a run with other --steps trains
 in runs/steps-N, with samples every N/10 updates. A complete run there is loaded, not trained again.
-The PDF shows no code (the appendix holds lib/rnn.py) and leaves out the cells tagged "interactive".
+The PDF shows no code (the appendix holds the assignment's code path) and leaves out the cells tagged "interactive".
 """
 import datetime
 import inspect
@@ -124,14 +124,22 @@ def merged(paths, intro):
 
 
 def appendix():
-    """The appendix, as Markdown: the model (lib/rnn.py), the AdaGrad update it is trained with, and the
-    sampler, as highlighted code."""
-    from lib import optim, sampling, train
-    parts = [("The model, `lib/rnn.py`", (ROOT / "lib" / "rnn.py").read_text()),
-             ("One update and the AdaGrad step, from `lib/train.py` and `lib/optim.py`",
-              "\n\n".join(inspect.getsource(f) for f in (train.update, optim.clip_, optim.adagrad_step_))),
-             ("Drawing a passage, from `lib/sampling.py`",
-              "\n\n".join(inspect.getsource(f) for f in (sampling.next_char_probs, sampling.sample)))]
+    """The appendix, as Markdown: the code of the assignment's path, as it runs (highlighted): the
+    recurrence (lib/rnn.py), the network around it, the loops, the update and the sampler."""
+    from lib import cells, kernels, loop, optim, sample
+    source = inspect.getsource
+    parts = [("The vanilla RNN's recurrence, `lib/rnn.py`", (ROOT / "lib" / "rnn.py").read_text()),
+             ("The network around it: input, output layer and loss, from `lib/cells.py`",
+              "\n\n".join(source(f) for f in (cells.Cell.forward, cells.Cell.loss_and_grads, cells.output_rows,
+                                               cells.probs_and_losses))),
+             ("The loops over time, from `lib/kernels.py` (compiled from `lib/_kernels.c` where a C compiler "
+              "is present, with the same results)",
+              "\n\n".join(source(f) for f in (kernels.tanh_recurrence, kernels.tanh_backprop, kernels.add_rows))),
+             ("One update and the AdaGrad step, from `lib/loop.py`, `lib/kernels.py` and `lib/optim.py`",
+              "\n\n".join(source(f) for f in (loop.assignment_step, kernels.clip_adagrad_, optim.clip_,
+                                               optim.adagrad_step_))),
+             ("Drawing a passage, from `lib/sample.py`",
+              "\n\n".join(source(f) for f in (sample.next_char_probs, sample.sample)))]
     return "# Appendix: the code\n\n" + "\n\n".join(f"## {title}\n\n```python\n{code.rstrip()}\n```"
                                                     for title, code in parts)
 

@@ -1,6 +1,7 @@
 """A run in a folder: start it, or resume the one there, and say what it did.
 
-run() is the one way in, for the notebooks and the command line (lib/cli.py) alike:
+run() is the one way in, for the notebooks and the command line (lib/train.py) alike; it returns a Run
+record (cfg, vocab, state, summary), as load_run() and seed_runs() do:
   1. the corpus is read and the settings are checked against the text and against the memory they need;
   2. the folder is checked before any update (a folder this process can write in, with room for a
      checkpoint) and locked, so that one run at a time writes there;
@@ -15,17 +16,27 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from lib import cells, checkpoint, files, limits
 from lib.config import RESUMABLE, Config
-from lib.data import Corpus, default_corpus_path, load_corpus, short_path
-from lib.state import OPTIMIZER_STATE
-from lib.progress import Progress
-from lib.train import check_sizes, held_out, sample_line, train
+from lib.data import Corpus, Vocab, check_sizes, default_corpus_path, held_out, load_corpus, short_path
+from lib.loop import train
+from lib.progress import Lines, Progress
+from lib.state import OPTIMIZER_STATE, State
 
 CKPT, SUMMARY = "checkpoint.npz", "summary.json"
+
+
+class Run(NamedTuple):
+    """A run: its settings, the vocabulary of its text, its State (histories included) and its summary
+    (the dict of summary.json)."""
+    cfg: Config
+    vocab: Vocab
+    state: State
+    summary: dict
 
 
 class RunExists(ValueError):
@@ -101,20 +112,22 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
         show_samples=True):
     """Train with cfg on corpus (a path, a Corpus, or None for the default corpus), in out_dir (None:
     nowhere), resuming the run there as the module docstring says. With max_seconds, training stops
-    once it has taken that long, and a run that stopped so is complete.
-    Returns (state, vocab, summary dict)."""
+    once it has taken that long, and a run that stopped so is complete. progress: a progress line (and
+    in Jupyter a live plot); log: where lines of text go (the facts of the run, samples, messages); None
+    for neither. Returns a Run."""
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
                                     or not 0 < max_seconds < math.inf):
         raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}.")
     if not isinstance(corpus, Corpus):
         corpus = load_corpus(corpus or default_corpus_path(), cfg.seq_length + 1)
-    vocab = corpus.vocab
+    vocab, log = corpus.vocab, log or (lambda line: None)
     check_sizes(cfg, corpus.n_chars)
     check_memory(cfg, vocab.K)
     log(describe(cfg, corpus))
     if out_dir is None:
-        state = train(cfg, corpus.data, vocab, None, None, progress, log, show_samples, max_seconds)
-        return state, vocab, summary(cfg, vocab, state, corpus.n_chars)
+        state = train(cfg, corpus.data, vocab, view=_view(cfg, 0, progress, log, show_samples, max_seconds),
+                      max_seconds=max_seconds)
+        return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars))
     out = Path(out_dir)
     files.check_out_dir(out, checkpoint_bytes(cfg, vocab.K))
     with files.FolderLock(out):
@@ -124,24 +137,28 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
             (state.status == "budget" and max_seconds is not None and state.seconds >= max_seconds))
         if state is not None:
             log(f"{'loading the complete run' if complete else 'resuming'} {out / CKPT} at update {state.step:,}")
+        view = _view(cfg, 0 if state is None else state.step, progress, log, show_samples, max_seconds)
         if not complete:                    # a complete run is loaded as it is, not written again
 
             def saved(s):
                 files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, s, corpus.n_chars), indent=2) + "\n")
-            state = train(cfg, corpus.data, vocab, state, out / CKPT, progress, log, show_samples, max_seconds,
-                          corpus.sha256, on_save=saved)
+            state = train(cfg, corpus.data, vocab, state, view=view, ckpt=out / CKPT, max_seconds=max_seconds,
+                          corpus_sha256=corpus.sha256, on_save=saved)
         else:                               # shown as training showed it: the samples, the final line and figure
-            if progress:
-                view = Progress(cfg.steps, state.step, budget=max_seconds, seq_length=cfg.seq_length, log=log)
-                for s in state.samples if show_samples else ():
-                    view.sample(s)
-                view.close(state)
-            elif show_samples:
-                for s in state.samples:
-                    log(sample_line(s))
+            for s in state.samples:
+                view.sample(s)
+            view.close(state)
             if not (out / SUMMARY).exists():
                 files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, state, corpus.n_chars), indent=2) + "\n")
-    return state, vocab, summary(cfg, vocab, state, corpus.n_chars)
+    return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars))
+
+
+def _view(cfg, start, progress, log, show_samples, max_seconds):
+    """What training shows: a progress line (Progress), or lines of text (Lines)."""
+    if progress:
+        return Progress(cfg.steps, start, budget=max_seconds, seq_length=cfg.seq_length, log=log,
+                        show_samples=show_samples)
+    return Lines(log, show_samples)
 
 
 def _resumable(out, cfg, corpus, overwrite, log):
@@ -200,7 +217,7 @@ def set_aside(out):
 
 
 def load_run(run_dir):
-    """(cfg, vocab, state, summary) of a finished run in run_dir, for the notebooks after training.
+    """The Run of a finished run in run_dir, for the notebooks after training.
     The summary is derived from the checkpoint, which is the whole truth of a run."""
     ckpt = Path(run_dir) / CKPT
     if not ckpt.exists():
@@ -210,16 +227,38 @@ def load_run(run_dir):
     if state.status not in ("done", "budget"):
         raise RuntimeError(f"The run in {run_dir} stopped at update {state.step:,} ({state.status}); "
                            "run notebooks/03_training.ipynb again to finish it.")
-    return cfg, vocab, state, summary(cfg, vocab, state, meta["corpus"]["n_chars"])
+    return Run(cfg, vocab, state, summary(cfg, vocab, state, meta["corpus"]["n_chars"]))
+
+
+def seed_runs(configs, corpus, folders, n_jobs=-1, backend="loky", max_seconds=None, overwrite=False):
+    """[Run] of each config in its folder (corpus: a path, or None for the default corpus), quietly, in
+    parallel processes: n_jobs -1 uses every core. backend "loky" runs on this machine; with
+    dask.distributed installed and a Client made, backend "dask" spreads them over a cluster. Each
+    process uses one thread for its matrix products."""
+    from joblib import Parallel, delayed, parallel_config
+    threads = {"inner_max_num_threads": 1} if backend == "loky" else {}
+    with parallel_config(backend=backend, n_jobs=n_jobs, **threads):
+        return Parallel()(delayed(_quiet_run)(cfg, None if corpus is None else str(corpus), str(folder), max_seconds,
+                                              overwrite) for cfg, folder in zip(configs, folders))
+
+
+def _quiet_run(cfg, corpus, folder, max_seconds, overwrite):
+    return run(cfg, corpus, folder, overwrite=overwrite, progress=False, log=None, max_seconds=max_seconds)
 
 
 def command(cfg, steps=None, out="DIR"):
     """The command line that trains cfg (its settings that differ from the defaults) to steps updates:
     for a run stopped by its time budget, the update count that reproduces it without one."""
     default, given = Config().to_dict(), cfg.replace(steps=steps or cfg.steps).to_dict()
-    options = [f"--{k.replace('_', '-')} {str(v).lower() if isinstance(v, bool) else v}"
-               for k, v in given.items() if v != default[k] and k != "checkpoint_every"]
+    options = [_option(k, v) for k, v in given.items() if v != default[k] and k != "checkpoint_every"]
     return " ".join(["python -m lib.train", *options, f"--out {out}"])
+
+
+def _option(name, value):
+    option = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return option if value else "--no-" + option[2:]
+    return f"{option} {value}"
 
 
 def config_of(ckpt, **changes):

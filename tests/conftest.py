@@ -3,6 +3,8 @@ import pytest
 
 from lib.data import Vocab
 
+QUIET = dict(progress=False, log=None)     # lib.runs.run without a word
+
 # A small text written for the tests: K = 24 characters, some repeated words, two lines.
 SMALL_TEXT = ("a cat sat on the mat, and the dog ran far.\n"
               "then the bird sang: was it a song? yes, it was!\n") * 4
@@ -33,3 +35,13 @@ def corpus_file(tmp_path):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def assert_same_state(a, b):
+    """Two training states hold the same numbers, bit for bit."""
+    for name in ("theta", "best_theta", "hprev", "losses", "smooth_losses"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.opt.keys() == b.opt.keys() and all(np.array_equal(a.opt[k], b.opt[k]) for k in a.opt)
+    assert a.samples == b.samples and a.epoch_starts == b.epoch_starts
+    assert [(v["step"], v["loss"]) for v in a.val] == [(v["step"], v["loss"]) for v in b.val]  # seconds differ
+    assert (a.e, a.epoch, a.step, a.best_step) == (b.e, b.epoch, b.step, b.best_step)

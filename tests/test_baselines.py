@@ -10,7 +10,7 @@ import pytest
 from lib import baselines
 from lib.config import Config
 from lib.data import load_corpus
-from lib.train import split
+from lib.data import split
 
 TEXT = ("the cat sat on the mat. the dog sat on the log. a cat and a dog met on a mat by the log.\n"
         "then the cat ran, and the dog ran after the cat; the mat and the log stayed where they were.\n") * 3
@@ -130,7 +130,7 @@ def test_on_the_default_corpus_the_best_ngram_is_a_serious_opponent():
     corpus = load_corpus()
     if corpus.path.name != "shakespeare_tragedies.txt":
         pytest.skip("measured on the default corpus")
-    from lib.train import held_out
+    from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=0.1))
     bits = baselines.kneser_ney(corpus.data, corpus.n_chars - n_val, corpus.vocab.K)
     assert min(bits.values()) <= 2.31

@@ -1,4 +1,4 @@
-"""The gated cells (lib/gru.py, lib/lstm.py) against their definition, and in the one trainer."""
+"""The gated cells (lib/cells.get("gru").py, lib/cells.get("lstm").py) against their definition, and in the one trainer."""
 import json
 import subprocess
 import sys
@@ -6,15 +6,15 @@ import sys
 import numpy as np
 import pytest
 
-from lib import cells, gradcheck, gru, lstm, reference, sampling
+from lib import cells, gradcheck, reference, sample
 from lib.checkpoint import load_state
 from lib.config import Config
 from lib.runs import run
 from lib.sample import passage
-from lib.train import train
-from test_train import QUIET, assert_same_state
+from lib.loop import train
+from conftest import QUIET, assert_same_state
 
-GATED = [gru, lstm]
+GATED = [cells.get("gru"), cells.get("lstm")]
 
 
 def random_params(cell, K, m, sig, seed):
@@ -39,7 +39,7 @@ def test_gradients_match_finite_differences(small_data, small_vocab, cell, B, ze
     S = cell.state_size(m)
     h0 = np.zeros((B, S)) if zero_state else np.tanh(np.random.default_rng(2).standard_normal((B, S)))
     rows = gradcheck.check(P, X, Y, h0, h=1e-3, cell=cell, order=4)
-    assert [r["parameter"] for r in rows] == list(cell.NAMES)
+    assert [r["parameter"] for r in rows] == list(cell.names)
     for r in rows:
         assert r["max_rel_error"] < 1e-6 and r["max_abs_grad"] > 1e-6, r
 
@@ -81,33 +81,33 @@ def as_reference_lstm(P, m):
 @pytest.mark.parametrize("seed,sig", [(0, 0.1), (1, 0.5)])
 def test_gru_matches_the_plain_reference(small_data, small_vocab, seed, sig):
     K, m, T = small_vocab.K, 30, 25
-    _, P = random_params(gru, K, m, sig, seed)
+    _, P = random_params(cells.get("gru"), K, m, sig, seed)
     X, Y = small_data[seed:seed + T], small_data[seed + 1:seed + T + 1]
     h0 = np.tanh(np.random.default_rng(seed).standard_normal(m))
-    loss, G, hT = gru.loss_and_grads(P, X, Y, h0)
+    loss, G, hT = cells.get("gru").loss_and_grads(P, X, Y, h0)
     loss_r, G_r, hT_r = reference.gru_loss_and_grads(as_reference_gru(P, m), list(X), list(Y), h0.reshape(m, 1))
     assert abs(loss - loss_r) < 1e-10 and np.max(np.abs(hT - hT_r.ravel())) < 1e-10
     stacked = {"U": np.vstack([G_r["Uz"], G_r["Ur"], G_r["Ug"]]), "W": np.vstack([G_r["Wz"], G_r["Wr"]]),
                "Wg": G_r["Wg"], "b": np.vstack([G_r["bz"], G_r["br"], G_r["bg"]]).ravel(), "V": G_r["V"],
                "c": G_r["c"].ravel()}
-    for name in gru.NAMES:
+    for name in cells.get("gru").names:
         assert np.max(np.abs(getattr(G, name) - stacked[name])) < 1e-10, name
 
 
 @pytest.mark.parametrize("seed,sig", [(0, 0.1), (1, 0.5)])
 def test_lstm_matches_the_plain_reference(small_data, small_vocab, seed, sig):
     K, m, T = small_vocab.K, 30, 25
-    _, P = random_params(lstm, K, m, sig, seed)
+    _, P = random_params(cells.get("lstm"), K, m, sig, seed)
     X, Y = small_data[seed:seed + T], small_data[seed + 1:seed + T + 1]
     hs0 = np.tanh(np.random.default_rng(seed).standard_normal(2 * m))
-    loss, G, last = lstm.loss_and_grads(P, X, Y, hs0)
+    loss, G, last = cells.get("lstm").loss_and_grads(P, X, Y, hs0)
     loss_r, G_r, hT_r, sT_r = reference.lstm_loss_and_grads(as_reference_lstm(P, m), list(X), list(Y),
                                                             hs0[:m].reshape(m, 1), hs0[m:].reshape(m, 1))
     assert abs(loss - loss_r) < 1e-10
     assert np.max(np.abs(last - np.concatenate([hT_r.ravel(), sT_r.ravel()]))) < 1e-10
     stacked = {"U": np.vstack([G_r["U" + k] for k in "ifqg"]), "W": np.vstack([G_r["W" + k] for k in "ifqg"]),
                "b": np.vstack([G_r["b" + k] for k in "ifqg"]).ravel(), "V": G_r["V"], "c": G_r["c"].ravel()}
-    for name in lstm.NAMES:
+    for name in cells.get("lstm").names:
         assert np.max(np.abs(getattr(G, name) - stacked[name])) < 1e-10, name
 
 
@@ -143,7 +143,7 @@ def test_one_step_at_a_time_is_the_chunk(small_data, small_vocab, cell):
 @pytest.mark.parametrize("name", ["gru", "lstm"])
 def test_gated_cells_learn_in_the_trainer(small_data, small_vocab, name):
     state = train(Config(cell=name, m=32, steps=300, sample_every=100, optimizer="adam", eta=0.01, sig=0.1),
-                  small_data, small_vocab, **QUIET)
+                  small_data, small_vocab)
     assert abs(state.losses[0] - 25 * np.log(small_vocab.K)) < 0.05 * state.losses[0]
     assert state.losses[-20:].mean() < 0.4 * state.losses[0]            # the small text is learnt
     assert len(state.samples) == 4 and all(len(s["text"]) == 200 for s in state.samples)
@@ -154,11 +154,11 @@ def test_gated_cells_learn_in_the_trainer(small_data, small_vocab, name):
                                    dict(batch_size=4, chunks="random", optimizer="adam", eta=0.01, normalize_loss=True)])
 def test_gated_runs_resume_exactly(tmp_path, small_data, small_vocab, name, extra):
     cfg = Config(cell=name, m=10, steps=29, sample_every=5, checkpoint_every=100, seed=2, sig=0.1, **extra)
-    whole = train(cfg, small_data, small_vocab, **QUIET)
-    train(cfg.replace(steps=13), small_data, small_vocab, ckpt=tmp_path / "c.npz", **QUIET)
+    whole = train(cfg, small_data, small_vocab)
+    train(cfg.replace(steps=13), small_data, small_vocab, ckpt=tmp_path / "c.npz")
     cfg2, _, state, _ = load_state(tmp_path / "c.npz")
     assert cfg2.cell == name and state.hprev.shape == (cfg.batch_size, cells.get(name).state_size(10))
-    resumed = train(cfg2.replace(steps=29), small_data, small_vocab, state, **QUIET)
+    resumed = train(cfg2.replace(steps=29), small_data, small_vocab, state)
     assert_same_state(whole, resumed)
 
 
@@ -166,8 +166,8 @@ def test_float32_trains_and_round_trips(tmp_path, small_data, small_vocab):
     for name in ("rnn", "lstm"):
         cfg = Config(cell=name, m=16, steps=40, sample_every=20, dtype="float32", optimizer="adam", eta=0.01,
                      sig=0.1)
-        state = train(cfg, small_data, small_vocab, ckpt=tmp_path / f"{name}.npz", **QUIET)
-        wide = train(cfg.replace(dtype="float64"), small_data, small_vocab, **QUIET)
+        state = train(cfg, small_data, small_vocab, ckpt=tmp_path / f"{name}.npz")
+        wide = train(cfg.replace(dtype="float64"), small_data, small_vocab)
         assert state.theta.dtype == np.float32 and state.hprev.dtype == np.float32
         assert abs(state.losses[0] - wide.losses[0]) < 1e-4 * wide.losses[0]
         _, _, loaded, _ = load_state(tmp_path / f"{name}.npz")
@@ -176,14 +176,14 @@ def test_float32_trains_and_round_trips(tmp_path, small_data, small_vocab):
 
 def test_sampling_and_summary_of_a_gated_run(tmp_path, corpus_file):
     cfg = Config(cell="lstm", m=12, steps=30, sample_every=10, sig=0.1)
-    state, vocab, info = run(cfg, corpus_file, tmp_path / "run", **QUIET)
+    _, vocab, state, info = run(cfg, corpus_file, tmp_path / "run", **QUIET)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["config"]["cell"] == "lstm"
     text = passage(cfg, vocab, state.best_theta, 50, seed=1, temperature=0.8, top_p=0.9, prime="the ")
     assert len(text) == 50 and set(text) <= set(vocab.chars)
     out = subprocess.run([sys.executable, "-m", "lib.sample", "--checkpoint", str(tmp_path / "run"), "--n", "40",
                           "--prime", "the "], capture_output=True, text=True, check=True).stdout
     assert out.startswith("the ") and len(out) == 4 + 40 + 1
-    assert sampling.next_char_probs(np.array([1.0, 2.0]), 1e-300).tolist() == [0.0, 1.0]
+    assert sample.next_char_probs(np.array([1.0, 2.0]), 1e-300).tolist() == [0.0, 1.0]
 
 
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
@@ -198,9 +198,9 @@ def test_gradients_with_a_dropout_mask(small_data, small_vocab, name):
     h0 = np.tanh(np.random.default_rng(5).standard_normal((B, cell.state_size(m))))
 
     def scores(P, X, h0):
-        cache, O = cell.forward(P, X, h0, keep)
-        return O, None
-    masked = types.SimpleNamespace(NAMES=cell.NAMES, loss_and_grads=partial(cell.loss_and_grads, keep=keep),
+        H, _, last = cell.forward(P, X, h0)
+        return cells.output_rows(H, keep) @ P.V.T + P.c, last
+    masked = types.SimpleNamespace(names=cell.names, loss_and_grads=partial(cell.loss_and_grads, keep=keep),
                                    scores=scores)
     for r in gradcheck.check(P, X, Y, h0, h=1e-3, cell=masked, order=4):
         assert r["max_rel_error"] < 1e-6, r
@@ -211,6 +211,6 @@ def test_gradients_with_a_dropout_mask(small_data, small_vocab, name):
 
 def test_dropout_in_the_trainer_is_reproducible(small_data, small_vocab):
     cfg = Config(cell="gru", m=16, steps=20, sample_every=100, dropout=0.3, optimizer="adam", eta=0.01, sig=0.1)
-    a, b = (train(cfg, small_data, small_vocab, **QUIET) for _ in range(2))
+    a, b = (train(cfg, small_data, small_vocab) for _ in range(2))
     assert np.array_equal(a.theta, b.theta)
-    assert not np.array_equal(a.theta, train(cfg.replace(dropout=0.0), small_data, small_vocab, **QUIET).theta)
+    assert not np.array_equal(a.theta, train(cfg.replace(dropout=0.0), small_data, small_vocab).theta)

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from lib import checkpoint
 from lib.checkpoint import CheckpointError, load_state, save_state
 from lib.config import Config
-from lib.train import train
+from lib.loop import train
 
-QUIET = dict(progress=False, log=lambda line: None)
+from conftest import QUIET
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def real(tmp_path_factory):
     data = vocab.encode(SMALL_TEXT)
     path = tmp_path_factory.mktemp("ck") / "checkpoint.npz"
     cfg = Config(m=3, steps=7, sample_every=3, sample_length=5, optimizer="adam", val_fraction=0.2, val_every=3)
-    train(cfg, data, vocab, ckpt=path, **QUIET)
+    train(cfg, data, vocab, ckpt=path)
     return path.read_bytes(), load_state(path)
 
 

@@ -13,15 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib import checkpoint, corpus, files, sampling
+from lib import checkpoint, files, sample
+from lib import data as corpus
 from lib.checkpoint import CheckpointError, load_state
 from lib.config import Config
 from lib.data import CorpusError, Vocab, load_corpus
 from lib.runs import RunExists, run
 from lib.sample import passage
-from lib.train import TrainingStopped, train
+from lib.loop import TrainingStopped, train
+from lib.progress import Lines
 
-QUIET = dict(progress=False, log=lambda line: None)
+from conftest import QUIET
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,7 +91,7 @@ def test_a_large_vocabulary_trains_and_a_huge_one_is_refused(tmp_path):
     book = load_corpus(_write(tmp_path / "cjk.txt", cjk))
     vocab, data = book.vocab, book.data
     assert vocab.K > 2500 and data.dtype == np.uint16
-    state = train(Config(m=16, steps=5, sample_every=5, sample_length=10), data, vocab, **QUIET)
+    state = train(Config(m=16, steps=5, sample_every=5, sample_length=10), data, vocab)
     assert np.isfinite(state.losses).all() and abs(state.losses[0] - 25 * np.log(vocab.K)) < 1
     huge = "".join(chr(0x4E00 + i) for i in range(10_001))
     with pytest.raises(CorpusError, match="10001 distinct characters"):
@@ -123,7 +125,7 @@ def test_bad_settings_on_the_command_line(tmp_path, corpus_file, option, value, 
 
 def test_bad_sampling_settings(tmp_path, small_data, small_vocab):
     cfg = Config(m=8, steps=3, sample_every=3)
-    state = train(cfg, small_data, small_vocab, **QUIET)
+    state = train(cfg, small_data, small_vocab)
     with pytest.raises(ValueError, match="temperature must be a positive number"):
         passage(cfg, small_vocab, state.theta, 10, temperature=0)
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
@@ -131,7 +133,7 @@ def test_bad_sampling_settings(tmp_path, small_data, small_vocab):
     with pytest.raises(ValueError, match=r"Characters not in the vocabulary: 'C'"):
         passage(cfg, small_vocab, state.theta, 10, prime="Cat")
     ck = str(tmp_path / "checkpoint.npz")
-    train(cfg, small_data, small_vocab, ckpt=ck, **QUIET)
+    train(cfg, small_data, small_vocab, ckpt=ck)
     for args, needle in ((["--temperature", "-1"], "--temperature"), (["--top-p", "0"], "--top-p"),
                          (["--prime", "Zebra"], "'Z'"), (["--n", "0"], "--n must be")):
         code, err = cli("lib.sample", "--checkpoint", ck, *args)
@@ -143,7 +145,7 @@ def test_bad_sampling_settings(tmp_path, small_data, small_vocab):
 @pytest.fixture
 def saved(tmp_path, small_data, small_vocab):
     cfg = Config(m=8, steps=12, sample_every=6)
-    state = train(cfg, small_data, small_vocab, ckpt=tmp_path / "run" / "checkpoint.npz", **QUIET)
+    state = train(cfg, small_data, small_vocab, ckpt=tmp_path / "run" / "checkpoint.npz")
     return tmp_path / "run" / "checkpoint.npz", cfg, state
 
 
@@ -187,7 +189,7 @@ def test_a_run_on_another_corpus_is_refused_or_kept_aside(tmp_path, saved, corpu
         run(cfg, other, path.parent, **QUIET)
     assert load_state(path)[2].step == 12                    # untouched
     lines = []
-    state, vocab, _ = run(cfg, other, path.parent, overwrite=True, progress=False, log=lines.append)
+    _, vocab, state, _ = run(cfg, other, path.parent, overwrite=True, progress=False, log=lines.append)
     assert any("another text" in line for line in lines) and vocab.K != 24 and state.step == 12
     aside = list(path.parent.glob("replaced-*/checkpoint.npz"))
     assert len(aside) == 1 and load_state(aside[0])[1].K == 24     # the old run is kept
@@ -244,11 +246,11 @@ def test_ctrl_c_saves_and_resumes_to_the_same_result(tmp_path, small_data, small
         if line.startswith("--- update 20"):
             os.kill(os.getpid(), signal.SIGINT)        # as Ctrl-C (or Jupyter's interrupt) would
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, small_data, small_vocab, ckpt=tmp_path / "a.npz", progress=False, log=log)
+        train(cfg, small_data, small_vocab, view=Lines(log), ckpt=tmp_path / "a.npz")
     cfg2, _, state, _ = load_state(tmp_path / "a.npz")
     assert state.status == "interrupted" and state.step == 21
-    resumed = train(cfg2, small_data, small_vocab, state, tmp_path / "a.npz", **QUIET)
-    whole = train(cfg, small_data, small_vocab, **QUIET)
+    resumed = train(cfg2, small_data, small_vocab, state, ckpt=tmp_path / "a.npz")
+    whole = train(cfg, small_data, small_vocab)
     assert np.array_equal(resumed.theta, whole.theta) and np.array_equal(resumed.losses, whole.losses)
     assert np.array_equal(resumed.best_theta, whole.best_theta) and resumed.samples == whole.samples
 
@@ -269,8 +271,8 @@ def test_ctrl_c_on_the_command_line(tmp_path, corpus_file):
     cfg, vocab, state, _ = load_state(out / "checkpoint.npz")
     assert state.status == "interrupted" and 500 <= state.step < 10_000_000
     data = load_corpus(corpus_file).data
-    whole = train(cfg.replace(steps=state.step + 7), data, vocab, **QUIET)
-    resumed = train(cfg.replace(steps=state.step + 7), data, vocab, state, **QUIET)
+    whole = train(cfg.replace(steps=state.step + 7), data, vocab)
+    resumed = train(cfg.replace(steps=state.step + 7), data, vocab, state)
     assert np.array_equal(whole.theta, resumed.theta)
 
 
@@ -302,14 +304,14 @@ def test_divergence_stops_with_a_message_and_keeps_the_best_model(tmp_path, smal
     cfg = Config(m=12, eta=1e3, steps=500, sample_every=1000)
     with pytest.raises(TrainingStopped, match=r"at update 2: the loss is .*eta = 1000.0 is probably too large"
                                               r".*best model so far .* is kept in"):
-        train(cfg, small_data, small_vocab, ckpt=tmp_path / "checkpoint.npz", **QUIET)
+        train(cfg, small_data, small_vocab, ckpt=tmp_path / "checkpoint.npz")
     _, _, state, _ = load_state(tmp_path / "checkpoint.npz")
     assert state.status == "diverged" and np.isfinite(state.lowest_smooth_loss)
     assert np.isfinite(state.best_theta).all()
-    nan_state = train(Config(m=12, steps=3, sample_every=100), small_data, small_vocab, **QUIET)
+    nan_state = train(Config(m=12, steps=3, sample_every=100), small_data, small_vocab)
     nan_state.theta[5] = np.nan                             # a NaN anywhere makes the loss NaN
     with pytest.raises(TrainingStopped, match="the loss is nan"):
-        train(Config(m=12, steps=6, sample_every=100), small_data, small_vocab, nan_state, **QUIET)
+        train(Config(m=12, steps=6, sample_every=100), small_data, small_vocab, nan_state)
     code, err = cli("lib.train", "--data", str(_write(tmp_path / "t.txt", small_vocab.decode(small_data))),
                     "--eta", "1000", "--m", "12", "--out", str(tmp_path / "cli"), "--no-progress")
     assert_one_line_error(code, err, "probably too large")
@@ -337,7 +339,7 @@ def test_top_p_support_is_the_smallest_set_reaching_p(logits, top_p, temperature
     o = np.array(logits)
     p_full = np.exp((o - o.max()) / temperature)
     p_full /= p_full.sum()
-    p = sampling.next_char_probs(o, temperature, top_p)
+    p = sample.next_char_probs(o, temperature, top_p)
     support = np.flatnonzero(p)
     assert np.isclose(p.sum(), 1.0)
     assert p_full[support].sum() >= top_p - 1e-12                   # it reaches top_p ...
@@ -352,7 +354,7 @@ def test_an_unreadable_checkpoint_is_refused_or_kept_aside(tmp_path, corpus_file
     with pytest.raises(RunExists, match="cannot be resumed"):
         run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, **QUIET)
     lines = []
-    state, _, _ = run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, overwrite=True,
+    _, _, state, _ = run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, overwrite=True,
                       progress=False, log=lines.append)
     assert state.step == 4 and any("cannot be resumed" in line for line in lines)
     aside = list(tmp_path.glob("replaced-*/checkpoint.npz"))

@@ -143,12 +143,12 @@ def tiny_disk(d):
 def most_probable(stdout, d):
     """stdout is the prime (a newline) and then, at each step, the character the best model finds most
     probable: what a temperature near zero must give (not the last character of the vocabulary)."""
-    from lib import rnn
+    from lib import cells
     cfg, vocab, state, _ = load_state(d / "prev" / "checkpoint.npz")
-    P, h, x = rnn.views(state.best_theta, vocab.K, cfg.m), np.zeros(cfg.m), vocab.encode("\n")[0]
+    P, h, x = cells.RNN.views(state.best_theta, vocab.K, cfg.m), np.zeros(cfg.m), vocab.encode("\n")[0]
     out = []
     for _ in range(40):
-        h, o = rnn.step(P, h, x)
+        h, o = cells.RNN.step(P, h, x)
         x = int(np.argmax(o))
         out.append(vocab.chars[x])
     return stdout == "\n" + "".join(out) + "\n"
@@ -481,7 +481,7 @@ def test_a_full_disk_in_the_middle_of_training(prev, tmp_path, monkeypatch):
     from lib import files
     from lib.config import Config
     from lib.runs import run
-    from lib.train import TrainingStopped
+    from lib.loop import TrainingStopped
     real, calls = files.atomic_path, []
 
     def full(path, suffix=".part"):                 # the second checkpoint finds the disk full

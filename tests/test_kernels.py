@@ -5,7 +5,7 @@ import sysconfig
 import numpy as np
 import pytest
 
-from lib import kernels, optim, rnn
+from lib import cells, kernels, optim
 
 
 def test_kernels_are_built_where_a_compiler_is():
@@ -19,7 +19,7 @@ def test_kernels_are_built_where_a_compiler_is():
 
 
 def loss_grads_state(P, X, Y, h0):
-    loss, G, hT = rnn.loss_and_grads(P, X, Y, h0)
+    loss, G, hT = cells.RNN.loss_and_grads(P, X, Y, h0)
     return loss, [a.copy() for a in G], hT
 
 
@@ -30,8 +30,8 @@ def test_compiled_and_numpy_loops_agree(B, m, monkeypatch):
     recurrences beside the compiled dU."""
     K, T = 11, 25
     rng = np.random.default_rng(B)
-    theta = rng.standard_normal(rnn.n_params(K, m)) / np.sqrt(m)     # a trained network's scale
-    P = rnn.views(theta, K, m)
+    theta = rng.standard_normal(cells.RNN.n_params(K, m)) / np.sqrt(m)     # a trained network's scale
+    P = cells.RNN.views(theta, K, m)
     X, Y, h0 = rng.integers(0, K, (T, B)), rng.integers(0, K, (T, B)), np.tanh(rng.standard_normal((B, m)))
     fast = loss_grads_state(P, X, Y, h0)
     monkeypatch.setattr(kernels, "USE_COMPILED", False)

@@ -191,7 +191,7 @@ def test_small_report_pdf(pdf, workdir):
 def test_no_line_of_the_appendix_wraps(pdf):
     """Every line of lib/rnn.py is one line of the PDF: the code's font fits its longest line."""
     lines = {" ".join(line.split()) for page in pdf_pages(pdf) for line in page.splitlines()}
-    source = [" ".join(line.split()) for line in (report.ROOT / "lib" / "rnn.py").read_text().splitlines()]
+    source = [" ".join(line.split()) for line in (report.ROOT / "lib" / "cells.RNN.py").read_text().splitlines()]
     missing = [line for line in source if line and not any(line in pdf_line for pdf_line in lines)]
     assert missing == [], missing[:3]
 

@@ -1,27 +1,27 @@
-"""The model (lib/rnn.py) against its definition: gradients, the reference code, sampling."""
+"""The model (lib/cells.RNN.py) against its definition: gradients, the reference code, sample."""
 import math
 
 import numpy as np
 import pytest
 
-from lib import gradcheck, kernels, reference, rnn, sampling
+from lib import cells, gradcheck, kernels, reference, sample
 
 
 def make_params(K, m, sig, seed):
-    theta = rnn.init_params(K, m, sig, np.random.default_rng(seed))
-    return theta, rnn.views(theta, K, m)
+    theta = cells.RNN.init_params(K, m, sig, np.random.default_rng(seed))
+    return theta, cells.RNN.views(theta, K, m)
 
 
 def as_reference(P):
     """The same parameters in the reference's layout: column vectors for b and c."""
-    return {k: np.array(getattr(P, k)).reshape(getattr(P, k).shape[0], -1) for k in rnn.NAMES}
+    return {k: np.array(getattr(P, k)).reshape(getattr(P, k).shape[0], -1) for k in cells.RNN.names}
 
 
 def test_views_share_memory_and_shapes():
     K, m = 7, 3
     theta, P = make_params(K, m, 0.01, 0)
-    assert [a.shape for a in P] == [(m, K), (m, m), (K, m), (m,), (K,)]
-    assert theta.size == rnn.n_params(K, m) == m * K + m * m + K * m + m + K
+    assert [a.shape for a in P] == [(m, K), (m, m), (m,), (K, m), (K,)]
+    assert theta.size == cells.RNN.n_params(K, m) == m * K + m * m + K * m + m + K
     P.W[1, 2] = 42.0
     assert 42.0 in theta
     assert np.all(P.b == 0) and np.all(P.c == 0)
@@ -38,7 +38,7 @@ def test_gradients_match_centred_differences(small_data, small_vocab):
     K, m, T = small_vocab.K, 5, 25
     _, P = make_params(K, m, 0.01, 0)
     rows = gradcheck.check(P, small_data[:T], small_data[1:T + 1], np.zeros(m), h=1e-4)
-    assert [r["parameter"] for r in rows] == list(rnn.NAMES)
+    assert [r["parameter"] for r in rows] == list(cells.RNN.names)
     for r in rows:
         assert r["max_rel_error"] < 1e-6, r
         assert r["max_abs_grad"] > 1e-6, r         # the check compared something
@@ -48,13 +48,13 @@ def test_gradient_check_catches_a_wrong_gradient(small_data, small_vocab, monkey
     """A deliberately broken backward pass must fail the check (so the check can fail)."""
     K, m, T = small_vocab.K, 5, 25
     _, P = make_params(K, m, 0.01, 0)
-    true = rnn.loss_and_grads
+    true = cells.RNN.loss_and_grads
 
     def broken(*args, **kw):
         loss, G, h = true(*args, **kw)
         G.W[0, 0] *= 1.001
         return loss, G, h
-    monkeypatch.setattr(rnn, "loss_and_grads", broken)
+    monkeypatch.setattr(cells.RNN, "loss_and_grads", broken)
     rows = gradcheck.check(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
     assert {r["parameter"]: r["max_rel_error"] for r in rows}["W"] > 1e-5
 
@@ -62,7 +62,7 @@ def test_gradient_check_catches_a_wrong_gradient(small_data, small_vocab, monkey
 def test_first_loss_is_about_T_ln_K(small_data, small_vocab):
     K, m, T = small_vocab.K, 100, 25
     _, P = make_params(K, m, 0.01, 0)
-    loss, _, _ = rnn.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
+    loss, _, _ = cells.RNN.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
     assert abs(loss - T * math.log(K)) / (T * math.log(K)) < 0.01
 
 
@@ -81,10 +81,10 @@ def test_fast_code_matches_plain_reference(small_data, small_vocab, sig, h_scale
     P.c[:] = rng.standard_normal(K) * sig
     h0 = np.tanh(rng.standard_normal(m)) * h_scale
     X, Y = small_data[seed:seed + T], small_data[seed + 1:seed + T + 1]
-    loss, G, hT = rnn.loss_and_grads(P, X, Y, h0)
+    loss, G, hT = cells.RNN.loss_and_grads(P, X, Y, h0)
     loss_r, G_r, hT_r = reference.loss_and_grads(as_reference(P), list(X), list(Y), h0.reshape(m, 1))
     assert abs(loss - loss_r) < 1e-10
-    for name in rnn.NAMES:
+    for name in cells.RNN.names:
         assert np.max(np.abs(getattr(G, name) - G_r[name].reshape(getattr(G, name).shape))) < 1e-10, name
     assert np.max(np.abs(hT - hT_r.ravel())) < 1e-10
 
@@ -92,9 +92,9 @@ def test_fast_code_matches_plain_reference(small_data, small_vocab, sig, h_scale
 def test_gradients_written_into_out_buffer(small_data, small_vocab):
     K, m, T = small_vocab.K, 8, 25
     _, P = make_params(K, m, 0.1, 3)
-    g = np.full(rnn.n_params(K, m), np.nan)
-    _, G, _ = rnn.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m), out=rnn.views(g, K, m))
-    _, G2, _ = rnn.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
+    g = np.full(cells.RNN.n_params(K, m), np.nan)
+    _, G, _ = cells.RNN.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m), out=cells.RNN.views(g, K, m))
+    _, G2, _ = cells.RNN.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
     assert not np.isnan(g).any()
     for a, b in zip(G, G2):
         assert np.array_equal(a, b)
@@ -103,8 +103,8 @@ def test_gradients_written_into_out_buffer(small_data, small_vocab):
 def test_step_losses_sum_to_the_chunk_loss(small_data, small_vocab):
     K, m, T = small_vocab.K, 10, 25
     _, P = make_params(K, m, 0.1, 4)
-    loss, _, _ = rnn.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
-    assert abs(sampling.step_losses(rnn, P, small_data[:T], small_data[1:T + 1], np.zeros(m)).sum() - loss) < 1e-10
+    loss, _, _ = cells.RNN.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
+    assert abs(sample.step_losses(cells.RNN, P, small_data[:T], small_data[1:T + 1], np.zeros(m)).sum() - loss) < 1e-10
 
 
 # --- sampling ---------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def trained_like_params(K=12, m=16, seed=0):
 def test_low_temperature_gives_argmax():
     P = trained_like_params()
     h, x = np.zeros(16), 3
-    out, _ = sampling.sample(rnn, P, h, x, 30, np.random.default_rng(0), temperature=1e-4)
+    out, _ = sample.sample(cells.RNN, P, h, x, 30, np.random.default_rng(0), temperature=1e-4)
     for i in range(30):                    # replay: every draw is the most probable character
         h = np.tanh(P.W @ h + P.U[:, x] + P.b)
         x = int(np.argmax(P.V @ h + P.c))
@@ -127,49 +127,49 @@ def test_low_temperature_gives_argmax():
 
 def test_temperature_sharpens_and_flattens():
     o = np.array([2.0, 1.0, 0.0, -1.0])
-    p1, p_cold, p_hot = (sampling.next_char_probs(o, T) for T in (1.0, 0.5, 2.0))
+    p1, p_cold, p_hot = (sample.next_char_probs(o, T) for T in (1.0, 0.5, 2.0))
     assert np.allclose(p_cold, p1 ** 2 / np.sum(p1 ** 2))
     assert p_cold.max() > p1.max() > p_hot.max()
 
 
 def test_top_p_keeps_the_smallest_set_that_reaches_p():
     o = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
-    assert np.count_nonzero(sampling.next_char_probs(o, top_p=0.5)) == 1
-    assert np.count_nonzero(sampling.next_char_probs(o, top_p=0.51)) == 2
-    assert np.count_nonzero(sampling.next_char_probs(o, top_p=0.79)) == 2
-    assert np.count_nonzero(sampling.next_char_probs(o, top_p=0.81)) == 3
-    assert np.count_nonzero(sampling.next_char_probs(o, top_p=1.0)) == 4
-    p = sampling.next_char_probs(o, top_p=0.81)
+    assert np.count_nonzero(sample.next_char_probs(o, top_p=0.5)) == 1
+    assert np.count_nonzero(sample.next_char_probs(o, top_p=0.51)) == 2
+    assert np.count_nonzero(sample.next_char_probs(o, top_p=0.79)) == 2
+    assert np.count_nonzero(sample.next_char_probs(o, top_p=0.81)) == 3
+    assert np.count_nonzero(sample.next_char_probs(o, top_p=1.0)) == 4
+    p = sample.next_char_probs(o, top_p=0.81)
     assert np.isclose(p.sum(), 1.0) and np.allclose(p[:3], np.array([0.5, 0.3, 0.15]) / 0.95)
 
 
 def test_top_p_restricts_the_samples():
     P = trained_like_params()
-    out, _ = sampling.sample(rnn, P, np.zeros(16), 0, 400, np.random.default_rng(1), top_p=0.3)
-    full, _ = sampling.sample(rnn, P, np.zeros(16), 0, 400, np.random.default_rng(1))
+    out, _ = sample.sample(cells.RNN, P, np.zeros(16), 0, 400, np.random.default_rng(1), top_p=0.3)
+    full, _ = sample.sample(cells.RNN, P, np.zeros(16), 0, 400, np.random.default_rng(1))
     assert len(set(out.tolist())) < len(set(full.tolist()))
 
 
 def test_same_seed_same_text_other_seed_other_text():
     P = trained_like_params()
-    a, _ = sampling.sample(rnn, P, np.zeros(16), 0, 100, np.random.default_rng(7))
-    b, _ = sampling.sample(rnn, P, np.zeros(16), 0, 100, np.random.default_rng(7))
-    c, _ = sampling.sample(rnn, P, np.zeros(16), 0, 100, np.random.default_rng(8))
+    a, _ = sample.sample(cells.RNN, P, np.zeros(16), 0, 100, np.random.default_rng(7))
+    b, _ = sample.sample(cells.RNN, P, np.zeros(16), 0, 100, np.random.default_rng(7))
+    c, _ = sample.sample(cells.RNN, P, np.zeros(16), 0, 100, np.random.default_rng(8))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 def test_priming_text_is_fed_through_first():
     P = trained_like_params()
     prime = [1, 5, 2]
-    out, _ = sampling.sample(rnn, P, np.zeros(16), 0, 20, np.random.default_rng(3), prime=prime)
+    out, _ = sample.sample(cells.RNN, P, np.zeros(16), 0, 20, np.random.default_rng(3), prime=prime)
     h = np.zeros(16)
     for x in prime[:-1]:
         h = np.tanh(P.W @ h + P.U[:, x] + P.b)
-    same, _ = sampling.sample(rnn, P, h, prime[-1], 20, np.random.default_rng(3))
+    same, _ = sample.sample(cells.RNN, P, h, prime[-1], 20, np.random.default_rng(3))
     assert np.array_equal(out, same)
 
 
 @pytest.mark.parametrize("kw", [{"temperature": 0}, {"temperature": -1}, {"top_p": 0}, {"top_p": 1.5}])
 def test_sampler_refuses_bad_settings(kw):
     with pytest.raises(ValueError):
-        sampling.sample(rnn, trained_like_params(), np.zeros(16), 0, 5, np.random.default_rng(0), **kw)
+        sample.sample(cells.RNN, trained_like_params(), np.zeros(16), 0, 5, np.random.default_rng(0), **kw)

@@ -7,23 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from lib import optim, reference, rnn
+from lib import cells, optim, reference
 from lib.checkpoint import load_state, save_state
 from lib.config import Config
-from lib.train import train
-
-QUIET = dict(progress=False, log=lambda line: None)
-
-
-def assert_same_state(a, b):
-    """Two training states hold the same numbers, bit for bit."""
-    for name in ("theta", "best_theta", "hprev", "losses", "smooth_losses"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    assert a.opt.keys() == b.opt.keys() and all(np.array_equal(a.opt[k], b.opt[k]) for k in a.opt)
-    assert a.samples == b.samples and a.epoch_starts == b.epoch_starts
-    assert [(v["step"], v["loss"]) for v in a.val] == [(v["step"], v["loss"]) for v in b.val]  # seconds differ
-    assert (a.e, a.epoch, a.step, a.best_step) == (b.e, b.epoch, b.step, b.best_step)
-
+from lib.loop import train
+from lib.progress import Lines
+from conftest import assert_same_state
 
 def small_cfg(**kw):
     base = dict(m=16, steps=40, sample_every=10, sample_length=30, checkpoint_every=10, seed=3)
@@ -53,27 +42,27 @@ def test_clip_and_adagrad_step_follow_their_formulas(rng):
 def test_training_matches_the_reference_loop_across_epochs(small_data, small_vocab):
     """364 characters hold 14 chunks of 25: 30 updates cross two epoch boundaries."""
     cfg = small_cfg(m=20, steps=30, sample_every=1000)
-    state = train(cfg, small_data, small_vocab, **QUIET)
+    state = train(cfg, small_data, small_vocab)
     params, losses, smooth, hprev = reference.train(list(small_data), small_vocab.K, m=20, steps=30, seed=3)
     assert np.max(np.abs(state.losses - losses)) < 1e-10
     assert np.max(np.abs(state.smooth_losses - smooth)) < 1e-10
-    P = rnn.views(state.theta, small_vocab.K, 20)
-    for k in rnn.NAMES:
+    P = cells.RNN.views(state.theta, small_vocab.K, 20)
+    for k in cells.RNN.names:
         assert np.max(np.abs(getattr(P, k) - params[k].reshape(getattr(P, k).shape))) < 1e-10
 
 
 def test_epochs_reset_position_and_hidden_state(small_data, small_vocab):
     cfg = small_cfg(steps=15, sample_every=1000)
-    state = train(cfg, small_data, small_vocab, **QUIET)
+    state = train(cfg, small_data, small_vocab)
     chunks = (len(small_data) - 1) // 25           # 14 chunks fit; the 15th would run past the end
     assert state.epoch_starts == [0, chunks]
     assert state.epoch == 1 and state.e == 25       # one chunk into the second epoch
-    state = train(small_cfg(steps=chunks, sample_every=1000), small_data, small_vocab, **QUIET)
+    state = train(small_cfg(steps=chunks, sample_every=1000), small_data, small_vocab)
     assert state.e == 0 and np.all(state.hprev == 0) and state.hprev.shape == (1, 16)   # reset after epoch 1
 
 
 def test_smooth_loss_starts_at_first_loss_and_best_is_tracked(small_data, small_vocab):
-    state = train(small_cfg(steps=200, sample_every=1000), small_data, small_vocab, **QUIET)
+    state = train(small_cfg(steps=200, sample_every=1000), small_data, small_vocab)
     L, S = state.losses, state.smooth_losses
     assert S[0] == L[0] and abs(L[0] - 25 * math.log(small_vocab.K)) < 0.01 * L[0]
     assert np.allclose(S[1:], 0.999 * S[:-1] + 0.001 * L[1:], rtol=0, atol=1e-12)
@@ -83,7 +72,7 @@ def test_smooth_loss_starts_at_first_loss_and_best_is_tracked(small_data, small_
 
 
 def test_samples_before_first_update_every_interval_and_at_end(small_data, small_vocab):
-    state = train(small_cfg(steps=25, sample_every=10, sample_length=30), small_data, small_vocab, **QUIET)
+    state = train(small_cfg(steps=25, sample_every=10, sample_length=30), small_data, small_vocab)
     assert [s["step"] for s in state.samples] == [0, 10, 20, 25]
     assert all(len(s["text"]) == 30 for s in state.samples)
     assert state.samples[0]["smooth_loss"] is None           # before any update
@@ -92,17 +81,17 @@ def test_samples_before_first_update_every_interval_and_at_end(small_data, small
 
 def test_resume_is_bit_for_bit(tmp_path, small_data, small_vocab):
     cfg = small_cfg(steps=37)
-    whole = train(cfg, small_data, small_vocab, ckpt=tmp_path / "whole.npz", **QUIET)
-    train(cfg.replace(steps=16), small_data, small_vocab, ckpt=tmp_path / "parts.npz", **QUIET)
+    whole = train(cfg, small_data, small_vocab, ckpt=tmp_path / "whole.npz")
+    train(cfg.replace(steps=16), small_data, small_vocab, ckpt=tmp_path / "parts.npz")
     cfg2, vocab2, state, _ = load_state(tmp_path / "parts.npz")
     assert state.step == 16 and vocab2 == small_vocab
-    resumed = train(cfg2.replace(steps=37), small_data, small_vocab, state, tmp_path / "parts.npz", **QUIET)
+    resumed = train(cfg2.replace(steps=37), small_data, small_vocab, state, ckpt=tmp_path / "parts.npz")
     assert_same_state(whole, resumed)
 
 
 def test_checkpoint_round_trip(tmp_path, small_data, small_vocab):
     cfg = small_cfg(steps=23)
-    state = train(cfg, small_data, small_vocab, **QUIET)
+    state = train(cfg, small_data, small_vocab)
     path = tmp_path / "ck.npz"
     save_state(path, cfg, small_vocab, state, "ab" * 32, len(small_data))
     with np.load(path, allow_pickle=False) as npz:        # plain arrays, no pickle
@@ -121,7 +110,7 @@ def test_checkpoint_written_every_interval(tmp_path, small_data, small_vocab):
         if path.exists():
             seen.append(load_state(path)[2].step)
     train(small_cfg(steps=30, sample_every=5, checkpoint_every=10), small_data, small_vocab,
-          ckpt=tmp_path / "checkpoint.npz", progress=False, log=log)
+          ckpt=tmp_path / "checkpoint.npz", view=Lines(log))
     assert seen == [10, 10, 20, 20, 20]         # on disk when the samples at 10, 15, 20, 25, 30 were shown
     assert load_state(tmp_path / "checkpoint.npz")[2].step == 30
 

@@ -1,8 +1,8 @@
-"""The slider panel of notebook 5: a trained model writes again whenever a setting changes.
+"""What the notebooks show, all alike.
 
-    speaker(cfg, vocab, theta)   an ipywidgets VBox: a title, sliders for temperature, top-p and length,
-                                 a seed and a priming text, a message line, and the passage
-
+Text: a bold heading (Markdown), then the text as plain output, which keeps its spaces and line breaks
+in Jupyter and is one fixed-width block in the PDF. Tables: Markdown, from a list of rows (table()).
+The slider panel of notebook 5 (speaker()): a trained model writes again whenever a setting changes.
 Every label is shown whole (a description width of its own, not the default that cuts "temperature"
 short); a priming text with characters the model does not know is answered in the panel's message line,
 and the passage keeps its last good state.
@@ -10,10 +10,58 @@ and the passage keeps its last good state.
 import html
 
 import ipywidgets as widgets
+import numpy as np
+from IPython.display import HTML, Markdown, display
 
-from lib.sample import passage
+from lib.sample import passage, sample_line
 
 WIDE = {"description_width": "initial"}
+
+
+def table(rows, header, align=None):
+    """A Markdown table: header (names), rows (sequences of cells, already formatted or numbers);
+    align: one of "l", "r" per column (default: text left, numbers right)."""
+    rows = [list(r) for r in rows]
+    if align is None:
+        align = ["r" if rows and all(isinstance(r[i], (int, float, np.number)) for r in rows) else "l"
+                 for i in range(len(header))]
+    rule = ["---:" if a == "r" else ":---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return Markdown("\n".join(lines))
+
+def show_text(heading, text):
+    """A heading, then the text."""
+    display(Markdown(f"**{heading}**"))
+    print(text)
+
+
+def show_samples(samples):
+    """The samples drawn during training, each under a line with its update and smooth loss."""
+    for s in samples:
+        heading, text = sample_line(s).split("\n", 1)
+        show_text(heading.strip("- ").capitalize(), text)
+
+
+def show_passages(rows):
+    """rows: dicts with temperature, top_p and text; each under a heading."""
+    for r in rows:
+        show_text(f"temperature {r['temperature']}, top-p {r['top_p']}", r["text"])
+
+
+def show_activations(panels):
+    """In Jupyter, the text of each (title, text, activations) panel with each character's background
+    coloured by its activation (red +1, blue -1, as plots.unit_texts draws it for the PDF)."""
+    parts = []
+    for title, text, act in panels:
+        spans = []
+        for ch, a in zip(text, np.clip(act, -1, 1)):
+            color = f"rgba(214,39,40,{a:.2f})" if a > 0 else f"rgba(31,119,180,{-a:.2f})"
+            shown = "&#8629;<br>" if ch == "\n" else "&nbsp;" if ch == " " else html.escape(ch)
+            spans.append(f'<span style="background:{color}">{shown}</span>')
+        parts.append(f"<p><b>{html.escape(title)}</b></p>"
+                     f"<div style='font-family:monospace;line-height:1.5'>{''.join(spans)}</div>")
+    display(HTML("".join(parts)))
 
 
 def speaker(cfg, vocab, theta, title="Try it yourself: the best model writes", length=300):
