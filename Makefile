@@ -1,5 +1,6 @@
 # make report   the whole assignment on a fresh machine: venv, packages, corpus, LaTeX, notebooks, PDF
 # make test     the same set-up, then the test suite
+# make test-fast  the fast tests alone (the math, the loop, the commands on tiny texts; under a minute)
 # make lab      open the notebooks in JupyterLab
 # make bench    the benchmarks: speed (lib.train against the plain reference, the cells), memory (a 200 MB
 #               corpus), seeds in parallel
@@ -10,7 +11,7 @@ STEPS  ?= 100000
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc poppler-utils
 
-.PHONY: setup data tex browser report test lab bench clean
+.PHONY: setup data tex browser report test test-fast lab bench clean
 
 $(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py lib/_kernels.c
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,9 @@ report: data tex
 
 test: data tex browser
 	$(BIN)/python -m pytest
+
+test-fast: data
+	$(BIN)/python -m pytest -m fast
 
 lab: data
 	$(BIN)/jupyter lab notebooks/

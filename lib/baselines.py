@@ -153,6 +153,23 @@ def compare_by_kind(text, bits_a, bits_b):
     return rows
 
 
+def compare_with_network(corpus, run, best_ngram):
+    """compare_by_kind of the n-gram best_ngram (a name of yardsticks') and the best model of run (a
+    lib.runs.Run trained on corpus with validation), on corpus's held-out part, each character scored
+    as the network's validation reads it."""
+    from lib import cells
+    from lib.data import split
+    from lib.sample import validation_losses
+    train_part, held = split(corpus.data, run.cfg)
+    cell, theta = cells.of(run.cfg), run.state.best_theta
+    zero = np.zeros((1, cell.state_size(run.cfg.m)), dtype=theta.dtype)
+    net_bits = validation_losses(cell, cell.views(theta, corpus.vocab.K, run.cfg.m), train_part, held, zero)
+    order = int(best_ngram.split("-")[1])
+    ngram_bits = kneser_ney_bits(corpus.data, len(train_part), corpus.vocab.K, order)[order]
+    text = corpus.vocab.decode(np.concatenate([train_part[-1:], held]))
+    return compare_by_kind(text, ngram_bits, net_bits / math.log(2))
+
+
 def compressed_bits(train_text, held_text):
     """{name: bits per held-out character} for gzip, bz2 and lzma, given the training text and alone."""
     compressors = {"gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),

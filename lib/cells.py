@@ -21,9 +21,9 @@ A cell module provides
     shapes(K, m)          the shapes of NAMES
     forward(P, A, h0)     A (T, B, G m) = U x_t + b (used in place), h0 (B, STATE m) ->
                           (H (T + 1, B, m) with H[0] the h of h0, cache, the state after the chunk)
-    backward(P, dH, cache, G)   dH (T, B, m) = dL/dh_t through o_t -> (dA (T, B, G m) = dL/da_t, the
-                          gradient (B, S) that reaches the state before the chunk), with the gradients of
-                          the cell's other weights (not U, b) written into G
+    backward(P, dH, cache, G, dstates=None)   dH (T, B, m) = dL/dh_t through o_t -> dA (T, B, G m) =
+                          dL/da_t, with the gradients of the cell's other weights (not U, b) written into
+                          G, and (given dstates (T, B, S)) the gradient reaching the state before each step
     step(P, h, x)         one character -> (the state after it, its h)
 and optionally init_biases(b, m) for biases that do not start at zero.
 
@@ -142,7 +142,7 @@ class Cell:
         ones = np.ones(T * B, dtype=O.dtype)
         np.dot(ones, dO, out=G.c)               # dc = sum_t do_t
         dH = dO @ P.V if keep is None else (dO @ P.V) * keep
-        dA, _ = self.module.backward(P, dH.reshape(T, B, m), cache, G)   # dL/da_t, and the recurrent weights'
+        dA = self.module.backward(P, dH.reshape(T, B, m), cache, G)   # dL/da_t, and the recurrent weights'
         dA = dA.reshape(T * B, -1)
         np.dot(ones, dA, out=G.b)               # db = sum_t da_t
         kernels.add_rows(G.U.T, X.reshape(-1), dA)          # dU = sum_t da_t x_t^T

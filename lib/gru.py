@@ -53,10 +53,10 @@ def forward(P, Z, h0):
     return H, (H, Z, RH), H[T]
 
 
-def backward(P, dH, cache, G):
+def backward(P, dH, cache, G, dstates=None):
     """dZ (T, B, 3m) = dL/da for the pre-activations of z, r, g, from dH (T, B, m) the part of dL/dh_t
-    that comes through o_t, and dL/dh_0 (B, m), the gradient that reaches the state before the chunk;
-    dW and dWg into G."""
+    that comes through o_t; dW and dWg into G. dstates: None, or (T, B, m) to receive dL/dh_{t-1}, the
+    gradient reaching the state before each step."""
     H, Z, RH = cache
     T, B, m = dH.shape
     dZ = np.empty_like(Z)
@@ -72,10 +72,12 @@ def backward(P, dH, cache, G):
         dh *= 1.0 - z                       # dL/dh_{t-1}: directly, through r_t h_{t-1}, through the gates
         dh += drh * r
         dh += dZ[t, :, :2 * m] @ P.W
+        if dstates is not None:
+            dstates[t] = dh
     dZf = dZ.reshape(T * B, 3 * m)
     np.matmul(dZf[:, :2 * m].T, H[:-1].reshape(T * B, m), out=G.W)     # dW = sum_t [dz_t; dr_t] h_{t-1}^T
     np.matmul(dZf[:, 2 * m:].T, RH.reshape(T * B, m), out=G.Wg)        # dWg = sum_t dg_t (r_t h_{t-1})^T
-    return dZ, dh
+    return dZ
 
 
 def step(P, h, x):

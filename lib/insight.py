@@ -59,6 +59,15 @@ def hidden_states(cfg, theta, K, data, h0=None, chunk=1000):
     return np.concatenate(out)
 
 
+def unit_panels(found, text, H, start, n=400, top=4):
+    """(title, text, activations) of the top units of found (insight.units_for, the strongest first) over
+    n characters of text from start: each unit's activation H[:, unit] signed so that +1 means "the
+    feature holds" (for plots.unit_texts and show.show_activations)."""
+    ranked = sorted((f for f in found if f[1] is not None), key=lambda f: -abs(f[2]))[:top]
+    return [(f"unit {u}: {name} (r = {r:+.2f})", text[start:start + n], H[start:start + n, u] * np.sign(r))
+            for name, u, r in ranked]
+
+
 def correlations(H, f):
     """(m,) the Pearson correlation of each unit's activation in H (N, m) with the feature f (N,)."""
     Hc, fc = H - H.mean(axis=0), f - f.mean()
@@ -86,9 +95,9 @@ def gradient_norms(cfg, theta, K, data, starts, span):
     """(len(starts), span + 1): ||dL_t / dh_{t-k}|| for k = 0 .. span, where L_t is the loss of predicting
     data[t + 1] at t = start + span, the state read in from zero over the `span` characters before.
 
-    For k > 0, the last k characters are read again from the state after step t - k, and the cell's
-    backward gives the gradient that reaches that state: its h part is dL_t/dh_{t-k} (for the LSTM, with
-    the gradient that flows through the cell state s included, and s_{t-k} held fixed)."""
+    One backward pass per start, with dL/dh only at step t: the cell's backward gives the gradient that
+    reaches the state before each step, whose h part is dL_t/dh_{t-k} (for the LSTM, with the gradient
+    that flows through the cell state s included, and s_{t-k} held fixed)."""
     cell = cells.of(cfg)
     P = cell.views(theta, K, cfg.m)
     G = cell.views(np.empty_like(theta), K, cfg.m)          # the weights' gradients, not needed here
@@ -97,19 +106,13 @@ def gradient_norms(cfg, theta, K, data, starts, span):
     for row, start in enumerate(starts):
         X = data[start:start + span + 1][:, None]
         y = int(data[start + span + 1])
-        H, _, _ = cell.forward(P, X, np.zeros((1, cell.state_size(m)), theta.dtype))
+        H, cache, _ = cell.forward(P, X, np.zeros((1, cell.state_size(m)), theta.dtype))
         dO = cells.softmax(H[-1, 0] @ P.V.T + P.c)
         dO[y] -= 1.0
-        dh = P.V.T @ dO                     # dL_t / dh_t through o_t
-        out[row, 0] = np.linalg.norm(dh)
-        states = [np.zeros((1, cell.state_size(m)), theta.dtype)]
-        for t in range(span):               # the state after each character but the last
-            _, _, s = cell.forward(P, X[t:t + 1], states[-1])
-            states.append(s)
-        for k in range(1, span + 1):        # from the state after step t - k, the last k characters again
-            _, cache, _ = cell.forward(P, X[span + 1 - k:], states[span + 1 - k])
-            dH = np.zeros((k, 1, m), theta.dtype)
-            dH[-1, 0] = dh
-            _, d_state = cell.module.backward(P, dH, cache, G)
-            out[row, k] = np.linalg.norm(d_state[0, :m])
+        dH = np.zeros((span + 1, 1, m), theta.dtype)
+        dH[-1, 0] = P.V.T @ dO              # dL_t / dh_t through o_t, at the last step only
+        dstates = np.empty((span + 1, 1, cell.state_size(m)), theta.dtype)
+        cell.module.backward(P, dH, cache, G, dstates)
+        out[row, 0] = np.linalg.norm(dH[-1, 0])
+        out[row, 1:] = np.linalg.norm(dstates[:0:-1, 0, :m], axis=1)   # dL/dh_{t-k} reaches the state before step t-k+1
     return out

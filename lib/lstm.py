@@ -66,10 +66,10 @@ def forward(P, Z, hs0):
     return H, (H, S, Z, TS), np.concatenate([H[T], S[T]], axis=1)
 
 
-def backward(P, dH, cache, G):
+def backward(P, dH, cache, G, dstates=None):
     """dZ (T, B, 4m) = dL/da for the four gates' pre-activations, from dH (T, B, m) the part of dL/dh_t
-    that comes through o_t, and dL/d[h_0, s_0] (B, 2m), the gradient that reaches the state before the
-    chunk; dW into G.W."""
+    that comes through o_t; dW into G.W. dstates: None, or (T, B, 2m) to receive dL/d[h_{t-1}, s_{t-1}],
+    the gradient reaching the state before each step."""
     H, S, Z, TS = cache
     T, B, m = dH.shape
     dZ = np.empty_like(Z)
@@ -85,8 +85,10 @@ def backward(P, dH, cache, G):
         np.multiply(ds * i, 1.0 - g * g, out=dz[:, 3 * m:])                   # candidate
         ds *= f                             # dL/ds_{t-1} through s_t
         np.matmul(dz, P.W, out=dh)          # dL/dh_{t-1} through the gates
+        if dstates is not None:
+            dstates[t, :, :m], dstates[t, :, m:] = dh, ds
     np.matmul(dZ.reshape(T * B, 4 * m).T, H[:-1].reshape(T * B, m), out=G.W)      # dW = sum_t dz_t h_{t-1}^T
-    return dZ, np.concatenate([dh, ds], axis=1)
+    return dZ
 
 
 def step(P, hs, x):

@@ -50,12 +50,12 @@ def smooth_loss(state, seq_length, size=(8, 4)):
 def validation(runs):
     """Validation loss (bits per character) against characters read and against training seconds.
 
-    runs: (label, cfg, state) triples. The smooth training loss per character is drawn dashed beside
-    each validation curve: the gap between the two is what the model has memorised.
+    runs: {label: lib.runs.Run}. The smooth training loss per character is drawn dashed beside each
+    validation curve: the gap between the two is what the model has memorised.
     """
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     bits = 1 / np.log(2)
-    for (label, cfg, state), color in zip(runs, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+    for (label, (cfg, _, state, _)), color in zip(runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
         per_update = cfg.seq_length * cfg.batch_size
         steps = np.array([v["step"] for v in state.val])
         loss = np.array([v["loss"] for v in state.val]) * bits
@@ -84,18 +84,19 @@ def ladder(networks, yardsticks, best_ngram):
     """Held-out loss (bits per character) against training seconds for each network, with the yardsticks
     as horizontal lines; those above the networks' range are named at the top edge.
 
-    networks: (label, state) pairs with validation histories; yardsticks: {name: bits};
+    networks: {label: lib.runs.Run} with validation histories; yardsticks: {name: bits};
     best_ngram: the name of the best n-gram order in yardsticks.
     """
     fig, ax = plt.subplots(figsize=(10, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     top = 0.0
-    for (label, state), color in zip(networks, colors):
+    for (label, r), color in zip(networks.items(), colors):
+        state = r.state
         seconds = [v["seconds"] for v in state.val]
         bits = [v["loss"] / np.log(2) for v in state.val]
         ax.plot(seconds, bits, "o-", ms=3, lw=1.5, color=color, label=label)
         top = max(top, np.percentile(bits[1:] or bits, 90))
-    lowest = min(min(v["loss"] for v in s.val) / np.log(2) for _, s in networks)
+    lowest = min(r.summary["best_val_loss_bits"] for r in networks.values())
     names = ["uniform", "unigram", best_ngram, "gzip", "bz2", "lzma"]
     low = min([lowest] + [yardsticks[n] for n in names]) - 0.1
     high = max(top, yardsticks[best_ngram]) + 0.25

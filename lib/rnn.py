@@ -46,14 +46,16 @@ def forward(P, A, h0):
     return H, H, H[T]
 
 
-def backward(P, dH, H, G):
-    """dA (T, B, m) = dL/da_t from dH (T, B, m), the part of dL/dh_t that comes through o_t, and dL/dh_0
-    (B, m), the gradient that reaches the state before the chunk; dW into G.W."""
+def backward(P, dH, H, G, dstates=None):
+    """dA (T, B, m) = dL/da_t from dH (T, B, m), the part of dL/dh_t that comes through o_t; dW into G.W.
+    dstates: None, or (T, B, m) to receive dL/dh_{t-1} = W^T da_t, the gradient reaching the state before each step."""
     T, B, m = dH.shape
     dA = np.empty_like(dH)
     kernels.tanh_backprop(P.W, dH, H, dA)   # da_t = (dh_t + W^T da_{t+1}) * (1 - h_t^2)
     np.matmul(dA.reshape(T * B, m).T, H[:-1].reshape(T * B, m), out=G.W)   # dW = sum_t da_t h_{t-1}^T
-    return dA, dA[0] @ P.W
+    if dstates is not None:
+        np.matmul(dA, P.W, out=dstates)
+    return dA
 
 
 def step(P, h, x):

@@ -71,19 +71,23 @@ def check_memory(cfg, K):
                         "use a smaller --m, --batch-size or --seq-length.")
 
 
-def summary(cfg, vocab, state, n_chars):
+def summary(cfg, vocab, state, n_chars, corpus_sha256=None):
     """The facts of a run, as written to summary.json. n_chars: the whole text, held-out part included."""
     n_val = held_out(n_chars, cfg)
-    chars = state.step * cfg.seq_length * cfg.batch_size
+    per_update = cfg.seq_length * cfg.batch_size
+    chars = state.step * per_update
     low = state.lowest_smooth_loss
     info = {
         "steps": state.step, "seconds": round(state.seconds, 3),
         "us_per_step": round(state.seconds / max(state.step, 1) * 1e6, 1),
-        "K": vocab.K, "n_chars": n_chars, "n_train_chars": n_chars - n_val, "chars_seen": chars,
+        "K": vocab.K, "n_params": cells.of(cfg).n_params(vocab.K, cfg.m), "n_chars": n_chars,
+        "corpus_sha256": corpus_sha256, "n_train_chars": n_chars - n_val, "chars_per_update": per_update,
+        "chars_seen": chars,
         "epochs": round(chars / (n_chars - n_val), 3),
         "first_loss": float(state.losses[0]) if state.step else None,
         "uniform_loss": cfg.seq_length * math.log(vocab.K),
         "final_smooth_loss": state.smooth_loss,
+        "final_smooth_loss_bits": None if state.smooth_loss is None else state.smooth_loss / cfg.seq_length / math.log(2),
         "lowest_smooth_loss": None if math.isinf(low) else low, "lowest_smooth_step": state.lowest_smooth_step,
         "best_step": state.best_step, "best_by": "validation loss" if cfg.val_fraction else "smooth loss",
         "status": state.status, "config": cfg.to_dict(),
@@ -92,7 +96,7 @@ def summary(cfg, vocab, state, n_chars):
         best = min(state.val, key=lambda v: v["loss"])
         info.update({"n_val_chars": n_val, "final_val_loss_per_char": state.val[-1]["loss"],
                      "best_val_loss_per_char": best["loss"], "best_val_loss_bits": best["loss"] / math.log(2),
-                     "best_val_step": best["step"]})
+                     "best_val_step": best["step"], "best_val_chars": best["step"] * per_update})
     return info
 
 
@@ -127,7 +131,7 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
     if out_dir is None:
         state = train(cfg, corpus.data, vocab, view=_view(cfg, 0, progress, log, show_samples, max_seconds),
                       max_seconds=max_seconds)
-        return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars))
+        return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars, corpus.sha256))
     out = Path(out_dir)
     files.check_out_dir(out, checkpoint_bytes(cfg, vocab.K))
     with files.FolderLock(out):
@@ -141,7 +145,7 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
         if not complete:                    # a complete run is loaded as it is, not written again
 
             def saved(s):
-                files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, s, corpus.n_chars), indent=2) + "\n")
+                files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, s, corpus.n_chars, corpus.sha256), indent=2) + "\n")
             state = train(cfg, corpus.data, vocab, state, view=view, ckpt=out / CKPT, max_seconds=max_seconds,
                           corpus_sha256=corpus.sha256, on_save=saved)
         else:                               # shown as training showed it: the samples, the final line and figure
@@ -149,8 +153,8 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
                 view.sample(s)
             view.close(state)
             if not (out / SUMMARY).exists():
-                files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, state, corpus.n_chars), indent=2) + "\n")
-    return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars))
+                files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, state, corpus.n_chars, corpus.sha256), indent=2) + "\n")
+    return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars, corpus.sha256))
 
 
 def _view(cfg, start, progress, log, show_samples, max_seconds):
@@ -227,7 +231,31 @@ def load_run(run_dir):
     if state.status not in ("done", "budget"):
         raise RuntimeError(f"The run in {run_dir} stopped at update {state.step:,} ({state.status}); "
                            "run notebooks/03_training.ipynb again to finish it.")
-    return Run(cfg, vocab, state, summary(cfg, vocab, state, meta["corpus"]["n_chars"]))
+    return Run(cfg, vocab, state, summary(cfg, vocab, state, meta["corpus"]["n_chars"], meta["corpus"]["sha256"]))
+
+
+def load_runs(folders, corpus=None):
+    """{name: Run} of the complete runs among folders ({name: folder}), leaving out a folder with none (or,
+    given a Corpus, a run on another text)."""
+    out = {}
+    for name, folder in folders.items():
+        try:
+            r = load_run(folder)
+        except (FileNotFoundError, RuntimeError):
+            continue
+        if corpus is None or r.summary["corpus_sha256"] == corpus.sha256:
+            out[name] = r
+    return out
+
+
+def budgeted(val_chars=None, **settings):
+    """The Config of a run that its time budget ends (run(..., max_seconds=...)): steps, samples and
+    checkpoints out of reach. val_chars: a validation loss every this many characters read."""
+    never = 10**9
+    cfg = Config(**{"steps": never, "sample_every": never, "checkpoint_every": never, **settings})
+    if val_chars is not None:
+        cfg = cfg.replace(val_every=max(1, val_chars // (cfg.seq_length * cfg.batch_size)))
+    return cfg
 
 
 def seed_runs(configs, corpus, folders, n_jobs=-1, backend="loky", max_seconds=None, overwrite=False):
@@ -244,6 +272,11 @@ def seed_runs(configs, corpus, folders, n_jobs=-1, backend="loky", max_seconds=N
 
 def _quiet_run(cfg, corpus, folder, max_seconds, overwrite):
     return run(cfg, corpus, folder, overwrite=overwrite, progress=False, log=None, max_seconds=max_seconds)
+
+
+def commands(runs, root):
+    """The command lines that train each of runs ({name: Run}) again, into root/name, to its update count."""
+    return "\n".join(command(r.cfg, r.summary["steps"], f"{root}/{name}") for name, r in runs.items())
 
 
 def command(cfg, steps=None, out="DIR"):

@@ -18,17 +18,38 @@ from lib.sample import passage, sample_line
 WIDE = {"description_width": "initial"}
 
 
-def table(rows, header, align=None):
-    """A Markdown table: header (names), rows (sequences of cells, already formatted or numbers);
-    align: one of "l", "r" per column (default: text left, numbers right)."""
+COLUMNS = {   # a run's summary field: (heading, format)
+    "steps": ("updates", "{:,}"),
+    "chars_seen": ("characters read", "{:,}"),
+    "epochs": ("epochs", "{:.2f}"),
+    "us_per_step": ("µs per update", "{:.0f}"),
+    "n_params": ("parameters", "{:,}"),
+    "best_val_loss_bits": ("best validation loss", "{:.3f}"),
+    "best_val_chars": ("reached after (characters)", "{:,}"),
+    "final_smooth_loss": ("final smooth loss", "{:.2f}"),
+    "final_smooth_loss_bits": ("final smooth training loss", "{:.3f}"),
+}
+
+
+def table(rows, header, align=None, widths=None):
+    """A Markdown table: header (names), rows (sequences of cells, already formatted or numbers); align:
+    "l" or "r" per column (default: numbers right, the rest left); widths: the columns' relative widths
+    in the PDF (pandoc reads them from the rule under the header; default: all alike)."""
     rows = [list(r) for r in rows]
     if align is None:
         align = ["r" if rows and all(isinstance(r[i], (int, float, np.number)) for r in rows) else "l"
                  for i in range(len(header))]
-    rule = ["---:" if a == "r" else ":---" for a in align]
+    widths = widths or [3] * len(header)
+    rule = ["-" * w + ":" if a == "r" else ":" + "-" * w for a, w in zip(align, widths)]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return Markdown("\n".join(lines))
+
+def summary_table(runs, fields, first="set-up"):
+    """A Markdown table of runs ({name: Run}): a row per run, a column per summary field (COLUMNS)."""
+    rows = [[name] + [COLUMNS[f][1].format(r.summary[f]) for f in fields] for name, r in runs.items()]
+    return table(rows, [first] + [COLUMNS[f][0] for f in fields], ["l"] + ["r"] * len(fields))
+
 
 def show_text(heading, text):
     """A heading, then the text."""
@@ -41,6 +62,15 @@ def show_samples(samples):
     for s in samples:
         heading, text = sample_line(s).split("\n", 1)
         show_text(heading.strip("- ").capitalize(), text)
+
+
+def show_best_passages(runs, n, seed=0):
+    """For each of runs ({name: Run}), n characters from its best model, under its name and loss."""
+    for name, r in runs.items():
+        loss = r.summary.get("best_val_loss_bits")
+        said = f"validation loss {loss:.3f} bits per character" if loss is not None else \
+            f"smooth loss {r.summary['lowest_smooth_loss']:.2f}"
+        show_text(f"{name} ({said})", passage(r.cfg, r.vocab, r.state.best_theta, n, seed=seed))
 
 
 def show_passages(rows):

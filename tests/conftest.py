@@ -45,3 +45,18 @@ def assert_same_state(a, b):
     assert a.samples == b.samples and a.epoch_starts == b.epoch_starts
     assert [(v["step"], v["loss"]) for v in a.val] == [(v["step"], v["loss"]) for v in b.val]  # seconds differ
     assert (a.e, a.epoch, a.step, a.best_step) == (b.e, b.epoch, b.step, b.best_step)
+
+
+def assert_figure(png):
+    """png (and the PDF beside it) hold a drawn figure: a readable image of a figure's size with lines and
+    text on it (not blank, not one colour), and a PDF that is one."""
+    import matplotlib.image
+    from pathlib import Path
+    png = Path(png)
+    img = matplotlib.image.imread(png)
+    assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 600, img.shape
+    ink = (img[..., :3] < 0.9).any(axis=-1).mean()             # share of pixels that are not near white
+    assert 0.01 < ink < 0.6, f"{png.name}: {ink:.1%} of the pixels are drawn"
+    assert len(np.unique(img[..., :3].reshape(-1, 3), axis=0)) > 20, f"{png.name}: too few colours"
+    pdf = png.with_suffix(".pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 2000, png.with_suffix(".pdf")

@@ -2,6 +2,9 @@
 import bz2
 import json
 import math
+import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -11,6 +14,8 @@ from lib import baselines
 from lib.config import Config
 from lib.data import load_corpus
 from lib.data import split
+
+pytestmark = pytest.mark.fast
 
 TEXT = ("the cat sat on the mat. the dog sat on the log. a cat and a dog met on a mat by the log.\n"
         "then the cat ran, and the dog ran after the cat; the mat and the log stayed where they were.\n") * 3
@@ -118,8 +123,13 @@ def test_the_split_is_the_trainers_and_compressors_are_measured_given_the_traini
 
 def test_command_line_writes_the_json(tmp_path, corpus_file):
     out = tmp_path / "b.json"
-    assert baselines.main(["--data", str(corpus_file), "--val-fraction", "0.2", "--json", str(out)]) is None
+    printed = subprocess.run([sys.executable, "-m", "lib.baselines", "--data", str(corpus_file), "--val-fraction", "0.2",
+                              "--json", str(out)], capture_output=True, text=True, check=True).stdout
     result = json.loads(out.read_text())
+    measured = baselines.yardsticks(load_corpus(corpus_file), 0.2)["bits_per_char"]
+    assert result["bits_per_char"] == measured                  # what the command wrote is what it measured
+    for name, bits in measured.items():                         # and what it printed
+        assert re.search(rf"{re.escape(name)}\s.*{bits:.3f}", printed), name
     assert set(result["bits_per_char"]) == {"uniform", "unigram", *[f"ngram-{n}" for n in range(1, 9)], "gzip",
                                             "bz2", "lzma", "gzip-alone", "bz2-alone", "lzma-alone"}
     assert result["n_val_chars"] == int(364 * 0.2)

@@ -14,6 +14,8 @@ from lib.sample import passage
 from lib.loop import train
 from conftest import QUIET, assert_same_state
 
+pytestmark = pytest.mark.fast
+
 GATED = [cells.get("gru"), cells.get("lstm")]
 
 
@@ -214,3 +216,31 @@ def test_dropout_in_the_trainer_is_reproducible(small_data, small_vocab):
     a, b = (train(cfg, small_data, small_vocab) for _ in range(2))
     assert np.array_equal(a.theta, b.theta)
     assert not np.array_equal(a.theta, train(cfg.replace(dropout=0.0), small_data, small_vocab).theta)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_gradients_through_time_match_finite_differences(small_data, small_vocab, name):
+    """insight.gradient_norms' dL_t/dh_{t-k}, against centred differences of L_t in each entry of h_{t-k}
+    (the LSTM's cell state s_{t-k} held fixed), the last k characters read again from the perturbed state."""
+    from lib import insight
+    cfg, K, span, start = Config(cell=name, m=4), small_vocab.K, 6, 11
+    cell = cells.get(name)
+    theta, P = random_params(cell, K, 4, 0.5, 8)
+    norms = insight.gradient_norms(cfg, theta, K, small_data, [start], span)[0]
+    X, y = small_data[start:start + span + 1][:, None], small_data[start + span + 1]
+
+    def loss_after(state, t):               # L_t read on from the state after step t
+        H, _, _ = cell.forward(P, X[t + 1:], state) if t < span else (state[None, :, :4], None, None)
+        o = H[-1, 0] @ P.V.T + P.c
+        return np.log(np.exp(o - o.max()).sum()) + o.max() - o[y]
+    states = [np.zeros((1, cell.state_size(4)))]
+    for t in range(span + 1):
+        states.append(cell.forward(P, X[t:t + 1], states[-1])[2])
+    for k in range(span + 1):
+        t, grad = span - k, np.zeros(4)
+        for i in range(4):
+            plus, minus = states[t + 1].copy(), states[t + 1].copy()
+            plus[0, i] += 1e-6
+            minus[0, i] -= 1e-6
+            grad[i] = (loss_after(plus, t) - loss_after(minus, t)) / 2e-6
+        assert abs(np.linalg.norm(grad) - norms[k]) < 1e-6 * max(1.0, norms[k]), (k, np.linalg.norm(grad), norms[k])

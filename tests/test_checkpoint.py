@@ -15,6 +15,8 @@ from lib.loop import train
 
 from conftest import QUIET
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):

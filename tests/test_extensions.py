@@ -14,6 +14,8 @@ from lib.loop import inputs_and_targets, train
 from lib.data import split
 from conftest import QUIET, assert_same_state
 
+pytestmark = pytest.mark.fast
+
 
 def test_adam_step_follows_its_formula(rng):
     n = 500
@@ -111,11 +113,14 @@ def test_validation_text_is_never_trained_on(small_data):
     train_part, val_part = split(small_data, Config(val_fraction=0.1))
     assert len(val_part) == int(len(small_data) * 0.1)
     assert np.array_equal(np.concatenate([train_part, val_part]), small_data)
+    positions = np.arange(len(small_data))[:len(train_part)]      # a "text" whose characters are their positions
     for chunks in ("sequential", "random"):
         cfg = Config(batch_size=4, chunks=chunks, val_fraction=0.1)
+        L = len(train_part) // 4
         for step in range(50):
-            X, Y = inputs_and_targets(cfg, train_part, (step * 25) % 60, step)
-            assert X.shape == (25, 4) and Y.max() < small_data.size   # positions inside train_part
+            X, Y = inputs_and_targets(cfg, positions, (step * 25) % (L - 25), step)
+            assert X.shape == (25, 4) and np.array_equal(Y, X + 1)
+            assert X.min() >= 0 and Y.max() < len(train_part)     # every position read lies in the training part
     assert split(small_data, Config())[1] is None
 
 

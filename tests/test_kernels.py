@@ -7,6 +7,8 @@ import pytest
 
 from lib import cells, kernels, optim
 
+pytestmark = pytest.mark.fast
+
 
 def test_kernels_are_built_where_a_compiler_is():
     """`pip install -e .` (make setup) builds lib._kernels whenever a C compiler is present;

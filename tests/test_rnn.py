@@ -6,6 +6,8 @@ import pytest
 
 from lib import cells, gradcheck, kernels, reference, sample
 
+pytestmark = pytest.mark.fast
+
 
 def make_params(K, m, sig, seed):
     theta = cells.RNN.init_params(K, m, sig, np.random.default_rng(seed))

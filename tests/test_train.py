@@ -14,6 +14,8 @@ from lib.loop import train
 from lib.progress import Lines
 from conftest import assert_same_state
 
+pytestmark = pytest.mark.fast
+
 def small_cfg(**kw):
     base = dict(m=16, steps=40, sample_every=10, sample_length=30, checkpoint_every=10, seed=3)
     return Config(**{**base, **kw})

@@ -1,0 +1,182 @@
+"""What the measurements of notebooks 6 to 8 say: their tables' rows and the sentences that read them.
+
+Every number comes from a run (lib.runs.Run) or a measurement passed in; the words that depend on the
+numbers (which set-up won, whether a gap is larger than the seeds' spread) are chosen here, so that each
+notebook cell holds a call and a sentence.
+"""
+import numpy as np
+
+LN2 = np.log(2)
+
+
+def best(runs, field="best_val_loss_bits"):
+    """The name of the run with the lowest value of a summary field."""
+    return min(runs, key=lambda name: runs[name].summary[field])
+
+
+# --- notebook 6: Adam, mini-batches and a validation loss --------------------------------------
+
+def extensions(runs, budget_seconds):
+    """Notebook 6's reading of its runs ({name: Run}), trained for budget_seconds each."""
+    winner, K = best(runs), next(iter(runs.values())).vocab.K
+    first = ", ".join(f"{r.state.val[0]['loss']:.2f}" for r in runs.values())
+    return (f"Before training, every set-up's validation loss is ln K = {np.log(K):.2f} nats per character "
+            f"({first} measured). Within the same {budget_seconds:.0f} s, **{winner}** reaches the lowest "
+            f"validation loss, {runs[winner].summary['best_val_loss_bits']:.2f} bits per character. The batched "
+            "set-ups read many more characters in the same time, since one update of 32 sequences costs far "
+            "less than 32 updates of one. Where a dashed training curve falls below its validation curve, the "
+            "network does better on text it has seen than on text it has not: that gap is memorisation.")
+
+
+# --- notebook 7: the ladder ---------------------------------------------------------------------
+
+COMPRESSORS = ("gzip", "bz2", "lzma")
+
+
+def yardstick_rows(bits):
+    """(name, bits per character) of each yardstick; the compressors are given the training text."""
+    return [(f"{name}{' (given the training text)' if name in COMPRESSORS else ''}", f"{b:.3f}")
+            for name, b in bits.items()]
+
+
+def ladder_rows(bits, best_ngram, runs, headline=None):
+    """The rungs, worst first: (name, held-out bits per character, parameters, updates, characters read),
+    the yardsticks and the networks (runs, and the README's headline run when there is one)."""
+    rows = [(name, bits[name], "", "", "") for name in bits
+            if name in ("uniform", "unigram", best_ngram, *COMPRESSORS)]
+    networks = {f"{name} (m = {r.cfg.m})": r for name, r in runs.items()}
+    if headline is not None:
+        networks[headline_label(headline)] = headline
+    for name, r in networks.items():
+        s = r.summary
+        rows.append((name, s["best_val_loss_bits"], f"{s['n_params']:,}", f"{s['steps']:,}",
+                     f"{s['chars_seen'] / 1e6:.1f} M"))
+    return [(r[0], f"{r[1]:.3f}", *r[2:]) for r in sorted(rows, key=lambda r: -r[1])]
+
+
+def headline_label(run):
+    return f"{run.cfg.cell.upper()}, {run.state.seconds:.0f} s (the README's headline run)"
+
+
+def ladder(runs, bits, best_ngram, kinds, budget_seconds, headline=None):
+    """Notebook 7's verdict: the best network against the yardsticks, and where counting still wins (kinds:
+    the rows of baselines.compare_by_kind, the n-gram first)."""
+    name = best(runs)
+    net, ng = runs[name].summary["best_val_loss_bits"], bits[best_ngram]
+    order = int(best_ngram.split("-")[1])
+    compressor = min(COMPRESSORS, key=bits.get)
+    assignment = runs["assignment's RNN"].summary["best_val_loss_bits"]
+    by_kind = {k: (a, b) for k, _, a, b, _ in kinds if k != "all"}
+    ngram_wins = [k for k, (a, b) in by_kind.items() if a < b]
+    net_wins = [k for k, (a, b) in by_kind.items() if b <= a]
+    if net < min(ng, *(bits[c] for c in COMPRESSORS)):
+        verdict = f"beats every yardstick: {(ng - net) / ng:.1%} below the best n-gram"
+    else:
+        verdict = f"does not beat counting at this budget: the best n-gram is {net - ng:.3f} bits per character lower"
+    text = [f"With {budget_seconds:.0f} s of training each, the best network, the {name}, reaches **{net:.3f}** "
+            f"bits per character and {verdict}. The assignment's RNN reaches {assignment:.3f}; the best "
+            f"compressor, {compressor}, {bits[compressor]:.3f}, and the best n-gram (order {order}, a context of "
+            f"{order - 1} characters) {ng:.3f}."]
+    if ngram_wins:
+        text.append("Counting still wins where the next character follows from a short context seen many times "
+                    f"in training: the n-gram is better on average for {', '.join(ngram_wins)}.")
+    else:
+        text.append("On average the network is better on every kind of character.")
+    text.append((f"The network is better for {', '.join(net_wins)}: its" if net_wins else "Its")
+                + " state carries what a fixed window of characters cannot (which line it is on, an open "
+                "quotation, the speaker), and it shares what it learns between similar contexts instead of "
+                "counting each apart.")
+    if headline is not None:
+        h = headline.summary["best_val_loss_bits"]
+        text.append(f"With {headline.state.seconds:.0f} s of training, the README's headline run reaches {h:.3f} "
+                    f"bits per character, {(ng - h) / ng:.1%} below the best n-gram.")
+    else:
+        text.append("Longer training moves the networks down the ladder: the README's headline command trains a "
+                    "GRU for 600 s, and this notebook shows it beside these once it has run.")
+    text.append("The n-gram has used all it can from this text: its best order is the one above, and longer "
+                "contexts only lose.")
+    return " ".join(text)
+
+
+# --- notebook 8: what the network learned, how much one run is worth ------------------------------
+
+def strength(u, r):
+    """How well the unit u (None: the feature never changes in the text) tracks a feature, r its correlation."""
+    if u is None:
+        return "never in this text"
+    return "tracked" if abs(r) >= 0.5 else "weakly" if abs(r) >= 0.3 else "no unit"
+
+
+def unit_rows(found):
+    """(feature, unit, r, how well) for each (feature, unit, r) of insight.units_for."""
+    return [(name, "" if u is None else u, "" if u is None else f"{r:+.2f}", strength(u, r)) for name, u, r in found]
+
+
+def units(found, run):
+    """Notebook 8's reading of the units found in the hidden states of run's best model."""
+    said = {kind: [name for name, u, r in found if strength(u, r) == kind]
+            for kind in ("tracked", "weakly", "no unit", "never in this text")}
+    text = [f"Units track **{', '.join(said['tracked'])}** (|r| of 0.5 or more)." if said["tracked"] else
+            "No unit tracks a feature with |r| of 0.5 or more."]
+    if said["weakly"]:
+        text.append(f"Weaker traces (|r| 0.3 to 0.5): {', '.join(said['weakly'])}.")
+    if said["no unit"]:
+        text.append(f"No unit tracks **{', '.join(said['no unit'])}** (|r| below 0.3): with {run.cfg.m} units and "
+                    f"{run.summary['epochs']:.2f} epochs, the network spends its state on what predicts the next "
+                    "character most often, and what it knows of these it spreads over many units, or does not know.")
+    if said["never in this text"]:
+        text.append(f"The held-out text never has {', '.join(said['never in this text'])}, so nothing can be said "
+                    "of it here (the course book's dialogue has double quotation marks; these plays have none).")
+    text.append("A single unit is the simplest place to look; a feature can also live in a direction across "
+                "units, which this search does not see.")
+    return " ".join(text)
+
+
+def forgetting(curves):
+    """Notebook 8's reading of the gradient norms ({label: (n, span + 1) from insight.gradient_norms})."""
+    text = []
+    for label, c in curves.items():
+        med = np.median(c, axis=0)
+
+        def steps_to(factor):               # the first k at which the median has fallen by factor
+            below = np.flatnonzero(med <= med[0] / factor)
+            return f"{below[0]}" if below.size else f"more than {len(med) - 1}"
+        text.append(f"For the {label}, the median gradient falls a hundredfold within {steps_to(100)} steps and a "
+                    f"millionfold within {steps_to(1e6)}; after {len(med) - 1} steps it is {med[-1] / med[0]:.1e} "
+                    "of its size at the step itself.")
+    text.append("What the loss cannot reach, training cannot teach: a vanilla unit learns only from the last few "
+                "dozen characters, whatever the length of the chunk.")
+    if len(curves) == 1:
+        text.append("(Run notebook 7 for the LSTM's curve.)")
+    return " ".join(text)
+
+
+def seed_rows(runs):
+    """(seed, final smooth loss, held-out bits per character) of each run of a list, then mean ± sd and range."""
+    final = np.array([r.summary["final_smooth_loss"] for r in runs])
+    held = np.array([r.summary["best_val_loss_bits"] for r in runs])
+    rows = [(r.cfg.seed, f"{f:.2f}", f"{b:.3f}") for r, f, b in zip(runs, final, held)]
+    rows.append(("mean ± sd", f"{final.mean():.2f} ± {final.std(ddof=1):.2f}",
+                 f"{held.mean():.3f} ± {held.std(ddof=1):.3f}"))
+    rows.append(("range", f"{np.ptp(final):.2f}", f"{np.ptp(held):.3f}"))
+    return rows
+
+
+def seed_spread(runs, extensions):
+    """Notebook 8's reading of the seeds' spread (runs, a list), against the gaps between notebook 6's runs
+    (extensions: {name: Run}, those that have been trained)."""
+    final = np.array([r.summary["final_smooth_loss"] for r in runs])
+    held = np.array([r.summary["best_val_loss_bits"] for r in runs])
+    spread = np.ptp(held)
+    text = [f"Across {len(runs)} seeds, the final smooth loss spans {np.ptp(final):.2f} (sd {final.std(ddof=1):.2f}) "
+            f"and the held-out loss {spread:.3f} bits per character (sd {held.std(ddof=1):.3f})."]
+    if set(extensions) >= {"assignment", "2025", "mine"}:
+        bits = {name: r.summary["best_val_loss_bits"] for name, r in extensions.items()}
+        for pair, (a, b) in {"the assignment's set-up and 2025": ("assignment", "2025"),
+                             "2025 and mine": ("2025", "mine")}.items():
+            gap = abs(bits[a] - bits[b])
+            text.append(f"In notebook 6, {pair} differ by {gap:.3f} bits per character, "
+                        + (f"{gap / spread:.1f} times this spread: larger than one seed's luck." if gap > spread else
+                           "within this spread: notebook 6 cannot tell them apart with one run each."))
+        text.append("(The spread is measured for the assignment's set-up; another set-up may spread otherwise.)")
+    return " ".join(text)
