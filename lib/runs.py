@@ -77,6 +77,7 @@ def summary(cfg, vocab, state, n_chars, corpus_sha256=None):
     per_update = cfg.seq_length * cfg.batch_size
     chars = state.step * per_update
     low = state.lowest_smooth_loss
+    smooth_bits = None if state.smooth_loss is None else state.smooth_loss / cfg.seq_length / math.log(2)
     info = {
         "steps": state.step, "seconds": round(state.seconds, 3),
         "us_per_step": round(state.seconds / max(state.step, 1) * 1e6, 1),
@@ -87,7 +88,7 @@ def summary(cfg, vocab, state, n_chars, corpus_sha256=None):
         "first_loss": float(state.losses[0]) if state.step else None,
         "uniform_loss": cfg.seq_length * math.log(vocab.K),
         "final_smooth_loss": state.smooth_loss,
-        "final_smooth_loss_bits": None if state.smooth_loss is None else state.smooth_loss / cfg.seq_length / math.log(2),
+        "final_smooth_loss_bits": smooth_bits,
         "lowest_smooth_loss": None if math.isinf(low) else low, "lowest_smooth_step": state.lowest_smooth_step,
         "best_step": state.best_step, "best_by": "validation loss" if cfg.val_fraction else "smooth loss",
         "status": state.status, "config": cfg.to_dict(),
@@ -145,7 +146,7 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
         if not complete:                    # a complete run is loaded as it is, not written again
 
             def saved(s):
-                files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, s, corpus.n_chars, corpus.sha256), indent=2) + "\n")
+                _write_summary(out, cfg, vocab, s, corpus)
             state = train(cfg, corpus.data, vocab, state, view=view, ckpt=out / CKPT, max_seconds=max_seconds,
                           corpus_sha256=corpus.sha256, on_save=saved)
         else:                               # shown as training showed it: the samples, the final line and figure
@@ -153,8 +154,13 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
                 view.sample(s)
             view.close(state)
             if not (out / SUMMARY).exists():
-                files.write_text(out / SUMMARY, json.dumps(summary(cfg, vocab, state, corpus.n_chars, corpus.sha256), indent=2) + "\n")
+                _write_summary(out, cfg, vocab, state, corpus)
     return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars, corpus.sha256))
+
+
+def _write_summary(out, cfg, vocab, state, corpus):
+    info = summary(cfg, vocab, state, corpus.n_chars, corpus.sha256)
+    files.write_text(out / SUMMARY, json.dumps(info, indent=2) + "\n")
 
 
 def _view(cfg, start, progress, log, show_samples, max_seconds):

@@ -36,13 +36,14 @@ def next_char_probs(o, temperature=1.0, top_p=1.0):
     return p
 
 
-def check_settings(temperature, top_p):
-    """ValueError naming the setting unless temperature is a positive finite number and top_p in (0, 1]."""
+def check_settings(temperature, top_p, name=str):
+    """ValueError naming the setting (as name(setting) gives it) unless temperature is a positive finite
+    number and top_p in (0, 1]."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
             or not 0 < temperature < float("inf"):
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
+        raise ValueError(f"{name('temperature')} must be a positive number, got {temperature!r}.")
     if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}.")
+        raise ValueError(f"{name('top_p')} must be in (0, 1], got {top_p!r}.")
 
 
 def sample(cell, P, h0, x0, n, rng, temperature=1.0, top_p=1.0, prime=()):
@@ -154,10 +155,7 @@ def check(vocab, n, seed, temperature, top_p, prime, options=False):
     limits.check_length(n, name("n"), limits.MAX_SAMPLE)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"{name('seed')} must be a non-negative integer, got {seed!r}.")
-    try:
-        check_settings(temperature, top_p)
-    except ValueError as err:
-        raise ValueError(f"{name(str(err).split()[0])} {str(err).split(' ', 1)[1]}") from None
+    check_settings(temperature, top_p, name)
     if not isinstance(prime, str) or not prime:
         raise ValueError(f"The priming text ({name('prime')}) must hold at least one character.")
     limits.check_length(len(prime), f"The priming text's length ({name('prime')})", limits.MAX_PRIME)

@@ -1,3 +1,7 @@
+import hashlib
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -56,7 +60,26 @@ def assert_figure(png):
     img = matplotlib.image.imread(png)
     assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 600, img.shape
     ink = (img[..., :3] < 0.9).any(axis=-1).mean()             # share of pixels that are not near white
-    assert 0.01 < ink < 0.6, f"{png.name}: {ink:.1%} of the pixels are drawn"
+    assert 0.01 < ink < 0.95, f"{png.name}: {ink:.1%} of the pixels are drawn"
     assert len(np.unique(img[..., :3].reshape(-1, 3), axis=0)) > 20, f"{png.name}: too few colours"
     pdf = png.with_suffix(".pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 2000, png.with_suffix(".pdf")
+
+
+def forge(path, out, change):
+    """A checkpoint whose meta was changed by change(meta) and whose digests were recomputed to match:
+    what someone editing the file on purpose would make."""
+    with zipfile.ZipFile(path) as zf:
+        arrays = {name[:-4]: np.lib.format.read_array(zf.open(name)) for name in zf.namelist()}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    arrays.pop("digest")
+    extra = change(meta) or {}
+    arrays.update(extra)
+    meta["arrays"].update({k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in extra.items()})
+    record = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, a in {"meta": record, "digest": np.frombuffer(hashlib.sha256(record).digest(), np.uint8),
+                        **arrays}.items():
+            with zf.open(name + ".npy", "w") as f:
+                np.lib.format.write_array(f, a)
+    return out

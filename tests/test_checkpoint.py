@@ -1,5 +1,4 @@
 """The checkpoint is verified before it is used: any changed byte is refused or changes nothing."""
-import hashlib
 import json
 import zipfile
 
@@ -13,7 +12,7 @@ from lib.checkpoint import CheckpointError, load_state, save_state
 from lib.config import Config
 from lib.loop import train
 
-from conftest import QUIET
+from conftest import forge
 
 pytestmark = pytest.mark.fast
 
@@ -88,25 +87,6 @@ def test_changed_bytes_anywhere_with_any_mask(tmp_path_factory, real, draw):
     i = draw.draw(st.integers(0, len(data) - 1))
     loaded = load_flipped(tmp, data, i, draw.draw(st.integers(1, 255)))
     assert loaded is None or same(loaded, original)
-
-
-def forge(path, out, change):
-    """A checkpoint whose meta was changed by change(meta) and whose digests were recomputed to match:
-    what someone editing the file on purpose would make."""
-    with zipfile.ZipFile(path) as zf:
-        arrays = {name[:-4]: np.lib.format.read_array(zf.open(name)) for name in zf.namelist()}
-    meta = json.loads(arrays.pop("meta").tobytes())
-    arrays.pop("digest")
-    extra = change(meta) or {}
-    arrays.update(extra)
-    meta["arrays"].update({k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in extra.items()})
-    record = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, a in {"meta": record, "digest": np.frombuffer(hashlib.sha256(record).digest(), np.uint8),
-                        **arrays}.items():
-            with zf.open(name + ".npy", "w") as f:
-                np.lib.format.write_array(f, a)
-    return out
 
 
 @pytest.mark.parametrize("change,needle", [

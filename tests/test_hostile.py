@@ -4,7 +4,7 @@ Every case runs a real command in a fresh folder that holds a finished run (prev
 It asserts the exit code, the one line the command says (never a traceback), and that what was saved
 before is intact: every file that existed before the command is byte for byte the same afterwards,
 except the run the case continues (its history must be kept) or moves aside (it must be whole there).
-The README's table counts these cases by category (test_readme_table_counts_these_cases keeps it true).
+docs/reliability.md counts these cases by category in a table (test_readme_table_counts_these_cases keeps it true).
 """
 import ctypes
 import hashlib
@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SMALL_TEXT
+from conftest import SMALL_TEXT, forge
 from lib.checkpoint import load_state
 from lib.runs import load_run
-from test_checkpoint import forge
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -502,7 +501,7 @@ EXTRA = {"Work lost": 4, "Tracebacks": 4}   # the tests above this one that are 
 
 
 def test_readme_table_counts_these_cases():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "reliability.md").read_text()
     counts = {}
     for c in CASES:
         counts[c.category] = counts.get(c.category, 0) + 1

@@ -154,7 +154,8 @@ def tables(nb):
     sources += [o.data["text/markdown"] for c in nb.cells for o in c.get("outputs", [])
                 if "text/markdown" in o.get("data", {})]
     for source in sources:
-        rows = [line for line in source.splitlines() if line.startswith("|") and not line.startswith("|---")]
+        rows = [line for line in source.splitlines()       # the rows, not the rule under the header
+                if line.startswith("|") and not re.fullmatch(r"\|[\s:|-]+\|", line.strip())]
         if len(rows) >= 3:
             found.append(tuple([cell.strip().strip("*") for cell in r.split("|")[1:-1]] for r in (rows[1], rows[-1])))
     return found
@@ -191,8 +192,8 @@ def test_small_report_pdf(pdf, workdir):
 def test_no_line_of_the_appendix_wraps(pdf):
     """Every line of the appendix's code is one line of the PDF: the code's font fits its longest line."""
     lines = {" ".join(line.split()) for page in pdf_pages(pdf) for line in page.splitlines()}
-    code = "\n".join(block.split("\n", 1)[1] for block in report.appendix().split("```python")[1:])
-    source = [" ".join(line.split()) for line in code.replace("```", "").splitlines()]
+    code = "\n".join(block.split("\n", 1)[1].split("```")[0] for block in report.appendix().split("```python")[1:])
+    source = [" ".join(line.split()) for line in code.splitlines()]
     missing = [line for line in source if line and not any(line in pdf_line for pdf_line in lines)]
     assert missing == [], missing[:3]
 

@@ -1,4 +1,4 @@
-"""Training (lib/train.py, lib/optim.py): the update, epochs, samples, checkpoints and resuming."""
+"""Training (lib/loop.py, lib/optim.py, and the command lib/train.py): the update, epochs, samples, checkpoints and resuming."""
 import json
 import math
 import subprocess
