@@ -8,5 +8,5 @@ Imported as a library (by the notebooks, the tests) this does nothing.
 import sys
 
 if sys.argv[:1] == ["-m"]:
-    from lib.signals import exit_while_starting
+    from lib.cli import exit_while_starting
     exit_while_starting()

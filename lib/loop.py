@@ -18,7 +18,7 @@ best model and can lower eta when it stops improving. With B > 1 the recorded lo
 B sequences of their T-character loss, so it reads like B = 1's.
 
 Ctrl-C (SIGINT), SIGTERM and SIGHUP finish the update, save the run and raise KeyboardInterrupt (for
-SIGINT) or lib.signals.Stopped (the others); a second signal of the same kind interrupts at once.
+SIGINT) or lib.cli.Stopped (the others); a second signal of the same kind interrupts at once.
 lib/runs.py starts or resumes a run in a folder; lib/train.py is the command line (python -m lib.train).
 """
 import hashlib
@@ -32,7 +32,7 @@ from lib import cells, checkpoint, kernels
 from lib.data import check_sizes, split
 from lib.optim import adam_step_, clip_
 from lib.sample import sample, validation_loss
-from lib.signals import deferred, stop_exception
+from lib.cli import deferred, stop_exception
 from lib.state import init_state
 
 DIVERGED = 10.0   # a loss above DIVERGED * T ln K (ten times a uniform guess) stops training
