@@ -27,9 +27,11 @@ import time
 
 import numpy as np
 
+from lib import limits
 from lib.data import load_corpus
 
 MAX_ORDER = 8
+BYTES_PER_CHAR = 130   # the most memory the n-gram counting takes per character of text (measured: about 120)
 
 
 def ngram_ids(x, max_order):
@@ -192,6 +194,11 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
     if n_val < 1:
         raise ValueError(f"val_fraction = {val_fraction} holds out no character of {corpus.n_chars:,}.")
     x, K, n_train = corpus.data, corpus.vocab.K, corpus.n_chars - n_val
+    limits.check_memory(BYTES_PER_CHAR * corpus.n_chars, f"Counting n-grams of up to {max_order} characters in "
+                        f"{corpus.n_chars:,} characters", "use a shorter text.")
+    if n_train <= max_order:
+        raise ValueError(f"{corpus.path} leaves {n_train} character(s) to count n-grams of up to {max_order} "
+                         f"characters in; the yardsticks need more than {max_order}. Use a longer text.")
     seconds, bits = {}, {"uniform": math.log2(K)}
     t0 = time.perf_counter()
     freq = np.bincount(x[:n_train], minlength=K) + 1.0
@@ -217,6 +224,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not 0 < args.val_fraction < 0.5:
         raise ValueError(f"--val-fraction must be in (0, 0.5), got {args.val_fraction}.")
+    if args.json:
+        files.output_file(args.json, "--json")   # before the work, not after it
     result = yardsticks(load_corpus(args.data), args.val_fraction)
     for name, b in result["bits_per_char"].items():
         print(f"{name:<12} {b:6.3f} bits per character")

@@ -25,6 +25,9 @@ A cell module provides
                           dL/da_t, with the gradients of the cell's other weights (not U, b) written into
                           G, and (given dstates (T, B, S)) the gradient reaching the state before each step
     step(P, h, x)         one character -> (the state after it, its h)
+    column_sums(A, out)   the sum of A's rows into out, for the bias gradients: each cell keeps the order of
+                          summation it has always had (kernels.dot_sums or row_sums), so its numbers
+                          stay the same bit for bit
 and optionally init_biases(b, m) for biases that do not start at zero.
 
 Cell(module) builds the rest from these: the flat parameter vector and its views (Params), the
@@ -139,12 +142,12 @@ class Cell:
         G = out if out is not None else self.views(np.empty(self.n_params(K, m), dtype=O.dtype), K, m)
         dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
         np.matmul(dO.T, output_rows(H, keep), out=G.V)      # dV = sum_t do_t h_t^T
-        ones = np.ones(T * B, dtype=O.dtype)
-        np.dot(ones, dO, out=G.c)               # dc = sum_t do_t
+        column_sums = self.module.column_sums
+        column_sums(dO, G.c)                    # dc = sum_t do_t
         dH = dO @ P.V if keep is None else (dO @ P.V) * keep
         dA = self.module.backward(P, dH.reshape(T, B, m), cache, G)   # dL/da_t, and the recurrent weights'
         dA = dA.reshape(T * B, -1)
-        np.dot(ones, dA, out=G.b)               # db = sum_t da_t
+        column_sums(dA, G.b)                    # db = sum_t da_t
         kernels.add_rows(G.U.T, X.reshape(-1), dA)          # dU = sum_t da_t x_t^T
         last = last.copy()
         return float(losses.sum()), G, (last[0] if single else last)

@@ -3,15 +3,16 @@
 The file is a zip of .npy arrays stored without compression, so numpy.load reads it as an .npz:
     meta.npy        (L,) uint8   a JSON record, UTF-8 (below)
     digest.npy      (32,) uint8  the sha256 of meta
-    U.npy .. c.npy               the parameters (names from the cell module); best_U .. best_c the best
-                                 model's; opt_mem_U .. (AdaGrad) or opt_m_U .., opt_v_U .. (Adam)
+    U.npy .. c.npy               the parameters (names from lib/cells.py); best_U .. best_c the best
+                                 model's; avg_U .. with ema; held_U .. when the last validation held a
+                                 best (see State); opt_mem_U .. (AdaGrad) or opt_m_U .., opt_v_U .. (Adam)
     hprev.npy       (B, S)       the hidden state of each stream
     losses.npy, smooth_losses.npy (step,); epoch_starts.npy (n_epochs,) int64
     sample_steps.npy (n,) int64, sample_smooth.npy (n,) (NaN before the first update),
     sample_text.npy (n, sample_length) uint16 character indices
     val_steps.npy (v,) int64, val_seconds.npy (v,), val_loss.npy (v,)
 meta: format, version, config, vocabulary, corpus (sha256, characters), position in the text, step,
-losses, best step, seconds, status, history lengths, and the sha256 of every array.
+losses, best step (and held step), seconds, status, history lengths, and the sha256 of every array.
 
 Loading checks before it unpacks anything: a regular file; meta no larger than MAX_META and equal to
 its digest; meta's fields of the right types and ranges, with a sorted, distinct vocabulary; the members
@@ -36,6 +37,7 @@ FORMAT = "dd2424-char-rnn-checkpoint"
 VERSION = 3         # 3: digests, verified layout, samples and validation history as arrays
 MAX_META = 1 << 20  # bytes of the JSON record
 MAX_COUNT = 10**15  # upper bound for any step or count
+MAX_PARAM = 1e6     # upper bound for any parameter (trained networks keep theirs within a few tens)
 
 
 class CheckpointError(ValueError):
@@ -49,7 +51,9 @@ def layout(cfg, K, meta):
     cell = cells.of(cfg)
     B, S, f8, i8 = cfg.batch_size, cell.state_size(cfg.m), np.dtype("<f8"), np.dtype("<i8")
     out = {}
-    for prefix in ["", "best_"] + ["avg_"] * bool(cfg.ema) + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]:
+    held = ["held_"] * (meta.get("held_step") is not None)
+    opt = [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]
+    for prefix in ["", "best_"] + ["avg_"] * bool(cfg.ema) + held + opt:
         out.update({prefix + name: (f8, shape) for name, shape in zip(cell.names, cell.shapes(K, cfg.m))})
     step, n_s, n_v = meta["step"], meta["n_samples"], meta["n_val"]
     out.update({"hprev": (f8, (B, S)), "losses": (f8, (step,)), "smooth_losses": (f8, (step,)),
@@ -63,6 +67,7 @@ def _arrays_of(cfg, vocab, state):
     K, m, cell = vocab.K, cfg.m, cells.of(cfg)
     arrays = {}
     vectors = [("", state.theta), ("best_", state.best_theta)] + [("avg_", state.avg_theta)] * bool(cfg.ema)
+    vectors += [("held_", state.held_best)] * (state.held_best is not None)
     for prefix, theta in vectors + [(f"opt_{o}_", a) for o, a in state.opt.items()]:
         arrays.update({prefix + name: a for name, a in zip(cell.names, cell.views(theta, K, m))})
     s = state.samples
@@ -89,6 +94,7 @@ def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
             "e": int(state.e), "epoch": int(state.epoch), "step": int(state.step),
             "smooth_loss": finite(state.smooth_loss), "lowest_smooth_loss": finite(state.lowest_smooth_loss),
             "lowest_smooth_step": int(state.lowest_smooth_step), "best_step": int(state.best_step),
+            "held_step": None if state.held_best is None else int(state.held_step),
             "seconds": float(state.seconds), "eta_scale": float(state.eta_scale), "status": state.status,
             "n_epochs": len(state.epoch_starts),
             "n_samples": len(state.samples), "n_val": len(state.val),
@@ -243,6 +249,8 @@ def _validate(meta, path):
     count("n_samples", step + 2)
     count("n_val", step + 2)
     count("best_step", step)
+    if meta.get("held_step") is not None:
+        count("held_step", step)
     count("lowest_smooth_step", max(step - 1, -1), lo=-1)
     number("seconds")
     if not 0 < number("eta_scale") <= 1:
@@ -268,7 +276,9 @@ def _state(cfg, vocab, meta, a, path):
             view[...] = a[prefix + name]
         return theta
 
-    must_be_finite = ["best_"] + ["avg_"] * bool(cfg.ema) + ["losses", "smooth_losses", "val_loss", "val_seconds"]
+    held = meta.get("held_step") is not None
+    must_be_finite = ["best_"] + ["avg_"] * bool(cfg.ema) + ["held_"] * held + ["losses", "smooth_losses",
+                                                                                "val_loss", "val_seconds"]
     if meta["status"] != "diverged":
         must_be_finite += ["", "hprev"] + [f"opt_{o}_" for o in OPTIMIZER_STATE[cfg.optimizer]]
     for key in must_be_finite:
@@ -276,6 +286,11 @@ def _state(cfg, vocab, meta, a, path):
         if not all(np.isfinite(a[n]).all() for n in names):
             raise CheckpointError(f"{path} holds parameters or losses that are not finite numbers; "
                                   "use an earlier copy or train again.")
+    for key in ["best_"] + ["avg_"] * bool(cfg.ema) + ["held_"] * held + [""] * (meta["status"] != "diverged"):
+        largest = max(float(np.abs(a[key + n]).max(initial=0.0)) for n in cell.names)
+        if largest > MAX_PARAM:
+            raise CheckpointError(f"{path} holds parameters as large as {largest:.3g}, which no training run "
+                                  "makes (its samples would be noise); use an earlier copy or train again.")
     if (a["sample_text"] >= K).any():
         raise CheckpointError(f"{path} is damaged: a sample holds a character outside its vocabulary.")
     samples = [{"step": int(s), "smooth_loss": None if np.isnan(x) else float(x), "text": vocab.decode(t)}
@@ -289,4 +304,5 @@ def _state(cfg, vocab, meta, a, path):
                  smooth_loss=meta["smooth_loss"], lowest_smooth_loss=math.inf if low is None else low,
                  lowest_smooth_step=meta["lowest_smooth_step"], best_step=meta["best_step"], seconds=meta["seconds"],
                  eta_scale=meta["eta_scale"], losses=a["losses"], smooth_losses=a["smooth_losses"],
-                 epoch_starts=[int(s) for s in a["epoch_starts"]], samples=samples, val=val, status=meta["status"])
+                 epoch_starts=[int(s) for s in a["epoch_starts"]], samples=samples, val=val, status=meta["status"],
+                 held_best=flat("held_") if held else None, held_step=meta.get("held_step"))

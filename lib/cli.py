@@ -106,6 +106,7 @@ def command(main, pipe="die"):
     traceback for an error the user can fix (a traceback remains for a bug in this project). Signals
     raise from here on (lib/__init__.py ended the process quietly while it started up)."""
     quiet_exits(pipe)
+    _usable_streams()
     if pipe == "survive":                   # a closed pipe must not stop a training run: output is dropped
         sys.stdout, sys.stderr = _Resilient(sys.stdout), _Resilient(sys.stderr)
     try:
@@ -127,6 +128,18 @@ def command(main, pipe="die"):
     except (BrokenPipeError, OSError):
         pass
     sys.exit(code)
+
+
+def _usable_streams():
+    """stdout and stderr that cannot stop a command: a stream closed before it started (`>&-`, `2>&-`;
+    Python then has None) writes nowhere, and characters a stream's encoding lacks (an ASCII terminal, a
+    vocabulary with accents) are written as escapes instead of failing."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w"))
+        elif hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _say(line):

@@ -46,16 +46,37 @@ def setting(default, rule, help):
     return field(default=default, metadata={"rule": rule, "help": help})
 
 
-class SettingError(ValueError):
-    """A setting that breaks its rule. str() names it as in Python (eta); option() as on the command line
-    (--eta)."""
+NEEDS = {    # a setting that acts only with another: (what it needs, test of a Config, why)
+    "ema": ("{val_fraction} above 0", lambda c: c.val_fraction > 0, "the averaged weights are what validation reads"),
+    "plateau_factor": ("{val_fraction} above 0", lambda c: c.val_fraction > 0, "it acts on validation losses"),
+    "val_every": ("{val_fraction} above 0", lambda c: c.val_fraction > 0, "there is nothing to validate on"),
+    "beta1": ('{optimizer} "adam"', lambda c: c.optimizer == "adam", "AdaGrad has no such setting"),
+    "beta2": ('{optimizer} "adam"', lambda c: c.optimizer == "adam", "AdaGrad has no such setting"),
+}
 
-    def __init__(self, name, must):
-        super().__init__(f"{name} {must}")
-        self.name, self.must = name, must
+
+class SettingError(ValueError):
+    """A setting that breaks its rule. str() names the settings as in Python (eta); option() as on the
+    command line (--eta). must: the rest of the sentence, with {name} where another setting is named."""
+
+    def __init__(self, name, must, value=None):
+        super().__init__(f"{name}{'' if value is None else f' = {value!r}'} {must.format_map(_Names(str))}")
+        self.name, self.must, self.value = name, must, value
 
     def option(self):
-        return f"--{self.name.replace('_', '-')} {self.must}"
+        option = _Names(lambda name: "--" + name.replace("_", "-"))
+        return f"{option[self.name]}{'' if self.value is None else f' {self.value}'} {self.must.format_map(option)}"
+
+
+class _Names(dict):
+    """{setting} in a message, named by how."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+
+    def __missing__(self, name):
+        return self.how(name)
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,10 @@ class Config:
                     raise SettingError(f.name, f"must be one of {', '.join(rule)}, got {value!r}.")
             elif not CHECKS[rule][0](value):
                 raise SettingError(f.name, f"must be {CHECKS[rule][1]}, got {value!r}.")
+        for name, (need, holds, why) in NEEDS.items():
+            value = getattr(self, name)
+            if value != Config.__dataclass_fields__[name].default and not holds(self):
+                raise SettingError(name, f"acts only with {need} ({why}): leave it out, or set that too.", value)
 
     @classmethod
     def from_dict(cls, d):
@@ -138,3 +163,64 @@ class Config:
 
 
 CELLS = Config.__dataclass_fields__["cell"].metadata["rule"]   # the cells lib/cells.py must provide
+
+
+# --- the parameters of the notebooks ----------------------------------------------------------
+
+PARAMETER_RULES = {   # a notebook parameter's rule (CHECKS) beyond the type of its default
+    "steps": "count", "sample_every": "count", "m": "count", "seq_length": "count", "n_seeds": "count",
+    "val_chars": "count", "val_checks": "count", "n": "sample", "seed": "seed", "h": "positive", "sig": "positive",
+    "budget_seconds": "positive", "val_fraction": "[0, 0.5)",
+}
+TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def check_parameters(namespace, notebook, root=None):
+    """Check and type a notebook's parameters in namespace (its globals), in place: each must have the type
+    of its default in the notebook's `parameters` cell (a bool also as true/false, yes/no, on/off, 1/0 in
+    any case, as papermill passes `-p overwrite false`; a number never as text), keep its rule
+    (PARAMETER_RULES), and be one the notebook has. SettingError names the parameter."""
+    import ast
+    import json
+    from pathlib import Path
+    root = Path(root or Path(__file__).resolve().parent.parent)
+    cells = json.loads((root / "notebooks" / f"{notebook}.ipynb").read_text(encoding="utf-8"))["cells"]
+    source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    defaults = {t.id: ast.literal_eval(node.value) for node in ast.parse(source).body
+                if isinstance(node, ast.Assign) for t in node.targets}
+    given = [name for cell in namespace.get("In", []) if cell.startswith("# Parameters")
+             for name in _assigned(cell)]             # what papermill injected
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise SettingError(unknown[0], f"is not a parameter of {notebook} (it has {', '.join(defaults)}).")
+    for name, default in defaults.items():
+        namespace[name] = _typed(name, namespace[name], default)
+
+
+def _assigned(source):
+    import ast
+    return [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets
+            if isinstance(t, ast.Name)]
+
+
+def _typed(name, value, default):
+    """value as the type of default, keeping name's rule; SettingError otherwise."""
+    if isinstance(default, bool):
+        if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
+            value = value.strip().lower() in TRUE
+        elif _int(value) in (0, 1):
+            value = bool(value)
+        if not isinstance(value, bool):
+            raise SettingError(name, f"must be true or false, got {value!r}.")
+    elif isinstance(default, (int, float)):
+        if not (_int(value) is not None if isinstance(default, int) else _number(value)):
+            raise SettingError(name, f"must be {'an integer' if isinstance(default, int) else 'a number'}, "
+                               f"got {value!r}.")
+    elif default is None or isinstance(default, str):
+        if not (value is None and default is None) and not isinstance(value, str) and not hasattr(value, "__fspath__"):
+            raise SettingError(name, f"must be {'a path or None' if default is None else 'text'}, got {value!r}.")
+        value = value if value is None or isinstance(value, str) else str(value)
+    rule = PARAMETER_RULES.get(name)
+    if rule and not CHECKS[rule][0](value):
+        raise SettingError(name, f"must be {CHECKS[rule][1]}, got {value!r}.")
+    return value

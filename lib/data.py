@@ -211,13 +211,17 @@ def load_corpus(path=None, min_length=2):
     vocab = Vocab(np.asarray(codes, dtype=np.uint32).tobytes().decode("utf-32-le"))
     index = np.zeros(0x110000, dtype=vocab.dtype)
     index[codes] = np.arange(len(codes))
-    data, at = np.empty(n, dtype=vocab.dtype), 0
-    for piece in _chunks(path):             # second pass: encode
-        data[at:at + len(piece)] = index[_code_points(piece)]
+    data, at, trained = np.empty(n, dtype=vocab.dtype), 0, hashlib.sha256()
+    for piece in _chunks(path):             # second pass: encode, and the digest of exactly what is encoded
+        cp = _code_points(piece)
+        if at + len(piece) > n or not seen[cp].all():      # longer now, or characters the first pass lacked
+            raise CorpusError(f"{path} changed while it was read; try again.")
+        data[at:at + len(piece)] = index[cp]
+        trained.update(piece.encode("utf-8"))
         at += len(piece)
-    if at != n:
+    if at != n or trained.digest() != digest.digest():
         raise CorpusError(f"{path} changed while it was read; try again.")
-    return Corpus(path, vocab, data, digest.hexdigest())
+    return Corpus(path, vocab, data, trained.hexdigest())
 
 
 # --- the parts of a text a run trains and validates on ---------------------------------------

@@ -55,6 +55,8 @@ def atomic_path(path, suffix=".part"):
     """Yields a temporary path beside path (ending in suffix); when the block ends without error, that
     file is flushed to disk, given ordinary permissions and renamed over path. On an error it is removed."""
     path = Path(path)
+    if path.is_symlink():                   # written through a link to its target; the link stays
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix)
@@ -112,6 +114,47 @@ def regular_file(path, what):
     return st
 
 
+def output_file(path, option):
+    """Check, before any work, that the file path (given as option) can be written: not a folder, a
+    device, a FIFO or a socket, in a folder (made when missing) that this process can write in. A link
+    is written through to its target. Returns the path; FolderError names option and the path given."""
+    given = path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):      # a new file (check_folder judges where it would go)
+        st = None
+    except OSError as err:
+        raise FolderError(f"Cannot write {option} {given}: {err.strerror}.") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) \
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+        raise FolderError(f"{option} {given} is {kind}; give the name of a regular file.")
+    check_folder(path.parent, f"the folder of {option} {given}")
+    return given
+
+
+def check_folder(folder, what):
+    """A folder (made when missing) this process can write in; FolderError naming `what` (how the user
+    gave it: "--out runs/x") otherwise."""
+    folder = Path(folder)
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FolderError(f"{what} cannot be used: {parent} is a file, not a folder; give a folder.")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FolderError(f"Cannot create {what}: {err.strerror}.") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"0")
+    except OSError as err:
+        raise FolderError(f"Cannot write in {what}: {err.strerror}. Use a folder you can write to.") from None
+
+
 def human(n_bytes):
     """1536 -> '1.5 KB' (powers of 1024, one decimal)."""
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
@@ -125,21 +168,10 @@ def check_out_dir(folder, need_bytes, option="--out"):
     process can write in, whose checkpoint.npz is not a folder, with room for two checkpoints of
     need_bytes (the new one is written beside the old one)."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FolderError(f"{option} {folder} is a file, not a folder; give a folder for the run.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise FolderError(f"Cannot create the folder {option} {folder}: {err.strerror}.") from None
+    check_folder(folder, f"{option} {folder}")
     ckpt = folder / "checkpoint.npz"
     if ckpt.is_dir():
         raise FolderError(f"{ckpt} is a folder; a checkpoint must be a file. Move it away or use another {option}.")
-    try:
-        with tempfile.TemporaryFile(dir=folder) as probe:
-            probe.write(b"0")
-    except OSError as err:
-        raise FolderError(f"Cannot write in {option} {folder}: {err.strerror}. Use a folder you can write to.") \
-            from None
     free = shutil.disk_usage(folder).free
     if free < 2 * need_bytes:
         raise FolderError(f"{option} {folder} has {human(free)} free; a checkpoint of this run needs about "

@@ -15,11 +15,15 @@ subtracting two whole-chunk losses of about T ln K. The order-2 estimate's own e
 (an LSTM entry whose gradient is 1.4e-5 came out 1.03e-6 apart at h = 1e-4, and further apart at smaller
 h, where rounding grows): too coarse to hold the gated cells to 1e-6; order 4 at h = 1e-3 is not.
 """
+import math
+import time
+
 import numpy as np
 
 from lib import cells, sample
 
 TOLERANCE = 1e-6
+MAX_SECONDS = 1800  # the command refuses a check it estimates to take longer
 
 
 def numerical_grads(P, X, Y, h0, h=1e-4, cell=cells.RNN, order=2):
@@ -40,6 +44,16 @@ def numerical_grads(P, X, Y, h0, h=1e-4, cell=cells.RNN, order=2):
                 G[i] = np.sum(8 * (L[1] - L[-1]) - (L[2] - L[-2])) / (12 * h)
         grads.append(G)
     return type(P)(*grads)
+
+
+def estimate(P, X, Y, h0, cell, order):
+    """Seconds a check of every entry of P would take: one loss evaluation, timed, times the evaluations
+    (2 or 4 a entry)."""
+    t0 = time.perf_counter()
+    for _ in range(3):
+        sample.step_losses(cell, P, X, Y, h0)
+    per_eval = (time.perf_counter() - t0) / 3
+    return per_eval * sum(a.size for a in P) * (2 if order == 2 else 4)
 
 
 def relative_errors(ga, gn, eps=1e-9):
@@ -92,7 +106,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     for name in ("m", "batch", "seq_length"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer.")
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}.")
+    for name in ("h", "sig"):
+        if not 0 < getattr(args, name) < math.inf:
+            raise ValueError(f"--{name} must be a positive number, got {getattr(args, name)}.")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}.")
     if args.m * args.batch * args.seq_length > 20_000:
         raise ValueError("--m, --batch and --seq-length this large would take hours entry by entry; use m = 5.")
     cell = cells.get(args.cell)
@@ -106,6 +125,11 @@ def main(argv=None):
     pos = np.arange(T)[:, None] + starts
     X, Y = corpus.data[pos].astype(np.int64), corpus.data[pos + 1].astype(np.int64)
     h0 = np.tanh(rng.standard_normal((B, cell.state_size(m))))
+    seconds = estimate(P, X, Y, h0, cell, args.order)
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"Checking all {theta.size:,} entries would take about {seconds / 3600:.1f} hours here; "
+                         f"use a smaller --m (5 checks every entry in seconds), --batch or --seq-length.")
+    print(f"checking {theta.size:,} entries, about {seconds:.0f} s", flush=True)
     rows = check(P, X, Y, h0, h=args.h, cell=cell, order=args.order)
     print(f"cell {args.cell}, K = {K}, m = {m}, B = {B}, T = {T}, order {args.order}, h = {args.h}; "
           f"{sum(r['entries'] for r in rows):,} entries, float64")

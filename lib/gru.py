@@ -17,11 +17,12 @@ the input U x_t + b and the output layer around the equations here; all biases s
 """
 import numpy as np
 
-from lib.kernels import sigmoid_
+from lib.kernels import row_sums, sigmoid_
 
 NAMES = ("U", "W", "Wg", "b")   # with V and c from lib/cells.py
 GATES, STATE = 3, 1             # z, r, g; the state carried is h (m,)
 WORK = 10                       # floats per unit and character: the gates and their gradients, H, RH, dH
+column_sums = row_sums        # how the bias gradients sum over the chunk's rows (as they always have)
 
 
 def shapes(K, m):

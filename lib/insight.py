@@ -59,10 +59,13 @@ def hidden_states(cfg, theta, K, data, h0=None, chunk=1000):
     return np.concatenate(out)
 
 
-def unit_panels(found, text, H, start, n=400, top=4):
+def unit_panels(found, text, H, near=2000, n=400, top=4):
     """(title, text, activations) of the top units of found (insight.units_for, the strongest first) over
-    n characters of text from start: each unit's activation H[:, unit] signed so that +1 means "the
-    feature holds" (for plots.unit_texts and show.show_activations)."""
+    n characters of text from the first line that starts at or after `near` (earlier in a short text):
+    each unit's activation H[:, unit] signed so that +1 means "the feature holds" (for plots.unit_texts and
+    show.show_activations)."""
+    line = text.find("\n", min(near, max(len(text) - n, 0)))
+    start = line + 1 if 0 <= line < len(text) - 1 else 0
     ranked = sorted((f for f in found if f[1] is not None), key=lambda f: -abs(f[2]))[:top]
     return [(f"unit {u}: {name} (r = {r:+.2f})", text[start:start + n], H[start:start + n, u] * np.sign(r))
             for name, u, r in ranked]

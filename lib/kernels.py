@@ -26,6 +26,16 @@ def compiled(B=1, dtype=np.float64):
     return USE_COMPILED and B <= KERNEL_MAX_B and dtype == np.float64
 
 
+def dot_sums(A, out):
+    """out = the sum of the rows of A (N, n), as one matrix-vector product with ones (the vanilla RNN's)."""
+    np.dot(np.ones(len(A), dtype=A.dtype), A, out=out)
+
+
+def row_sums(A, out):
+    """out = the sum of the rows of A (N, n), as np.sum adds them (the gated cells'; another order)."""
+    np.sum(A, axis=0, out=out)
+
+
 def sigmoid_(a):
     """The logistic function in a's place, as (1 + tanh(a / 2)) / 2 (no overflow for any a)."""
     a *= 0.5

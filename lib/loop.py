@@ -31,7 +31,7 @@ import numpy as np
 from lib import cells, checkpoint, kernels
 from lib.data import check_sizes, split
 from lib.optim import adam_step_, clip_
-from lib.sample import sample, validation_loss
+from lib.sample import Abandoned, sample, validation_loss
 from lib.cli import deferred, stop_exception
 from lib.state import init_state
 
@@ -79,18 +79,21 @@ def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=N
     run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, on_save)
     state = run.state
     with deferred() as stop:
+        run.stopping = lambda: stop["signal"] is not None   # a long sample or validation gives way to a signal
         with run.closing(), Clock(state) as clock:
             while state.step < cfg.steps and not stop["signal"] and not clock.over(max_seconds):
                 X, Y = inputs_and_targets(cfg, run.train_data, state.e, state.step)
                 with clock.paused():
                     run.record(X[0, 0])         # a validation loss and a sample, where due
+                if stop["signal"]:              # a signal came while they were made: save before updating
+                    break
                 update(cfg, state, X, Y, run.work)
                 advance(cfg, state, run.n_train)
                 view.update(state)
                 if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
                     with clock.paused():
                         run.checkpoint()
-        return run.finish(stop["signal"])   # saved; the last validation loss and sample
+        return run.finish(stop)             # saved; the last validation loss and sample
 
 
 class Clock:
@@ -134,36 +137,50 @@ class Session:
             corpus_sha256 = hashlib.sha256(vocab.decode(data).encode("utf-8")).hexdigest()
         self.corpus_sha256 = corpus_sha256
         self.saved = state.step if state.status != "new" else None   # the update of the checkpoint on disk
+        self.stopping = None
         self.cell = cells.of(cfg)
         self.work = Work(cfg, vocab.K, state.theta)
         state.samples = [s for s in state.samples   # drop a shorter session's end-of-run sample
                          if s["step"] % cfg.sample_every == 0 or s["step"] == cfg.steps]
-        state.val = [v for v in state.val if v["step"] % cfg.val_every == 0 or v["step"] == cfg.steps]
+        kept = [v for v in state.val if v["step"] % cfg.val_every == 0 or v["step"] == cfg.steps]
+        if len(kept) < len(state.val) and state.held_best is not None:   # and what its validation chose
+            np.copyto(state.best_theta, state.held_best)
+            state.best_step = state.held_step
+        if len(kept) < len(state.val):
+            state.held_best = state.held_step = None
+        state.val = kept
         state.status = "running"
 
     def record(self, x0):
         """A validation loss and a sample of the current state, where due (every val_every and
         sample_every updates, and at the end) and not recorded yet; x0: the next input character."""
         cfg, state, last = self.cfg, self.state, self.state.status != "running"
-        if self.val_data is not None and _due(state.val, state.step, cfg.val_every, last):
-            self.validate()
-        if _due(state.samples, state.step, cfg.sample_every, last):
-            state.samples.append(self.sample(x0))
-            self.view.sample(state.samples[-1])
+        try:
+            if self.val_data is not None and _due(state.val, state.step, cfg.val_every, last):
+                self.validate()
+            if _due(state.samples, state.step, cfg.sample_every, last):
+                state.samples.append(self.sample(x0))
+                self.view.sample(state.samples[-1])
+        except Abandoned:                   # a signal came: the loop stops; a resumed run does this again
+            pass
 
     def validate(self):
         """The validation loss of the weights (their average, with ema); the best model, and plateau_factor
-        applied when the loss is no lower than the best before it."""
+        applied when the loss is no lower than the best before it. A validation off val_every's schedule
+        (at the end of a session) leaves eta alone and holds the best it replaces: a resumed run, which
+        drops that validation, goes on exactly as the run that never stopped."""
         cfg, state = self.cfg, self.state
-        best = state.best_val_loss
+        best, scheduled = state.best_val_loss, state.step % cfg.val_every == 0
         read = state.theta if state.avg_theta is None else state.avg_theta
         P = self.cell.views(read, self.vocab.K, cfg.m)
-        loss = validation_loss(self.cell, P, self.train_data, self.val_data, state.hprev[:1])
+        loss = validation_loss(self.cell, P, self.train_data, self.val_data, state.hprev[:1], stopping=self.stopping)
         state.val.append({"step": state.step, "seconds": state.seconds, "loss": loss})
         if best is None or loss < best:
+            if not scheduled:
+                state.held_best, state.held_step = state.best_theta.copy(), state.best_step
             np.copyto(state.best_theta, read)
             state.best_step = state.step
-        else:                               # no better than before: a smaller step (plateau_factor 1: the same)
+        elif scheduled:                     # no better than before: a smaller step (plateau_factor 1: the same)
             state.eta_scale *= cfg.plateau_factor
 
     def sample(self, x0):
@@ -171,7 +188,7 @@ class Session:
         cfg, state = self.cfg, self.state
         P = self.cell.views(state.theta, self.vocab.K, cfg.m)
         idx, _ = sample(self.cell, P, state.hprev[0], x0, cfg.sample_length,
-                        np.random.default_rng([cfg.seed, state.step]))
+                        np.random.default_rng([cfg.seed, state.step]), stopping=self.stopping)
         return {"step": state.step, "smooth_loss": state.smooth_loss, "text": self.vocab.decode(idx)}
 
     def checkpoint(self):
@@ -208,19 +225,20 @@ class Session:
             state.losses, state.smooth_losses = state.losses[:state.step], state.smooth_losses[:state.step]
             self.view.close(state)
 
-    def finish(self, signal):
-        """After the loop: save an interrupted run and raise for its signal; else the last validation loss
-        and sample, and the checkpoint. Returns the state."""
+    def finish(self, stop):
+        """After the loop: the last validation loss and sample, and the checkpoint; returns the state. A run
+        a signal stopped (before, or while the last sample was drawn) is saved, and its signal raised."""
         state = self.state
-        if signal is not None:
+        if stop["signal"] is None:
+            state.status = "done" if state.step >= self.cfg.steps else "budget"
+            X, _ = inputs_and_targets(self.cfg, self.train_data, state.e, state.step)
+            self.record(X[0, 0])
+        if stop["signal"] is not None:
             state.status = "interrupted"
             self.checkpoint()
             self.view.say(f"Interrupted at update {state.step:,}; the run is saved"
                           f"{' in ' + str(self.ckpt) + ' and resumes from there' if self.ckpt else ''}.")
-            raise stop_exception(signal)
-        state.status = "done" if state.step >= self.cfg.steps else "budget"
-        X, _ = inputs_and_targets(self.cfg, self.train_data, state.e, state.step)
-        self.record(X[0, 0])
+            raise stop_exception(stop["signal"])
         self.checkpoint()
         return state
 

@@ -24,11 +24,12 @@ gate's bias starts at 1, so that an untrained cell keeps its memory (Jozefowicz,
 """
 import numpy as np
 
-from lib.kernels import sigmoid_
+from lib.kernels import row_sums, sigmoid_
 
 NAMES = ("U", "W", "b")     # with V and c from lib/cells.py
 GATES, STATE = 4, 2         # i, f, q, g; the state carried is [h, s] (2m,)
 WORK = 13                   # floats per unit and character: the gates and their gradients, H, S, tanh(s), dH
+column_sums = row_sums        # how the bias gradients sum over the chunk's rows (as they always have)
 
 
 def shapes(K, m):

@@ -9,6 +9,7 @@ The PDF shows no code (the appendix holds the assignment's code path) and leaves
 """
 import datetime
 import inspect
+import math
 import re
 import shutil
 import sys
@@ -23,6 +24,7 @@ from lib.files import atomic_path, write_bytes
 NOTEBOOKS = ("01_data.ipynb", "02_gradcheck.ipynb", "03_training.ipynb", "04_smooth_loss.ipynb",
              "05_synthesis.ipynb", "06_extensions.ipynb", "07_ladder.ipynb", "08_insight.ipynb")
 FULL_STEPS = 100_000
+MIN_HELD_OUT = 1000     # held-out characters the notebooks read at least (notebook 8's units and gradients)
 TITLE = "Teaching a computer to write, one character at a time"
 
 
@@ -204,7 +206,28 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.steps < 1:
         raise ValueError("--steps must be a positive integer.")
+    check_before(args.out, args.steps, args.corpus)
     build(args.out, args.steps, args.corpus)
+
+
+def check_before(out_dir, steps, corpus):
+    """What the report needs, checked before any notebook runs (they take minutes): the PDF's tools, the
+    output folder and the report's file in it, and a corpus long enough for every notebook's held-out part."""
+    from lib import data, files
+    missing = [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(f"The PDF needs {' and '.join(missing)}, which this machine lacks: `make tex` installs "
+                           "them (see docs/setup.md for other systems).")
+    files.check_folder(out_dir, f"--out {out_dir}")
+    files.output_file(Path(out_dir) / "report.pdf", "the report")
+    text = data.load_corpus(corpus)
+    smallest = min(p.get("val_fraction", 0.1) for p in (parameters(name, steps, corpus, "", "", "")
+                                                         for name in NOTEBOOKS))
+    need = int(math.ceil(MIN_HELD_OUT / smallest))
+    if text.n_chars < need:
+        raise data.CorpusError(f"{text.path} has {text.n_chars:,} characters; the report's notebooks hold out "
+                               f"{smallest:.0%} of the text and read at least {MIN_HELD_OUT:,} held-out characters, "
+                               f"so they need {need:,}. Use a longer text.")
 
 
 if __name__ == "__main__":

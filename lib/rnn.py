@@ -26,6 +26,7 @@ from lib import kernels
 NAMES = ("U", "W", "b")     # with V and c from lib/cells.py
 GATES, STATE = 1, 1         # a_t has m entries; the state carried is h (m,)
 WORK = 6                    # floats per unit and character: H, dH, dA and their temporaries
+column_sums = kernels.dot_sums  # how the bias gradients sum over the chunk's rows
 
 
 def shapes(K, m):

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lib import cells, checkpoint, files, limits
-from lib.config import RESUMABLE, Config
+from lib.config import RESUMABLE, Config, SettingError
 from lib.data import Corpus, Vocab, check_sizes, default_corpus_path, held_out, load_corpus, short_path
 from lib.loop import train
 from lib.progress import Lines, Progress
@@ -69,6 +69,28 @@ def check_memory(cfg, K):
                         f"{cfg.seq_length:,} on K = {K:,} characters ({cells.of(cfg).n_params(K, cfg.m):,} "
                         "parameters)",
                         "use a smaller --m, --batch-size or --seq-length.")
+
+
+MAX_SAMPLING = 600   # seconds of drawing samples (besides training) that a run may plan
+
+
+def check_sampling(cfg, K):
+    """SettingError, naming sample_every and sample_length, when the run's samples would take more than
+    MAX_SAMPLING seconds to draw (one character's step is timed here, on random parameters)."""
+    n_samples = cfg.steps // cfg.sample_every + 2
+    chars = n_samples * cfg.sample_length
+    if chars < 100_000:                     # under a few seconds for any cell and size
+        return
+    cell = cells.of(cfg)
+    P = cell.views(cell.init_params(K, cfg.m, cfg.sig, np.random.default_rng(0), np.dtype(cfg.dtype)), K, cfg.m)
+    h, t0 = np.zeros(cell.state_size(cfg.m), cfg.dtype), time.perf_counter()
+    for x in range(200):
+        h, _ = cell.step(P, h, x % K)
+    seconds = (time.perf_counter() - t0) / 200 * chars
+    if seconds > MAX_SAMPLING:
+        raise SettingError("sample_length", f"{cfg.sample_length:,} with {{sample_every}} {cfg.sample_every:,} "
+                           f"draws {n_samples:,} samples, {chars:,} characters: about {seconds / 60:.0f} minutes "
+                           "besides training. Use a larger {sample_every} or a smaller {sample_length}.")
 
 
 def summary(cfg, vocab, state, n_chars, corpus_sha256=None):
@@ -128,6 +150,8 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
     vocab, log = corpus.vocab, log or (lambda line: None)
     check_sizes(cfg, corpus.n_chars)
     check_memory(cfg, vocab.K)
+    if max_seconds is None:
+        check_sampling(cfg, vocab.K)
     log(describe(cfg, corpus))
     if out_dir is None:
         state = train(cfg, corpus.data, vocab, view=_view(cfg, 0, progress, log, show_samples, max_seconds),

@@ -46,12 +46,17 @@ def check_settings(temperature, top_p, name=str):
         raise ValueError(f"{name('top_p')} must be in (0, 1], got {top_p!r}.")
 
 
-def sample(cell, P, h0, x0, n, rng, temperature=1.0, top_p=1.0, prime=()):
+class Abandoned(Exception):
+    """A sample or a scoring given up half-way because training was asked to stop (see lib/loop.py)."""
+
+
+def sample(cell, P, h0, x0, n, rng, temperature=1.0, top_p=1.0, prime=(), stopping=None):
     """Generate n character indices with cell's step function.
 
     P: the cell's Params. h0: (S,) starting hidden state. x0: index of the first input character.
     prime: indices fed through the network before sampling; the last one then serves as x0.
     Each draw takes the first index whose cumulative probability exceeds a uniform number from rng.
+    stopping: None, or a function called every 1000 characters; when it returns true, Abandoned is raised.
     Returns (indices (n,) int, h (S,) the hidden state after the last input).
     """
     check_settings(temperature, top_p)
@@ -62,6 +67,8 @@ def sample(cell, P, h0, x0, n, rng, temperature=1.0, top_p=1.0, prime=()):
     x = inputs[-1]
     out = np.empty(n, dtype=np.int64)
     for i in range(n):
+        if stopping is not None and i % 1000 == 999 and stopping():
+            raise Abandoned
         h, o = cell.step(P, h, x)
         cp = np.cumsum(next_char_probs(o, temperature, top_p))
         x = min(int(np.searchsorted(cp, rng.random() * cp[-1], side="right")), len(cp) - 1)
@@ -81,22 +88,25 @@ def step_losses(cell, P, X, Y, h0):
     return probs_and_losses(O, Y.reshape(-1))[1]
 
 
-def _chunk_losses(cell, P, data, h0, chunk):
-    """(losses (n,), h (1, S)) for each chunk of predicting data[1:] from data[:-1], the state carried."""
+def _chunk_losses(cell, P, data, h0, chunk, stopping=None):
+    """(losses (n,), h (1, S)) for each chunk of predicting data[1:] from data[:-1], the state carried;
+    Abandoned between chunks when stopping() is true."""
     h = h0
     for s in range(0, len(data) - 1, chunk):
+        if stopping is not None and stopping():
+            raise Abandoned
         X = data[s:min(s + chunk, len(data) - 1)][:, None]
         Y = data[s + 1:s + 1 + len(X)]
         O, h = cell.scores(P, X, h)
         yield probs_and_losses(O, Y)[1], h
 
 
-def text_loss(cell, P, data, h0, chunk=1000):
+def text_loss(cell, P, data, h0, chunk=1000, stopping=None):
     """Read a text in order and score it: the mean cross-entropy per character (nats) of predicting
     data[1:] from data[:-1], the hidden state carried through from h0 (1, S).
     data: (N,) indices. Returns (loss, h (1, S) the hidden state after the last input)."""
     h, total = h0, 0.0
-    for losses, h in _chunk_losses(cell, P, data, h0, chunk):
+    for losses, h in _chunk_losses(cell, P, data, h0, chunk, stopping):
         total += losses.sum()
     return float(total / (len(data) - 1)), h
 
@@ -109,7 +119,7 @@ def text_losses(cell, P, data, h0, chunk=1000):
 WARMUP = 1000     # training characters read (not scored) before the held-out text
 
 
-def validation_loss(cell, P, train_data, val_data, h0, warmup=WARMUP):
+def validation_loss(cell, P, train_data, val_data, h0, warmup=WARMUP, stopping=None):
     """The loss per character (nats) of the held-out text, read in order after the `warmup` training
     characters before it, from the hidden state h0 (1, S) that training has reached.
 
@@ -118,7 +128,7 @@ def validation_loss(cell, P, train_data, val_data, h0, warmup=WARMUP):
     where it predicts rare characters with confidence for thousands of characters.
     """
     h = _warmed_up(cell, P, train_data, h0, warmup)
-    loss, _ = text_loss(cell, P, np.concatenate([train_data[-1:], val_data]), h)
+    loss, _ = text_loss(cell, P, np.concatenate([train_data[-1:], val_data]), h, stopping=stopping)
     return loss
 
 

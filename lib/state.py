@@ -37,6 +37,9 @@ class State:
     samples: list = field(default_factory=list)     # dicts: step, smooth_loss, text
     val: list = field(default_factory=list)         # dicts: step, seconds, loss (nats per character)
     status: str = "new"             # one of STATUSES; "budget": stopped when its time ran out
+    held_best: np.ndarray = None    # (n,) when the validation at the end of a session (off val_every's
+    held_step: int = None           # schedule) made the final parameters the best: the best before it, which
+                                    # a resumed run returns to (it drops that validation), and its update
 
     @property
     def best_val_loss(self):

@@ -52,6 +52,9 @@ def main(argv=None):
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
     try:
         if args.resume:
+            if args.overwrite:
+                raise ValueError("--resume continues the run in its folder and --overwrite would move it aside; "
+                                 "give one of them.")
             ckpt = in_folder(args.resume)
             cfg = config_of(ckpt, **given)
             folder = ckpt.parent
@@ -63,10 +66,10 @@ def main(argv=None):
             if not args.out:
                 raise ValueError("--out DIR is needed (where checkpoint.npz and summary.json go).")
             folder, cfg = Path(args.out), Config(**given)
+        summary = run(cfg, args.data, folder, overwrite=args.overwrite, max_seconds=args.max_seconds,
+                      progress=not args.no_progress).summary
     except SettingError as err:
         raise ValueError(err.option()) from None
-    summary = run(cfg, args.data, folder, overwrite=args.overwrite, max_seconds=args.max_seconds,
-                  progress=not args.no_progress).summary
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
 
 

@@ -48,7 +48,9 @@ def assert_same_state(a, b):
     assert a.opt.keys() == b.opt.keys() and all(np.array_equal(a.opt[k], b.opt[k]) for k in a.opt)
     assert a.samples == b.samples and a.epoch_starts == b.epoch_starts
     assert [(v["step"], v["loss"]) for v in a.val] == [(v["step"], v["loss"]) for v in b.val]  # seconds differ
-    assert (a.e, a.epoch, a.step, a.best_step) == (b.e, b.epoch, b.step, b.best_step)
+    assert (a.e, a.epoch, a.step, a.best_step, a.eta_scale) == (b.e, b.epoch, b.step, b.best_step, b.eta_scale)
+    assert (a.avg_theta is None) == (b.avg_theta is None)
+    assert a.avg_theta is None or np.array_equal(a.avg_theta, b.avg_theta)
 
 
 def assert_figure(png):

@@ -248,7 +248,7 @@ def test_ctrl_c_saves_and_resumes_to_the_same_result(tmp_path, small_data, small
     with pytest.raises(KeyboardInterrupt):
         train(cfg, small_data, small_vocab, view=Lines(log), ckpt=tmp_path / "a.npz")
     cfg2, _, state, _ = load_state(tmp_path / "a.npz")
-    assert state.status == "interrupted" and state.step == 21
+    assert state.status == "interrupted" and state.step == 20    # stopped before the update after that sample
     resumed = train(cfg2, small_data, small_vocab, state, ckpt=tmp_path / "a.npz")
     whole = train(cfg, small_data, small_vocab)
     assert np.array_equal(resumed.theta, whole.theta) and np.array_equal(resumed.losses, whole.losses)
@@ -391,3 +391,29 @@ def test_interrupting_the_jupyter_kernel_saves_the_run(tmp_path, corpus_file):
         km.shutdown_kernel(now=True)
     _, _, state, _ = load_state(tmp_path / "run" / "checkpoint.npz")
     assert state.status == "interrupted" and state.step > 500
+
+
+def test_a_corpus_changed_while_it_is_read_is_refused(tmp_path, monkeypatch):
+    """The digest a run records is of the bytes it encoded: a text replaced between the two passes of
+    reading (by one with the same length and a new character, or the same characters reordered) is
+    refused rather than trained on unnoticed."""
+    path = _write(tmp_path / "t.txt", "abcabcabc" * 20)
+    real = corpus._chunks
+    for second in ("abcabcabd" * 20, "cbacbacba" * 20):
+        passes = []
+
+        def chunks(p, second=second):       # the first pass reads the file, the second another text
+            passes.append(p)
+            return real(p) if len(passes) == 1 else iter([second])
+        monkeypatch.setattr(corpus, "_chunks", chunks)
+        with pytest.raises(CorpusError, match="changed while it was read"):
+            load_corpus(path)
+
+
+def test_the_yardsticks_state_their_memory_before_counting(tmp_path, monkeypatch):
+    from lib import baselines, limits
+    book = load_corpus(_write(tmp_path / "t.txt", "some words and more words\n" * 400))
+    monkeypatch.setattr(limits, "available_memory", lambda: 100 * book.n_chars)
+    with pytest.raises(limits.TooLarge, match=r"Counting n-grams of up to 8 characters in 10,400 characters "
+                                              r"would need about 1.3 MB"):
+        baselines.yardsticks(book)

@@ -48,6 +48,7 @@ class Case:
     fsize: int = None           # a limit on the size of files the command writes (bytes)
     env: dict = field(default_factory=dict)
     check: object = None        # for a command that succeeds: a function (stdout, folder) -> bool
+    close: tuple = ()           # file descriptors closed before the command starts (1: `>&-`, 2: `2>&-`)
 
 
 # --- what the cases need ----------------------------------------------------------------------
@@ -95,6 +96,15 @@ def nan_parameters(d):
     forge(d / "prev" / "checkpoint.npz", d / "nan.npz", nan_in_V)
 
 
+def huge_parameters(d):
+    def huge_in_best_V(meta):
+        with zipfile.ZipFile(d / "prev" / "checkpoint.npz") as zf:
+            V = np.lib.format.read_array(zf.open("best_V.npy"))
+        V[1, 1] = 1e300
+        return {"best_V": V}
+    forge(d / "prev" / "checkpoint.npz", d / "huge.npz", huge_in_best_V)
+
+
 def forged_meta(d):
     forge(d / "prev" / "checkpoint.npz", d / "forged.npz", lambda m: m.update(e="many"))
 
@@ -129,6 +139,22 @@ def sparse_terabyte(d):
 
 def latin1(d):
     (d / "latin1.txt").write_bytes("Caf\u00e9 au lait, s'il vous pla\u00eet".encode("latin-1") * 20)
+
+
+def json_link(d):
+    (d / "link.json").symlink_to(d / "target.json")
+
+
+def accented(d):
+    (d / "accented.txt").write_text("Café déjà vu, été à Noël; ça alors!\n" * 30, encoding="utf-8")
+
+
+def finished(folder, steps):
+    """A check: the run in folder/ is complete at steps updates (the command's output may be gone)."""
+    def check(stdout, d):
+        summary = json.loads((d / folder / "summary.json").read_text())
+        return summary["status"] == "done" and summary["steps"] == steps
+    return check
 
 
 def tiny_disk(d):
@@ -210,6 +236,9 @@ CASES = [
     C("Hangs", "a priming text of 120,000 characters", ["lib.sample", "--checkpoint", "{prev}", "--prime",
       "a" * 120_000], 1, r"priming text's length \(--prime\) = 120,000 is more than"),
     # Silent wrong results: refused, or right.
+    C("Silent wrong results", "finite but absurd parameters (1e300) with valid digests", ["lib.sample",
+      "--checkpoint", "{tmp}/huge.npz", "--n", "20"], 1, r"huge.npz holds parameters as large as 1e\+300",
+      setup=huge_parameters),
     C("Silent wrong results", "a checkpoint with one changed byte", ["lib.sample", "--checkpoint", "{tmp}/flipped.npz"],
       1, r"corrupted \(BadZipFile: Bad CRC-32 for file 'W.npy'\)|damaged", setup=flipped),
     C("Silent wrong results", "NaN parameters with matching digests", ["lib.sample", "--checkpoint", "{tmp}/nan.npz"],
@@ -277,6 +306,59 @@ CASES = [
       "-1"], 1, r"--seed must be a non-negative integer, got -1"),
     C("Misleading messages", "--n 0 names --n", ["lib.sample", "--checkpoint", "{prev}", "--n", "0"], 1,
       r"--n must be a positive integer, got 0"),
+    # Ignored settings: a setting that would change nothing is refused, and so are contradictory options.
+    C("Ignored settings", "--ema without validation", [*TRAIN, "--data", "{corpus}", "--ema", "0.99", "--out",
+      "{tmp}/new"], 1, r"--ema 0.99 acts only with --val-fraction above 0"),
+    C("Ignored settings", "--plateau-factor without validation", [*TRAIN, "--data", "{corpus}", "--plateau-factor",
+      "0.5", "--out", "{tmp}/new"], 1, r"--plateau-factor 0.5 acts only with --val-fraction above 0"),
+    C("Ignored settings", "--beta1 with AdaGrad", [*TRAIN, "--data", "{corpus}", "--beta1", "0.8", "--out",
+      "{tmp}/new"], 1, r'--beta1 0.8 acts only with --optimizer "adam"'),
+    C("Ignored settings", "--resume with --overwrite", [*TRAIN, "--resume", "{prev}", "--overwrite"], 1,
+      r"--resume continues .* --overwrite would move it aside; give one of them"),
+    # Odd streams: a closed or narrow stdout or stderr never stops or fails a command.
+    C("Odd streams", "training with stdout closed (>&-)", [*TRAIN, "--data", "{corpus}", *SMALL, "--steps", "20",
+      "--out", "{tmp}/new"], 0, check=finished("new", 20), close=(1,)),
+    C("Odd streams", "training with stderr closed (2>&-)", [*TRAIN, "--data", "{corpus}", *SMALL, "--steps", "20",
+      "--out", "{tmp}/new"], 0, r'"status": "done"', check=finished("new", 20), close=(2,)),
+    C("Odd streams", "lib.sample with stdout closed", ["lib.sample", "--checkpoint", "{prev}", "--n", "50"], 0,
+      close=(1,)),
+    C("Odd streams", "an ASCII terminal and an accented vocabulary", [*TRAIN, "--data", "{tmp}/accented.txt", *SMALL,
+      "--steps", "20", "--out", "{tmp}/new"], 0, r"\\xe9|\\xe0", setup=accented, env={"PYTHONIOENCODING": "ascii"},
+      check=finished("new", 20)),
+    # Estimates: work that would take hours is refused at once, with the setting to change.
+    C("Estimates", "a gradient check of an LSTM with m = 400", ["lib.gradcheck", "--cell", "lstm", "--m", "400",
+      "--batch", "2", "--seq-length", "25", "--data", "{corpus}"], 1, r"would take about [\d.]+ hours.*smaller --m"),
+    C("Estimates", "samples of a million characters at every update", [*TRAIN, "--data", "{corpus}", "--steps", "100",
+      "--sample-every", "1", "--sample-length", "1000000", "--out", "{tmp}/new"], 1,
+      r"--sample-length 1,000,000 with --sample-every 1 draws 102 samples.* Use a larger --sample-every"),
+    # Outputs: every file a command writes is checked before the work, and written through one writer.
+    C("Outputs", "baselines --json a FIFO a reader could be waiting on", ["lib.baselines", "--data", "{corpus}",
+      "--val-fraction", "0.2", "--json", "{tmp}/fifo"], 1, r"--json .*fifo is a FIFO \(named pipe\)", setup=fifo),
+    C("Outputs", "baselines --json a folder", ["lib.baselines", "--data", "{corpus}", "--val-fraction", "0.2",
+      "--json", "{tmp}/prev"], 1, r"--json .*prev is a folder; give the name of a regular file"),
+    C("Outputs", "baselines --json under a file", ["lib.baselines", "--data", "{corpus}", "--val-fraction", "0.2",
+      "--json", "{tmp}/small.txt/b.json"], 1, r"small.txt is a file, not a folder"),
+    C("Outputs", "baselines --json a link: its target is written, the link kept", ["lib.baselines", "--data",
+      "{corpus}", "--val-fraction", "0.2", "--json", "{tmp}/link.json"], 0, r"ngram-8", setup=json_link,
+      check=lambda out, d: (d / "link.json").is_symlink() and "bits_per_char" in (d / "target.json").read_text()),
+    C("Outputs", "report --out a file", ["lib.report", "--steps", "300", "--out", "{tmp}/small.txt"], 1,
+      r"--out .*small.txt cannot be used: .*small.txt is a file, not a folder"),
+    # Report checks: what the report needs is checked before its notebooks run for minutes.
+    C("Report checks", "a corpus too short for the notebooks", ["lib.report", "--steps", "300", "--corpus",
+      "{corpus}", "--out", "{tmp}/report"], 1, r"small.txt has 364 characters; .* so they need 50,000"),
+    C("Report checks", "no XeLaTeX or pandoc", ["lib.report", "--steps", "300", "--out", "{tmp}/report"], 1,
+      r"The PDF needs xelatex and pandoc, which this machine lacks: `make tex` installs them",
+      env={"PATH": "{tmp}/nothing"}),
+    # Yardsticks: the n-grams need a text to count in.
+    C("Yardsticks", "a text of 5 characters", ["lib.baselines", "--data", "{tmp}/five.txt", "--val-fraction", "0.4"],
+      1, r"five.txt leaves 3 character\(s\) .* need more than 8", setup=lambda d: (d / "five.txt").write_text("abcab")),
+    # Settings named: every command names the option it refuses.
+    C("Settings named", "gradcheck --h 0", ["lib.gradcheck", "--h", "0", "--data", "{corpus}"], 1,
+      r"--h must be a positive number, got 0.0"),
+    C("Settings named", "gradcheck --h nan", ["lib.gradcheck", "--h", "nan", "--data", "{corpus}"], 1,
+      r"--h must be a positive number, got nan"),
+    C("Settings named", "gradcheck --seed -1", ["lib.gradcheck", "--seed", "-1", "--data", "{corpus}"], 1,
+      r"--seed must be a non-negative integer, got -1"),
 ]
 
 
@@ -321,6 +403,8 @@ def run_case(case, d):
     env = {**os.environ, **{k: v.format(**fill) for k, v in case.env.items()}}
 
     def before_exec():
+        for fd in case.close:
+            os.close(fd)
         if case.no_dac:
             no_dac()
         if case.fsize is not None:
@@ -400,6 +484,27 @@ def test_a_signal_saves_the_run_and_it_resumes_exactly(prev, tmp_path, sig, code
                    cwd=ROOT, check=True, capture_output=True)
     a, b = load_state(tmp_path / "run" / "checkpoint.npz")[2], load_state(tmp_path / "whole" / "checkpoint.npz")[2]
     assert np.array_equal(a.theta, b.theta) and np.array_equal(a.losses, b.losses)
+
+
+@pytest.mark.parametrize("work", ["a sample of a million characters", "a validation of half a million"])
+def test_sigterm_is_prompt_during_long_work(tmp_path, work):
+    """SIGTERM while a long sample is drawn, or a long validation read, stops the run within 2 s, saved;
+    the unfinished sample or validation is done again when the run is resumed."""
+    from lib.data import DEFAULT
+    long = ["--sample-length", "1000000"] if work.startswith("a sample") else \
+        ["--val-fraction", "0.45", "--val-every", "1", "--m", "256"]
+    proc = subprocess.Popen([PY, "-m", *TRAIN, "--data", str(DEFAULT), "--steps", "3", "--sample-every", "1000",
+                             *long, "--out", str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for(tmp_path / "run" / ".lock", proc)
+    time.sleep(3)                                   # well inside the first sample or validation
+    assert proc.poll() is None
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert time.perf_counter() - t0 < 2.0 and proc.returncode == 143 and err.strip() == "", err
+    _, _, state, _ = load_state(tmp_path / "run" / "checkpoint.npz")
+    assert state.status == "interrupted" and state.step == 0 and state.samples == [] and state.val == []
 
 
 def test_two_writers_on_one_folder(prev, tmp_path):
@@ -496,8 +601,44 @@ def test_a_full_disk_in_the_middle_of_training(prev, tmp_path, monkeypatch):
     assert load_state(tmp_path / "r" / "checkpoint.npz")[2].step == 10
 
 
-EXTRA = {"Work lost": 4, "Tracebacks": 4}   # the tests above this one that are not in CASES: signals (3) and two
-#                                             writers; Ctrl-C at start-up, the closed pipes, no summary.json, a full disk
+# Notebook parameters: typed and checked as Config fields are, named as the notebook names them.
+PARAMETER_CASES = [   # (name, notebook, values given, what papermill injected, the error, or None and the typed values)
+    ("overwrite false, as papermill -p passes it", "03_training", {"overwrite": "false"}, "overwrite = \"false\"",
+     None, {"overwrite": False}),
+    ("overwrite TRUE", "06_extensions", {"overwrite": "TRUE"}, "overwrite = \"TRUE\"", None, {"overwrite": True}),
+    ("a bool that is neither", "08_insight", {"overwrite": "maybe"}, "overwrite = \"maybe\"",
+     r"overwrite must be true or false, got 'maybe'", None),
+    ("a number as text", "03_training", {"steps": "1000"}, "steps = \"1000\"", r"steps must be an integer, got '1000'",
+     None),
+    ("a budget below zero names budget_seconds", "06_extensions", {"budget_seconds": -1.0}, "budget_seconds = -1.0",
+     r"budget_seconds must be a positive number, got -1.0", None),
+    ("a parameter the notebook does not have", "07_ladder", {}, "max_seconds = 30",
+     r"max_seconds is not a parameter of 07_ladder \(it has corpus, budget_seconds", None),
+    ("a run folder that is not text", "04_smooth_loss", {"run_dir": 3}, "run_dir = 3", r"run_dir must be text, got 3",
+     None),
+]
+
+
+@pytest.mark.parametrize("case", PARAMETER_CASES, ids=[c[0] for c in PARAMETER_CASES])
+def test_notebook_parameters(case):
+    from lib.config import check_parameters
+    _, notebook, given, injected, error, typed = case
+    source = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
+    namespace = {"In": ["", "# Parameters\n" + injected + "\n"]}
+    exec("".join(next(c["source"] for c in source["cells"] if "parameters" in c["metadata"].get("tags", []))),
+         namespace)                             # the notebook's own defaults, then what papermill gave
+    namespace.update(given)
+    if error:
+        with pytest.raises(ValueError, match=error):
+            check_parameters(namespace, notebook)
+    else:
+        check_parameters(namespace, notebook)
+        assert all(namespace[k] == v and type(namespace[k]) is type(v) for k, v in typed.items())
+
+
+# The tests above this one that are not in CASES: signals (3) and two writers; Ctrl-C at start-up, the closed
+# pipes, no summary.json, a full disk; SIGTERM during a long sample and a long validation.
+EXTRA = {"Work lost": 4, "Tracebacks": 4, "Hangs": 2}
 
 
 def test_readme_table_counts_these_cases():
@@ -507,5 +648,6 @@ def test_readme_table_counts_these_cases():
         counts[c.category] = counts.get(c.category, 0) + 1
     for category, n in EXTRA.items():
         counts[category] += n
+    counts["Notebook parameters"] = len(PARAMETER_CASES)
     for category, n in counts.items():
         assert re.search(rf"\| {category} \| [^|]+ \| {n} \| all held \|", readme), (category, n)

@@ -1,4 +1,5 @@
-"""Training (lib/loop.py, lib/optim.py, and the command lib/train.py): the update, epochs, samples, checkpoints and resuming."""
+"""Training (lib/loop.py, lib/optim.py, the command lib/train.py): the update, epochs, samples, checkpoints,
+resuming."""
 import json
 import math
 import subprocess
