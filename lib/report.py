@@ -5,7 +5,8 @@
 writes OUT/01_data.ipynb .. OUT/06_extensions.ipynb (executed) and OUT/report.pdf. The full run trains in
 runs/assignment (the folder notebooks 4 and 5 read when opened in Jupyter); a run with other --steps trains
 in runs/steps-N, with samples every N/10 updates. A complete run there is loaded, not trained again.
-The PDF shows no code (the appendix holds the assignment's code path) and leaves out the cells tagged "interactive".
+The PDF shows no code (the appendix holds the assignment's code path); the cells tagged "interactive" are
+not executed here (see without_interactive) and so are not in it.
 """
 import datetime
 import inspect
@@ -92,7 +93,8 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
         with atomic_path(out, suffix=".part.ipynb") as tmp:     # a failed notebook is kept too, to be read
             try:
                 papermill.execute_notebook(
-                    str(ROOT / "notebooks" / name), str(tmp), kernel_name="python3", cwd=str(ROOT / "notebooks"),
+                    without_interactive(ROOT / "notebooks" / name), str(tmp), kernel_name="python3",
+                    cwd=str(ROOT / "notebooks"),
                     parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir, ladder_dir, seed_dir),
                     progress_bar=progress, **({"kernel_manager_class": manager} if manager else {}))
             except papermill.PapermillExecutionError as err:
@@ -102,6 +104,16 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
                                  f"(cell {failed.exec_count}; the executed notebook is {out})")
         paths.append(out)
     return paths
+
+
+def without_interactive(path):
+    """The notebook at path without its cells tagged "interactive" (the slider panel, the HTML view of the
+    units), which the PDF leaves out: executed headless, a cell that displays widgets can wait forever for a
+    reply the kernel has sent (jupyter/nbclient issue 312). They run in Jupyter, and the browser test
+    drives the panel there."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if "interactive" not in c.metadata.get("tags", [])]
+    return nb
 
 
 def merged(paths, intro):
