@@ -143,10 +143,10 @@ class Session:
         state.samples = [s for s in state.samples   # drop a shorter session's end-of-run sample
                          if s["step"] % cfg.sample_every == 0 or s["step"] == cfg.steps]
         kept = [v for v in state.val if v["step"] % cfg.val_every == 0 or v["step"] == cfg.steps]
-        if len(kept) < len(state.val) and state.held_best is not None:   # and what its validation chose
-            np.copyto(state.best_theta, state.held_best)
-            state.best_step = state.held_step
-        if len(kept) < len(state.val):
+        if len(kept) < len(state.val):      # its end-of-run validation too, and the best that one chose
+            if state.held_best is not None:
+                np.copyto(state.best_theta, state.held_best)
+                state.best_step = state.held_step
             state.held_best = state.held_step = None
         state.val = kept
         state.status = "running"
