@@ -328,9 +328,9 @@ CASES = [
     # Estimates: work that would take hours is refused at once, with the setting to change.
     C("Estimates", "a gradient check of an LSTM with m = 400", ["lib.gradcheck", "--cell", "lstm", "--m", "400",
       "--batch", "2", "--seq-length", "25", "--data", "{corpus}"], 1, r"would take about [\d.]+ hours.*smaller --m"),
-    C("Estimates", "samples of a million characters at every update", [*TRAIN, "--data", "{corpus}", "--steps", "100",
+    C("Estimates", "samples of a million characters at every update", [*TRAIN, "--data", "{corpus}", "--steps", "1000",
       "--sample-every", "1", "--sample-length", "1000000", "--out", "{tmp}/new"], 1,
-      r"--sample-length 1,000,000 with --sample-every 1 draws 102 samples.* Use a larger --sample-every"),
+      r"--sample-length 1,000,000 with --sample-every 1 draws 1,002 samples.* Use a larger --sample-every"),
     # Outputs: every file a command writes is checked before the work, and written through one writer.
     C("Outputs", "baselines --json a FIFO a reader could be waiting on", ["lib.baselines", "--data", "{corpus}",
       "--val-fraction", "0.2", "--json", "{tmp}/fifo"], 1, r"--json .*fifo is a FIFO \(named pipe\)", setup=fifo),
