@@ -114,7 +114,7 @@ def command(main, pipe="die"):
     except KeyboardInterrupt as err:
         code = exit_code(err)
     except MemoryError:
-        _say("error: out of memory; use smaller settings (see the README's limits).")
+        _say("error: out of memory; use smaller settings (docs/reliability.md says which limits apply).")
         code = 1
     except OSError as err:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""

@@ -41,7 +41,7 @@ def yardstick_rows(bits):
 
 def ladder_rows(bits, best_ngram, runs, headline=None):
     """The rungs, worst first: (name, held-out bits per character, parameters, updates, characters read),
-    the yardsticks and the networks (runs, and the README's headline run when there is one)."""
+    the yardsticks and the networks (runs, and the headline run of docs/ladder.md when there is one)."""
     rows = [(name, bits[name], "", "", "") for name in bits
             if name in ("uniform", "unigram", best_ngram, *COMPRESSORS)]
     networks = {f"{name} (m = {r.cfg.m})": r for name, r in runs.items()}
@@ -55,7 +55,7 @@ def ladder_rows(bits, best_ngram, runs, headline=None):
 
 
 def headline_label(run):
-    return f"{run.cfg.cell.upper()}, {run.state.seconds:.0f} s (the README's headline run)"
+    return f"{run.cfg.cell.upper()}, {run.state.seconds:.0f} s (the headline run of docs/ladder.md)"
 
 
 def ladder(runs, bits, best_ngram, kinds, budget_seconds, headline=None):
@@ -88,11 +88,11 @@ def ladder(runs, bits, best_ngram, kinds, budget_seconds, headline=None):
                 "counting each apart.")
     if headline is not None:
         h = headline.summary["best_val_loss_bits"]
-        text.append(f"With {headline.state.seconds:.0f} s of training, the README's headline run reaches {h:.3f} "
-                    f"bits per character, {(ng - h) / ng:.1%} below the best n-gram.")
+        text.append(f"With {headline.state.seconds:.0f} s of training, the headline run of docs/ladder.md reaches "
+                    f"{h:.3f} bits per character, {(ng - h) / ng:.1%} below the best n-gram.")
     else:
-        text.append("Longer training moves the networks down the ladder: the README's headline command trains a "
-                    "GRU for 600 s, and this notebook shows it beside these once it has run.")
+        text.append("Longer training moves the networks down the ladder: the headline command of docs/ladder.md "
+                    "trains a GRU for 600 s, and this notebook shows it beside these once it has run.")
     text.append("The n-gram has used all it can from this text: its best order is the one above, and longer "
                 "contexts only lose.")
     return " ".join(text)

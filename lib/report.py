@@ -177,7 +177,7 @@ def to_pdf(nb, path):
     if missing:
         raise RuntimeError(
             f"{' and '.join(missing)} not found: the PDF needs XeLaTeX and pandoc. On Debian or Ubuntu run "
-            "`make tex`; elsewhere see the README (MacTeX or TeX Live, and pandoc).")
+            "`make tex`; elsewhere see docs/setup.md (MacTeX or TeX Live, and pandoc).")
     from nbconvert import PDFExporter
     exporter = PDFExporter(template_file=str(ROOT / "lib" / "report_latex.tex.j2"))
     exporter.register_filter("whole_tables", whole_tables)
