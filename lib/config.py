@@ -5,10 +5,13 @@ choices it is one of). `python -m lib.train --help` is made from them, and Confi
 setting against its rule: a bad one raises SettingError, which names the setting as the user gave it
 (`eta` in a notebook, `--eta` on the command line).
 """
+import ast
 import dataclasses
+import json
 import math
 import operator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lib.limits import MAX_SAMPLE
 
@@ -180,10 +183,8 @@ def check_parameters(namespace, notebook, root=None):
     of its default in the notebook's `parameters` cell (a bool also as true/false, yes/no, on/off, 1/0 in
     any case, as papermill passes `-p overwrite false`; a number never as text), keep its rule
     (PARAMETER_RULES), and be one the notebook has. SettingError names the parameter."""
-    import ast
-    import json
-    from pathlib import Path
-    root = Path(root or Path(__file__).resolve().parent.parent)
+    from lib.data import ROOT              # data's numpy is only needed by the notebooks that call this
+    root = Path(root or ROOT)
     cells = json.loads((root / "notebooks" / f"{notebook}.ipynb").read_text(encoding="utf-8"))["cells"]
     source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
     defaults = {t.id: ast.literal_eval(node.value) for node in ast.parse(source).body
@@ -198,7 +199,6 @@ def check_parameters(namespace, notebook, root=None):
 
 
 def _assigned(source):
-    import ast
     return [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets
             if isinstance(t, ast.Name)]
 

@@ -89,7 +89,6 @@ def markdown_table(rows):
 
 
 def main(argv=None):
-    from lib import cells
     from lib.cli import Parser
     from lib.data import load_corpus
     p = Parser(prog="python -m lib.gradcheck", description="Check a cell's gradients entry by entry.")

@@ -76,10 +76,9 @@ def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=N
     "budget") once training has taken this long. corpus_sha256: the text's sha256 for the checkpoint
     (computed when None). on_save: called with the state after each checkpoint is written.
     """
-    run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, on_save)
-    state = run.state
     with deferred() as stop:
-        run.stopping = lambda: stop["signal"] is not None   # a long sample or validation gives way to a signal
+        run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, on_save, stop)
+        state = run.state
         with run.closing(), Clock(state) as clock:
             while state.step < cfg.steps and not stop["signal"] and not clock.over(max_seconds):
                 X, Y = inputs_and_targets(cfg, run.train_data, state.e, state.step)
@@ -127,7 +126,7 @@ class Session:
     """One call of train(): the text's two parts, the arrays an update writes into, and what is done
     between updates (record, checkpoint) and at the end (finish)."""
 
-    def __init__(self, cfg, data, vocab, state, view, ckpt, corpus_sha256, on_save):
+    def __init__(self, cfg, data, vocab, state, view, ckpt, corpus_sha256, on_save, stop):
         check_sizes(cfg, len(data))
         self.cfg, self.data, self.vocab, self.view, self.ckpt, self.on_save = cfg, data, vocab, view, ckpt, on_save
         self.train_data, self.val_data = split(data, cfg)
@@ -137,7 +136,7 @@ class Session:
             corpus_sha256 = hashlib.sha256(vocab.decode(data).encode("utf-8")).hexdigest()
         self.corpus_sha256 = corpus_sha256
         self.saved = state.step if state.status != "new" else None   # the update of the checkpoint on disk
-        self.stopping = None
+        self.stopping = lambda: stop["signal"] is not None   # a long sample or validation gives way to a signal
         self.cell = cells.of(cfg)
         self.work = Work(cfg, vocab.K, state.theta)
         state.samples = [s for s in state.samples   # drop a shorter session's end-of-run sample
@@ -287,8 +286,8 @@ def advance(cfg, state, n_train):
 # --- one update -------------------------------------------------------------------------------
 
 class Work:
-    """What an update writes into: the gradient g (n,) and its views G, scratch space, and the cell with
-    the views P of the parameters."""
+    """What an update writes into: the gradient g (n,) and its views G, scratch space; the cell with the
+    views P of the parameters; and the update step cfg asks for (step)."""
 
     def __init__(self, cfg, K, theta):
         self.cell = cell = cells.of(cfg)
@@ -298,11 +297,12 @@ class Work:
         self.tmp = np.empty_like(theta)
         self.zeros = np.zeros((cfg.batch_size, cell.state_size(cfg.m)), dtype=theta.dtype)
         self.too_high = DIVERGED * cfg.seq_length * math.log(K)
+        self.step = assignment_step if is_assignment(cfg) else extended_step     # chosen once, not every update
 
 
 def update(cfg, state, X, Y, w):
     """One update of state from the chunk X, Y (T, B): the assignment's, or with the extras cfg asks for."""
-    return (assignment_step if is_assignment(cfg) else extended_step)(cfg, state, X, Y, w)
+    return w.step(cfg, state, X, Y, w)
 
 
 def is_assignment(cfg):
