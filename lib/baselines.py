@@ -13,8 +13,10 @@ held-out character predicted from the text before it, which may reach back into 
     gzip-alone, bz2-alone, lzma-alone   the held-out text compressed on its own
 
 The n-gram counting is vectorised: every n-gram of the text gets a dense integer id, order by order, from
-the id of its first n - 1 characters and its last character (np.unique over the pairs), so that counts,
-continuation counts and the statistics of each context are np.bincount calls, not a loop per character.
+the id of its first n - 1 characters and its last character (the rank of the pair among the distinct
+pairs), so that counts, continuation counts and the statistics of each context are np.bincount calls, not
+a loop per character. One order is counted at a time: about 50 bytes a character in all (measured with
+tracemalloc on the default corpus; 130 when every order's ids were kept), with the same bits to the last.
 
     python -m lib.baselines --data PATH --val-fraction 0.1 --json OUT
 """
@@ -31,21 +33,29 @@ from lib import limits
 from lib.data import load_corpus
 
 MAX_ORDER = 8
-BYTES_PER_CHAR = 130   # the most memory the n-gram counting takes per character of text (measured: about 120)
+BYTES_PER_CHAR = 60    # the most memory the n-gram counting takes per character of text (measured: about 50)
+LZMA_BYTES = 700e6     # what lzma's strongest preset may take whatever the text (xz's documentation: 674 MiB)
 
 
-def ngram_ids(x, max_order):
-    """ids[n] (N,) int64 for n = 1 .. max_order: a dense id of the n-gram that ends at each position
-    (-1 where fewer than n characters precede), equal ids for equal n-grams. x: (N,) indices."""
-    ids = {1: x.astype(np.int64)}
-    K = int(x.max()) + 1
-    for n in range(2, max_order + 1):
-        prev = ids[n - 1]
-        key = np.full(len(x), -1, dtype=np.int64)
-        key[n - 1:] = prev[n - 2:-1] * K + x[n - 1:]        # (id of the first n - 1 characters, last character)
-        ids[n] = np.full(len(x), -1, dtype=np.int64)
-        _, ids[n][n - 1:] = np.unique(key[n - 1:], return_inverse=True)
-    return ids
+def id_type(N, K):
+    """The smallest integer type that holds every n-gram id and (id, character) key of a text of N
+    characters over K: int32 up to about 2**31 / K characters, int64 beyond."""
+    return np.int32 if (N + 1) * K < 2 ** 31 else np.int64
+
+
+def next_ids(prev, x, n, K):
+    """(N,) the dense ids of the n-grams ending at each position (-1 where fewer than n characters
+    precede), from prev (N,), those of order n - 1: the rank of the pair (id of the first n - 1
+    characters, last character) among the distinct pairs. Equal n-grams get equal ids."""
+    key = prev[n - 2:-1] * prev.dtype.type(K) + x[n - 1:]
+    order = np.argsort(key)                                 # np.unique's inverse, in a quarter of its memory
+    key = key[order]
+    new = np.empty(len(key), dtype=bool)                    # where a sorted key differs from the one before
+    new[0], new[1:] = True, key[1:] != key[:-1]
+    del key
+    out = np.full(len(x), -1, dtype=prev.dtype)
+    out[n - 1:][order] = np.cumsum(new, dtype=prev.dtype) - 1
+    return out
 
 
 def discounts(counts):
@@ -90,43 +100,55 @@ def kneser_ney(x, n_train, K, max_order=MAX_ORDER):
 
 
 def kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
-    """{n: (N - n_train,) the bits of each held-out character} for every order n = 1 .. max_order."""
-    ids = ngram_ids(x, max_order)           # the continuation counts of order n < max_order read order n + 1
+    """{n: (N - n_train,) the bits of each held-out character} for every order n = 1 .. max_order.
+
+    Memory: the ids of two orders at a time (and the contexts of a third), each order's computed from the
+    one before, in 4 bytes a character where they fit."""
     held = np.arange(n_train, len(x))
-    train_end = np.arange(len(x)) < n_train
+    train_end = np.zeros(len(x), dtype=bool)
+    train_end[:n_train] = True
+    ids = {1: x.astype(id_type(len(x), K))}
+
+    def order(n):                                           # the ids of order n, keeping those of n - 1
+        if n not in ids:
+            ids[n] = next_ids(ids[n - 1], x, n, K)
+        for old in [k for k in ids if k < n - 1]:
+            del ids[old]
+        return ids[n]
 
     def context_ids(n):                                     # the id of the n - 1 characters before each position
         if n == 1:
-            return np.zeros(len(x), dtype=np.int64), 1
-        h = np.full(len(x), -1, dtype=np.int64)
+            return np.zeros(len(x), dtype=ids[1].dtype), 1
+        h = np.full(len(x), -1, dtype=ids[n - 1].dtype)
         h[1:] = ids[n - 1][:-1]
         return h, int(ids[n - 1].max()) + 1
 
-    def level(n, continuation):
-        g, (h, n_ctx) = ids[n], context_ids(n)
+    def level(n, lower, continuation):
+        """p(w | h) of order n at the held-out positions, interpolated with lower."""
+        g, (h, n_ctx) = order(n), context_ids(n)
         n_ids = int(g.max()) + 1
         at = train_end & (g >= 0) & (h >= 0 if n > 1 else True)
         if continuation:                                    # how many distinct characters precede the n-gram
-            longer = ids[n + 1]
-            first = np.unique(longer[at & (longer >= 0)], return_index=True)[1]
-            pos = np.flatnonzero(at & (longer >= 0))[first]
-            counts = np.bincount(g[pos], minlength=n_ids).astype(float)
+            longer = order(n + 1)
+            at_longer = at & (longer >= 0)
+            suffix_of = np.zeros(int(longer.max()) + 1, dtype=g.dtype)  # each (n + 1)-gram's last n characters
+            suffix_of[longer[at_longer]] = g[at_longer]
+            seen = np.zeros(len(suffix_of), dtype=bool)
+            seen[longer[at_longer]] = True
+            counts = np.bincount(suffix_of[seen], minlength=n_ids).astype(float)
         else:
             counts = np.bincount(g[at], minlength=n_ids).astype(float)
-        context_of = np.zeros(n_ids, dtype=np.int64)
+        context_of = np.zeros(n_ids, dtype=g.dtype)
         context_of[g[at]] = h[at]
-        return Level(counts, context_of, n_ctx), g[held], h[held]
+        return Level(counts, context_of, n_ctx).prob(g[held], h[held], lower)
 
     p = np.full(len(held), 1.0 / K)                         # order 0: uniform
     bits = {}
     for n in range(1, max_order + 1):
-        top, g, h = level(n, continuation=False)
-        bits[n] = -np.log2(top.prob(g, h, p))
+        bits[n] = -np.log2(level(n, p, continuation=False))
         if n < max_order:
-            cont, g, h = level(n, continuation=True)        # the lower order of every higher model
-            p = cont.prob(g, h, p)
+            p = level(n, p, continuation=True)              # the lower order of every higher model
     return bits
-
 
 KINDS = ("letter inside a word", "first letter of a word", "space", "newline", "punctuation or digit")
 
@@ -194,8 +216,9 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
     if n_val < 1:
         raise ValueError(f"val_fraction = {val_fraction} holds out no character of {corpus.n_chars:,}.")
     x, K, n_train = corpus.data, corpus.vocab.K, corpus.n_chars - n_val
-    limits.check_memory(BYTES_PER_CHAR * corpus.n_chars, f"Counting n-grams of up to {max_order} characters in "
-                        f"{corpus.n_chars:,} characters", "use a shorter text.")
+    limits.check_memory(max(BYTES_PER_CHAR * corpus.n_chars, LZMA_BYTES + 4 * corpus.n_chars),
+                        f"Counting n-grams of up to {max_order} characters in {corpus.n_chars:,} characters, "
+                        f"then compressing them", "use a shorter text.")
     if n_train <= max_order:
         raise ValueError(f"{corpus.path} leaves {n_train} character(s) to count n-grams of up to {max_order} "
                          f"characters in; the yardsticks need more than {max_order}. Use a longer text.")
