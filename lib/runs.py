@@ -43,6 +43,25 @@ class RunExists(ValueError):
     """The folder holds another run; the message names the choices."""
 
 
+class Names(NamedTuple):
+    """What the user calls run()'s options, for its messages: the command line's --out, a notebook's
+    run_dir, or run()'s own names when Python calls it."""
+    out: str = "out_dir"
+    overwrite: str = "overwrite=True"
+    data: str = "corpus"
+    max_seconds: str = "max_seconds"
+
+
+COMMAND = Names("--out", "--overwrite", "--data", "--max-seconds")
+
+
+def in_notebook(out, max_seconds="budget_seconds"):
+    """The Names of a notebook whose parameters are out (the folder, run_dir or run_root), overwrite,
+    corpus and max_seconds (budget_seconds)."""
+    return Names(f"the parameter {out}", "the parameter overwrite = True", "the parameter corpus",
+                 f"the parameter {max_seconds}")
+
+
 def memory_needed(cfg, K):
     """Bytes a run with cfg on a vocabulary of K characters needs besides its corpus: the parameters
     with their copies (best model, gradient, optimiser state, scratch, checkpoint writing in float64),
@@ -136,15 +155,15 @@ def describe(cfg, corpus):
 
 
 def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, progress=True, log=print,
-        show_samples=True):
+        show_samples=True, names=Names()):
     """Train with cfg on corpus (a path, a Corpus, or None for the default corpus), in out_dir (None:
     nowhere), resuming the run there as the module docstring says. With max_seconds, training stops
     once it has taken that long, and a run that stopped so is complete. progress: a progress line (and
     in Jupyter a live plot); log: where lines of text go (the facts of the run, samples, messages); None
-    for neither. Returns a Run."""
+    for neither. names: what the user calls these options (Names), for the messages. Returns a Run."""
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
                                     or not 0 < max_seconds < math.inf):
-        raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}.")
+        raise ValueError(f"{names.max_seconds} must be a positive number of seconds, got {max_seconds!r}.")
     if not isinstance(corpus, Corpus):
         corpus = load_corpus(corpus or default_corpus_path(), cfg.seq_length + 1)
     vocab, log = corpus.vocab, log or (lambda line: None)
@@ -158,9 +177,9 @@ def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, pr
                       max_seconds=max_seconds)
         return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars, corpus.sha256))
     out = Path(out_dir)
-    files.check_out_dir(out, checkpoint_bytes(cfg, vocab.K))
+    files.check_out_dir(out, checkpoint_bytes(cfg, vocab.K), names.out)
     with files.FolderLock(out):
-        state = _resumable(out, cfg, corpus, overwrite, log)
+        state = _resumable(out, cfg, corpus, overwrite, log, names)
         complete = state is not None and (
             (state.status == "done" and state.step == cfg.steps) or
             (state.status == "budget" and max_seconds is not None and state.seconds >= max_seconds))
@@ -195,7 +214,7 @@ def _view(cfg, start, progress, log, show_samples, max_seconds):
     return Lines(log, show_samples)
 
 
-def _resumable(out, cfg, corpus, overwrite, log):
+def _resumable(out, cfg, corpus, overwrite, log, names):
     """The state of the run in out when it continues cfg on corpus; None when there is none (or it was
     moved aside, with overwrite); RunExists otherwise."""
     ckpt = out / CKPT
@@ -206,19 +225,19 @@ def _resumable(out, cfg, corpus, overwrite, log):
     except checkpoint.CheckpointError as err:
         why, remedy = f"holds a checkpoint that cannot be resumed ({err})", ""
     else:
-        why, remedy = _mismatch(out, old_cfg, cfg, vocab, meta, corpus, state)
+        why, remedy = _mismatch(out, old_cfg, cfg, vocab, meta, corpus, state, names)
         if why is None:
             return state
     if not overwrite:
-        raise RunExists(f"{out} {why}. {remedy}Or use another folder (--out, or run_dir in a notebook), or "
-                        f"overwrite (--overwrite, or overwrite=True), which keeps the old run in "
+        raise RunExists(f"{out} {why}. {remedy}Or use another folder ({names.out}), or overwrite "
+                        f"({names.overwrite}), which keeps the old run in "
                         f"{out}/replaced-<date>-<time>/.")
     aside = set_aside(out)
     log(f"{out} {why}: it is kept in {aside}; training starts afresh")
     return None
 
 
-def _mismatch(out, old_cfg, cfg, vocab, meta, corpus, state):
+def _mismatch(out, old_cfg, cfg, vocab, meta, corpus, state, names):
     """(why, remedy) when the checkpoint's run does not continue cfg on corpus, else (None, None)."""
     changed = old_cfg.differences(cfg)
     if changed:
@@ -227,7 +246,7 @@ def _mismatch(out, old_cfg, cfg, vocab, meta, corpus, state):
     if vocab != corpus.vocab or meta["corpus"]["sha256"] != corpus.sha256:
         other = f"K = {vocab.K} there, {corpus.vocab.K} here" if vocab != corpus.vocab else \
             f"{meta['corpus']['n_chars']:,} characters there, {corpus.n_chars:,} here, the same vocabulary"
-        return f"holds a run on another text ({other})", "Give that text (--data, or corpus) to continue it. "
+        return f"holds a run on another text ({other})", f"Give that text ({names.data}) to continue it. "
     if state.status == "diverged":
         return f"holds a run that diverged at update {state.step:,}", ""
     if state.step > cfg.steps:
@@ -288,20 +307,22 @@ def budgeted(val_chars=None, **settings):
     return cfg
 
 
-def seed_runs(configs, corpus, folders, n_jobs=-1, backend="loky", max_seconds=None, overwrite=False):
+def seed_runs(configs, corpus, folders, n_jobs=-1, backend="loky", max_seconds=None, overwrite=False,
+              names=Names()):
     """[Run] of each config in its folder (corpus: a path, or None for the default corpus), quietly, in
     parallel processes: n_jobs -1 uses every core. backend "loky" runs on this machine; with
     dask.distributed installed and a Client made, backend "dask" spreads them over a cluster. Each
-    process uses one thread for its matrix products."""
+    process uses one thread for its matrix products. names: as run()'s."""
     from joblib import Parallel, delayed, parallel_config
     threads = {"inner_max_num_threads": 1} if backend == "loky" else {}
     with parallel_config(backend=backend, n_jobs=n_jobs, **threads):
         return Parallel()(delayed(_quiet_run)(cfg, None if corpus is None else str(corpus), str(folder), max_seconds,
-                                              overwrite) for cfg, folder in zip(configs, folders))
+                                              overwrite, names) for cfg, folder in zip(configs, folders))
 
 
-def _quiet_run(cfg, corpus, folder, max_seconds, overwrite):
-    return run(cfg, corpus, folder, overwrite=overwrite, progress=False, log=None, max_seconds=max_seconds)
+def _quiet_run(cfg, corpus, folder, max_seconds, overwrite, names):
+    return run(cfg, corpus, folder, overwrite=overwrite, progress=False, log=None, max_seconds=max_seconds,
+               names=names)
 
 
 def commands(runs, root):

@@ -12,7 +12,7 @@ from pathlib import Path
 from lib import cli
 from lib.checkpoint import in_folder
 from lib.config import Config, SettingError
-from lib.runs import config_of, run
+from lib.runs import COMMAND, config_of, run
 
 
 def _seconds(text):
@@ -67,7 +67,7 @@ def main(argv=None):
                 raise ValueError("--out DIR is needed (where checkpoint.npz and summary.json go).")
             folder, cfg = Path(args.out), Config(**given)
         summary = run(cfg, args.data, folder, overwrite=args.overwrite, max_seconds=args.max_seconds,
-                      progress=not args.no_progress).summary
+                      progress=not args.no_progress, names=COMMAND).summary
     except SettingError as err:
         raise ValueError(err.option()) from None
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))

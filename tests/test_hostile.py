@@ -636,6 +636,26 @@ def test_notebook_parameters(case):
         assert all(namespace[k] == v and type(namespace[k]) is type(v) for k, v in typed.items())
 
 
+def test_a_notebook_names_its_own_parameters(prev, tmp_path):
+    """A notebook's run() refuses a folder that holds another run by naming the notebook's parameters
+    (run_dir, overwrite, corpus), not the command line's options; and every notebook that trains names a
+    folder parameter it has."""
+    from lib.config import Config
+    from lib.runs import RunExists, in_notebook, run
+    shutil.copytree(prev / "prev", tmp_path / "prev")
+    with pytest.raises(RunExists) as err:
+        run(Config(m=9, steps=10), str(prev / "small.txt"), tmp_path / "prev", names=in_notebook("run_dir"),
+            progress=False, log=None)
+    message = str(err.value)
+    assert re.search(r"another folder \(the parameter run_dir\), or overwrite \(the parameter overwrite = True\)",
+                     message) and not re.search(r"--out|--overwrite|--data", message), message
+    for path in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        source = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        for name in re.findall(r'in_notebook\("(\w+)"\)', source):
+            assert re.search(rf"^{name} = ", source, re.M), (path.name, name)
+        assert bool(re.search(r"\b(seed_)?runs?\(", source)) == ("in_notebook(" in source), path.name
+
+
 # The tests above this one that are not in CASES: signals (3) and two writers; Ctrl-C at start-up, the closed
 # pipes, no summary.json, a full disk; SIGTERM during a long sample and a long validation.
 EXTRA = {"Work lost": 4, "Tracebacks": 4, "Hangs": 2}
@@ -648,6 +668,6 @@ def test_readme_table_counts_these_cases():
         counts[c.category] = counts.get(c.category, 0) + 1
     for category, n in EXTRA.items():
         counts[category] += n
-    counts["Notebook parameters"] = len(PARAMETER_CASES)
+    counts["Notebook parameters"] = len(PARAMETER_CASES) + 1      # and test_a_notebook_names_its_own_parameters
     for category, n in counts.items():
         assert re.search(rf"\| {category} \| [^|]+ \| {n} \| all held \|", readme), (category, n)
