@@ -13,7 +13,7 @@ TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pa
 
 .PHONY: setup data tex browser report test test-fast lab bench clean
 
-$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py lib/_kernels.c
+$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py lib/_kernels.c lib/_typed.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"

@@ -18,5 +18,5 @@ if platform.machine() == "x86_64" and libc == "glibc" and tuple(map(int, version
     libraries.append("mvec")                  # glibc's vectorised tanh (used where AVX2 is available)
     macros.append(("HAVE_LIBMVEC_IF_AVX2", "1"))
 
-setup(ext_modules=[Extension("lib._kernels", ["lib/_kernels.c"], extra_compile_args=args,
+setup(ext_modules=[Extension("lib._kernels", ["lib/_kernels.c"], depends=["lib/_typed.h"], extra_compile_args=args,
                              libraries=libraries, define_macros=macros, optional=True)])

@@ -1,5 +1,6 @@
-/* The two recurrences of lib/rnn.py, the sum that gives its dU, and the clipped AdaGrad step of
- * lib/optim.py, compiled.
+/* The two recurrences of lib/rnn.py, the sum that gives its dU, the clipped AdaGrad step of
+ * lib/optim.py, and the gate arithmetic of one step of lib/gru.py and lib/lstm.py (lib/_typed.h, in
+ * float32 and float64), compiled.
  *
  * Optional: when this module was not built (no C compiler at install time), lib/rnn.py and
  * lib/optim.py run the same computations as NumPy calls. For one sequence (B = 1) a NumPy call costs
@@ -10,10 +11,12 @@
  *   tanh_recurrence(W, A, H):        H[t+1] = tanh(W H[t] + A[t]),   W (m, m), A (T, B, m), H (T+1, B, m)
  *   backprop_recurrence(W, dH, H, dA): dA[t] = (dH[t] + W^T dA[t+1]) * (1 - H[t+1]^2), dA[T] = 0
  *   rows_by_index(out, idx, R):      out[k] = sum of the rows R[i] with idx[i] = k,  out (K, m), R (N, m)
+ *                                    (float64, or float32)
  *   clip_adagrad(theta, g, mem, clip, eta, eps):
  *       g = clip(g, -clip, clip);  mem += g^2;  theta -= g / sqrt(mem + eps) * eta   (all (n,))
  * The sums inside W h and W^T d run in another order than NumPy's (the tests hold both to 1e-10);
  * clip_adagrad gives the same bits as lib/optim.py (it is compiled with -ffp-contract=off).
+ * The gate kernels are described in lib/_typed.h; their matrix products stay NumPy's.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -31,13 +34,55 @@ static void tanh_inplace(double *a, Py_ssize_t n)
     for (; i < n; i++)
         a[i] = tanh(a[i]);
 }
+#if defined(__AVX512F__)                                  /* floats: 16 at a time where AVX-512 is */
+__m512 _ZGVeN16v_tanhf(__m512);
+static void tanh_inplace_f32(float *a, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(a + i, _ZGVeN16v_tanhf(_mm512_loadu_ps(a + i)));
+    for (; i < n; i++)
+        a[i] = tanhf(a[i]);
+}
+#else                                                     /* else 8 at a time */
+__m256 _ZGVdN8v_tanhf(__m256);
+static void tanh_inplace_f32(float *a, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(a + i, _ZGVdN8v_tanhf(_mm256_loadu_ps(a + i)));
+    for (; i < n; i++)
+        a[i] = tanhf(a[i]);
+}
+#endif
 #else
 static void tanh_inplace(double *a, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++)
         a[i] = tanh(a[i]);
 }
+static void tanh_inplace_f32(float *a, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        a[i] = tanhf(a[i]);
+}
 #endif
+#define tanh_inplace_f64 tanh_inplace
+
+#define REAL float
+#define SUFFIX f32
+#define SQRT sqrtf
+#include "_typed.h"
+#undef REAL
+#undef SUFFIX
+#undef SQRT
+#define REAL double
+#define SUFFIX f64
+#define SQRT sqrt
+#include "_typed.h"
+#undef REAL
+#undef SUFFIX
+#undef SQRT
 
 /* a (m,) = W h + a_in; W (m, m) row-major, four rows at a time so that four sums run side by side. */
 static void matvec_add(const double *restrict W, const double *restrict h, const double *restrict a_in,
@@ -102,6 +147,12 @@ static void add_row(double *restrict out, const double *restrict r, Py_ssize_t m
         out[j] += r[j];
 }
 
+static void add_row_f32(float *restrict out, const float *restrict r, Py_ssize_t m)
+{
+    for (Py_ssize_t j = 0; j < m; j++)
+        out[j] += r[j];
+}
+
 static void clip_adagrad_step(double *restrict theta, double *restrict g, double *restrict mem, Py_ssize_t n,
                               double clip, double eta, double eps)
 {
@@ -126,6 +177,14 @@ static void release(Array *a, int count)
 {
     for (int i = 0; i < count; i++)
         PyBuffer_Release(&a[i].view);
+}
+
+/* release, for arrays of which some (optional ones given as None) were never borrowed */
+static void release_some(Array *a, int count)
+{
+    for (int i = 0; i < count; i++)
+        if (a[i].view.obj != NULL)
+            PyBuffer_Release(&a[i].view);
 }
 
 /* Borrow the memory of each of a[0 .. count-1]; on failure release what was borrowed, set a BufferError
@@ -217,6 +276,9 @@ static PyObject *clip_adagrad(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static int borrow_real(Array *a, int count);
+static void release_some(Array *a, int count);
+
 static PyObject *rows_by_index(PyObject *self, PyObject *args)
 {
     PyObject *oout, *oidx, *oR;
@@ -238,19 +300,219 @@ static PyObject *rows_by_index(PyObject *self, PyObject *args)
             bad = 1;
         }
     Array a[] = {{oout, K * m, 1, "out"}, {oR, N * m, 0, "R"}};
-    if (bad || !borrow(a, 2)) {
+    int size = bad ? 0 : borrow_real(a, 2);           /* float64, or float32 */
+    if (!size) {
         PyBuffer_Release(&idx);
         return NULL;
     }
-    double *o = a[0].view.buf;
-    const double *r = a[1].view.buf;
     Py_BEGIN_ALLOW_THREADS
-    memset(o, 0, K * m * sizeof(double));
+    memset(a[0].view.buf, 0, K * m * size);
     for (Py_ssize_t i = 0; i < N; i++)
-        add_row(o + ix[i] * m, r + i * m, m);
+        if (size == 8)
+            add_row((double *)a[0].view.buf + ix[i] * m, (const double *)a[1].view.buf + i * m, m);
+        else
+            add_row_f32((float *)a[0].view.buf + ix[i] * m, (const float *)a[1].view.buf + i * m, m);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&idx);
-    release(a, 2);
+    release_some(a, 2);
+    Py_RETURN_NONE;
+}
+
+/* The gate kernels' arguments: count arrays of one element type (float32 or float64, the type of the
+ * first), a[k].n numbers each; an argument given as None is passed as NULL where a[k].writable is 2
+ * (optional). Returns 4 or 8 (the element size) with every buffer borrowed, or 0 with an error set. */
+static int borrow_real(Array *a, int count)
+{
+    int size = 0;
+    for (int i = 0; i < count; i++) {
+        Py_buffer *v = &a[i].view;
+        if (a[i].obj == Py_None && a[i].writable == 2) {
+            v->obj = NULL;
+            v->buf = NULL;
+            continue;
+        }
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (a[i].writable == 1 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(a[i].obj, v, flags) < 0) {
+            release_some(a, i);
+            return 0;
+        }
+        int here = strcmp(v->format, "f") == 0 ? 4 : strcmp(v->format, "d") == 0 ? 8 : 0;
+        if (size == 0)
+            size = here;
+        if (here == 0 || here != size || v->len != a[i].n * here) {
+            PyErr_Format(PyExc_ValueError, "%s: expected %zd numbers of the first array's type (float32 or "
+                         "float64), got %zd bytes of format '%s'", a[i].name, a[i].n, v->len, v->format);
+            release_some(a, i + 1);
+            return 0;
+        }
+    }
+    return size;
+}
+
+#define BUF(k, type) ((type)a[k].view.buf)
+
+static PyObject *lstm_forward(PyObject *self, PyObject *args)
+{
+    PyObject *o[6];
+    Py_ssize_t B, m;
+    if (!PyArg_ParseTuple(args, "OOOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &B, &m))
+        return NULL;
+    Array a[] = {{o[0], 4 * B * m, 1, "z"}, {o[1], 4 * B * m, 0, "wh"}, {o[2], B * m, 0, "s_prev"},
+                 {o[3], B * m, 1, "s"}, {o[4], B * m, 1, "ts"}, {o[5], B * m, 1, "h"}};
+    int size = borrow_real(a, 6);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        lstm_forward_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
+                         BUF(5, float *), B, m);
+    else
+        lstm_forward_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
+                         BUF(4, double *), BUF(5, double *), B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 6);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lstm_backward(PyObject *self, PyObject *args)
+{
+    PyObject *o[8];
+    Py_ssize_t B, m;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &B, &m))
+        return NULL;
+    Array a[] = {{o[0], 4 * B * m, 0, "z"}, {o[1], B * m, 0, "s_prev"}, {o[2], B * m, 0, "ts"},
+                 {o[3], B * m, 0, "dh_out"}, {o[4], B * m, 2, "carry"}, {o[5], B * m, 1, "dh"},
+                 {o[6], B * m, 1, "ds"}, {o[7], 4 * B * m, 1, "dz"}};
+    int size = borrow_real(a, 8);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        lstm_backward_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
+                          BUF(5, float *), BUF(6, float *), BUF(7, float *), B, m);
+    else
+        lstm_backward_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
+                          BUF(4, double *), BUF(5, double *), BUF(6, double *), BUF(7, double *), B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 8);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gru_gates(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    Py_ssize_t B, m;
+    if (!PyArg_ParseTuple(args, "OOOOnn", &o[0], &o[1], &o[2], &o[3], &B, &m))
+        return NULL;
+    Array a[] = {{o[0], 3 * B * m, 1, "a"}, {o[1], 2 * B * m, 0, "wh"}, {o[2], B * m, 0, "h"},
+                 {o[3], B * m, 1, "rh"}};
+    int size = borrow_real(a, 4);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gru_gates_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), B, m);
+    else
+        gru_gates_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *), B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 4);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gru_state(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    Py_ssize_t B, m;
+    if (!PyArg_ParseTuple(args, "OOOOnn", &o[0], &o[1], &o[2], &o[3], &B, &m))
+        return NULL;
+    Array a[] = {{o[0], 3 * B * m, 1, "a"}, {o[1], B * m, 0, "wgrh"}, {o[2], B * m, 0, "h"},
+                 {o[3], B * m, 1, "h_new"}};
+    int size = borrow_real(a, 4);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gru_state_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), B, m);
+    else
+        gru_state_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *), B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 4);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gru_backward_a(PyObject *self, PyObject *args)
+{
+    PyObject *o[6];
+    Py_ssize_t B, m;
+    if (!PyArg_ParseTuple(args, "OOOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &B, &m))
+        return NULL;
+    Array a[] = {{o[0], 3 * B * m, 0, "a"}, {o[1], B * m, 0, "h"}, {o[2], B * m, 0, "dh_out"},
+                 {o[3], B * m, 2, "carry"}, {o[4], B * m, 1, "dh"}, {o[5], 3 * B * m, 1, "da"}};
+    int size = borrow_real(a, 6);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gru_backward_a_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
+                           BUF(5, float *), B, m);
+    else
+        gru_backward_a_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
+                           BUF(4, double *), BUF(5, double *), B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 6);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gru_backward_b(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    Py_ssize_t B, m;
+    if (!PyArg_ParseTuple(args, "OOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &B, &m))
+        return NULL;
+    Array a[] = {{o[0], 3 * B * m, 0, "a"}, {o[1], B * m, 0, "h"}, {o[2], B * m, 0, "drh"},
+                 {o[3], B * m, 1, "dh"}, {o[4], 3 * B * m, 1, "da"}};
+    int size = borrow_real(a, 5);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gru_backward_b_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
+                           B, m);
+    else
+        gru_backward_b_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
+                           BUF(4, double *), B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 5);
+    Py_RETURN_NONE;
+}
+
+static PyObject *clip_adam(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    double scale, clip, beta1, beta2, c1, c2, eps;
+    if (!PyArg_ParseTuple(args, "OOOOddddddd", &o[0], &o[1], &o[2], &o[3], &scale, &clip, &beta1, &beta2, &c1,
+                          &c2, &eps))
+        return NULL;
+    Array a[] = {{o[0], -1, 1, "theta"}, {o[1], 0, 1, "g"}, {o[2], 0, 1, "m1"}, {o[3], 0, 1, "m2"}};
+    Py_buffer probe;                                  /* theta's length sets the others' */
+    if (PyObject_GetBuffer(o[0], &probe, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    Py_ssize_t n = probe.itemsize ? probe.len / probe.itemsize : 0;
+    PyBuffer_Release(&probe);
+    for (int k = 0; k < 4; k++)
+        a[k].n = n;
+    int size = borrow_real(a, 4);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        clip_adam_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), n, scale, clip, beta1,
+                      beta2, c1, c2, eps);
+    else
+        clip_adam_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *), n, scale, clip,
+                      beta1, beta2, c1, c2, eps);
+    Py_END_ALLOW_THREADS
+    release_some(a, 4);
     Py_RETURN_NONE;
 }
 
@@ -263,6 +525,18 @@ static PyMethodDef methods[] = {
      "rows_by_index(out, idx, R, K, N, m): out[k] = sum of the rows R[i] with idx[i] = k."},
     {"clip_adagrad", clip_adagrad, METH_VARARGS,
      "clip_adagrad(theta, g, mem, clip, eta, eps): clip g, then one AdaGrad step, in place."},
+    {"lstm_forward", lstm_forward, METH_VARARGS,
+     "lstm_forward(z, wh, s_prev, s, ts, h, B, m): one LSTM step's gates and state (lib/_typed.h)."},
+    {"lstm_backward", lstm_backward, METH_VARARGS,
+     "lstm_backward(z, s_prev, ts, dh_out, carry, dh, ds, dz, B, m): one LSTM step backwards (lib/_typed.h)."},
+    {"gru_gates", gru_gates, METH_VARARGS, "gru_gates(a, wh, h, rh, B, m): a GRU step's z, r and r h."},
+    {"gru_state", gru_state, METH_VARARGS, "gru_state(a, wgrh, h, h_new, B, m): a GRU step's g and new h."},
+    {"gru_backward_a", gru_backward_a, METH_VARARGS,
+     "gru_backward_a(a, h, dh_out, carry, dh, da, B, m): dh, then dg and dz of one GRU step."},
+    {"gru_backward_b", gru_backward_b, METH_VARARGS,
+     "gru_backward_b(a, h, drh, dh, da, B, m): dr and dh (but through W) of one GRU step."},
+    {"clip_adam", clip_adam, METH_VARARGS,
+     "clip_adam(theta, g, m1, m2, scale, clip, beta1, beta2, c1, c2, eps): scale and clip g, one Adam step."},
     {NULL, NULL, 0, NULL},
 };
 

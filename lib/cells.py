@@ -79,30 +79,40 @@ def output_rows(H, keep=None):
 
 
 class Cell:
-    """A network with one cell's recurrent layer: NAMES of the cell, then V (K, m) and c (K,)."""
+    """A network of one cell's recurrent layers (layers of them, stacked) and the output layer: the
+    cell's NAMES for the first layer, the same names numbered from 2 for each layer above it (U2, W2,
+    b2, ...), then V (K, m) and c (K,). A layer above the first reads the h_t of the one below through
+    its own U (G m, m), where the first reads x_t; the state carried from chunk to chunk is the layers'
+    states side by side (layers S m)."""
 
-    def __init__(self, name, module):
-        self.name, self.module = name, module
-        self.names = module.NAMES + ("V", "c")
+    def __init__(self, name, module, layers=1):
+        self.name, self.module, self.layers = name, module, layers
+        self.layer_names = [module.NAMES] + [tuple(f"{n}{l}" for n in module.NAMES) for l in range(2, layers + 1)]
+        self.names = sum(self.layer_names, ()) + ("V", "c")
         self.Params = namedtuple(f"{name.upper()}Params", self.names)
+        self.Layer = namedtuple(f"{name.upper()}Layer", module.NAMES)
 
     def __repr__(self):
-        return f"Cell({self.name!r})"
+        return f"Cell({self.name!r})" if self.layers == 1 else f"Cell({self.name!r}, layers={self.layers})"
 
     def shapes(self, K, m):
         """The shape of each parameter, in the order of names."""
-        return self.module.shapes(K, m) + ((K, m), (K,))
+        return self.module.shapes(K, m) + self.module.shapes(m, m) * (self.layers - 1) + ((K, m), (K,))
 
     def n_params(self, K, m):
         return sum(int(np.prod(s)) for s in self.shapes(K, m))
 
     def state_size(self, m):
-        """The width of the state carried from chunk to chunk (m; 2m for the LSTM's [h, s])."""
-        return self.module.STATE * m
+        """The width of the state carried from chunk to chunk (m a layer; 2m for the LSTM's [h, s])."""
+        return self.module.STATE * m * self.layers
 
     def views(self, theta, K, m):
         """Split a flat vector theta (n_params,) into Params whose arrays are views of it."""
         return self.Params(*flat_views(theta, self.names, self.shapes(K, m)))
+
+    def layer(self, P, l):
+        """Layer l's arrays (l = 0 the first) of Params P, under the cell module's names (U, W, b, ...)."""
+        return self.Layer(*(getattr(P, name) for name in self.layer_names[l]))
 
     def init_params(self, K, m, sig, rng, dtype=np.float64):
         """theta (n_params,): the weight matrices, in the order of names, drawn from N(0, sig^2) by the
@@ -113,19 +123,57 @@ class Cell:
             if M.ndim == 2:
                 M[...] = sig * rng.standard_normal(M.shape)
         if hasattr(self.module, "init_biases"):
-            self.module.init_biases(P.b, m)
+            for l in range(self.layers):
+                self.module.init_biases(self.layer(P, l).b, m)
         return theta
 
-    def forward(self, P, X, h0):
-        """(H (T + 1, B, m), cache, the state after the chunk) for the inputs X (T, B) from h0 (B, S)."""
-        return self.module.forward(P, P.U.T[X] + P.b, h0)   # a_t = U x_t + b for all t at once
+    def forward(self, P, X, h0, keep=None):
+        """(H (T + 1, B, m) of the top layer, the caches of all layers, the state after the chunk (B, S))
+        for the inputs X (T, B) from h0 (B, S). keep: the dropout masks (layers, T B, m) while training;
+        keep[l] for l >= 1 is on the h of layer l - 1 where layer l reads it (keep[0] is the output layer's)."""
+        T, B = X.shape
+        width = self.state_size(P.V.shape[1]) // self.layers
+        caches, lasts = [], []
+        for l in range(self.layers):
+            L = self.layer(P, l)
+            if l == 0:
+                A = L.U.T[X] + L.b          # a_t = U x_t + b for all t at once
+            else:                           # a_t = U_l h_t (of the layer below) + b_l, one product
+                A = (output_rows(H, None if keep is None else keep[l]) @ L.U.T + L.b).reshape(T, B, -1)
+            H, cache, last = self.module.forward(L, A, h0[:, l * width:(l + 1) * width])
+            caches.append((H, cache))
+            lasts.append(last)
+        return H, caches, lasts[0] if self.layers == 1 else np.concatenate(lasts, axis=1)
+
+    def backward(self, P, dH, caches, G, X, keep=None, dstates=None):
+        """The gradients of every recurrent layer's parameters into G (U, b and the cell's own of each),
+        from dH (T, B, m) = dL/dh_t of the top layer through o_t. X (T, B): the inputs; keep: as forward's.
+        dstates: None, or (T, B, S) to receive the gradient reaching each layer's state before each step."""
+        T, B, m = dH.shape
+        width = self.state_size(m) // self.layers
+        for l in reversed(range(self.layers)):
+            L, GL = self.layer(P, l), self.layer(G, l)
+            part = None if dstates is None else dstates[:, :, l * width:(l + 1) * width]
+            dA = self.module.backward(L, dH, caches[l][1], GL, part)   # dL/da_t, and the recurrent weights'
+            dA = dA.reshape(T * B, -1)
+            self.module.column_sums(dA, GL.b)                          # db = sum_t da_t
+            if l == 0:
+                kernels.add_rows(GL.U.T, X.reshape(-1), dA)             # dU = sum_t da_t x_t^T
+                break
+            mask = None if keep is None else keep[l]
+            np.matmul(dA.T, output_rows(caches[l - 1][0], mask), out=GL.U)   # dU_l = sum_t da_t h_t^T (below)
+            dH = dA @ L.U                   # dL/dh_t of the layer below, through this layer's input
+            if mask is not None:
+                dH *= mask
+            dH = dH.reshape(T, B, m)
 
     def loss_and_grads(self, P, X, Y, h0, out=None, keep=None):
         """Summed cross-entropy of a chunk, the gradients of all parameters and the last state.
 
         P: Params. X, Y: (T,) or (T, B) input and target indices. h0: (S,) or (B, S).
         out: optional Params to write the gradients into (for example views of a flat buffer).
-        keep: optional dropout mask (T B, m) on h_t before the output layer (beyond the assignment).
+        keep: optional dropout masks (layers, T B, m) (or (T B, m) for one layer): on h_t before the
+        output layer (keep[0]) and between layers (beyond the assignment).
         Returns (loss, grads: Params, the last state shaped like h0).
         """
         X, Y = np.asarray(X), np.asarray(Y)
@@ -134,21 +182,19 @@ class Cell:
             X, Y, h0 = X[:, None], Y[:, None], h0[None, :]
         T, B = X.shape
         K, m = P.V.shape
-        H, cache, last = self.forward(P, X, h0)
-        O = output_rows(H, keep) @ P.V.T + P.c  # (T B, K): o_t = V h_t + c, one matrix product
+        keep = None if keep is None else keep.reshape(self.layers, T * B, m)
+        top = None if keep is None else keep[0]
+        H, caches, last = self.forward(P, X, h0, keep)
+        O = output_rows(H, top) @ P.V.T + P.c   # (T B, K): o_t = V h_t + c, one matrix product
         y = Y.reshape(-1)
         dO, losses = probs_and_losses(O, y)     # p_t (T B, K), in O's place; -log p_t[y_t] (T B,)
 
         G = out if out is not None else self.views(np.empty(self.n_params(K, m), dtype=O.dtype), K, m)
         dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
-        np.matmul(dO.T, output_rows(H, keep), out=G.V)      # dV = sum_t do_t h_t^T
-        column_sums = self.module.column_sums
-        column_sums(dO, G.c)                    # dc = sum_t do_t
-        dH = dO @ P.V if keep is None else (dO @ P.V) * keep
-        dA = self.module.backward(P, dH.reshape(T, B, m), cache, G)   # dL/da_t, and the recurrent weights'
-        dA = dA.reshape(T * B, -1)
-        column_sums(dA, G.b)                    # db = sum_t da_t
-        kernels.add_rows(G.U.T, X.reshape(-1), dA)          # dU = sum_t da_t x_t^T
+        np.matmul(dO.T, output_rows(H, top), out=G.V)       # dV = sum_t do_t h_t^T
+        self.module.column_sums(dO, G.c)        # dc = sum_t do_t
+        dH = dO @ P.V if top is None else (dO @ P.V) * top
+        self.backward(P, dH.reshape(T, B, m), caches, G, X, keep)
         last = last.copy()
         return float(losses.sum()), G, (last[0] if single else last)
 
@@ -159,26 +205,37 @@ class Cell:
 
     def step(self, P, h, x):
         """One character: the next state (S,) and the scores o (K,) after input index x from h (S,)."""
-        state, h = self.module.step(P, h, x)
-        return state, P.V @ h + P.c
+        width = len(h) // self.layers
+        states = []
+        for l in range(self.layers):
+            L = self.layer(P, l)
+            u = L.U[:, x] if l == 0 else L.U @ top      # the input's part: U x_t, or U_l h_t of the layer below
+            state, top = self.module.step(L, h[l * width:(l + 1) * width], u)
+            states.append(state)
+        return (states[0] if self.layers == 1 else np.concatenate(states)), P.V @ top + P.c
 
     def work_bytes(self, T, B, K, m, itemsize=8):
-        """About the memory one update of a chunk needs (the cache and the gradients of the activations)."""
-        return itemsize * T * B * (self.module.WORK * m + 3 * K)
+        """About the memory one update of a chunk needs (the caches and the gradients of the activations)."""
+        return itemsize * T * B * (self.module.WORK * m * self.layers + 3 * K)
 
 
 CELLS = {name: Cell(name, module) for name, module in (("rnn", rnn), ("gru", gru), ("lstm", lstm))}
 assert tuple(CELLS) == config.CELLS
 RNN = CELLS["rnn"]
+_STACKED = {}
 
 
-def get(name):
-    """The Cell called name."""
+def get(name, layers=1):
+    """The Cell called name, with this many layers."""
     if name not in CELLS:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {name!r}.")
-    return CELLS[name]
+    if layers == 1:
+        return CELLS[name]
+    if (name, layers) not in _STACKED:
+        _STACKED[(name, layers)] = Cell(name, CELLS[name].module, layers)
+    return _STACKED[(name, layers)]
 
 
 def of(cfg):
     """The Cell of a Config."""
-    return get(cfg.cell)
+    return get(cfg.cell, cfg.layers)

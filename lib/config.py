@@ -16,6 +16,7 @@ from pathlib import Path
 from lib.limits import MAX_SAMPLE
 
 RESUMABLE = ("steps", "sample_every", "checkpoint_every")   # may change when a run is continued
+MAX_LAYERS = 8
 
 
 def _int(value):
@@ -34,6 +35,7 @@ def _number(value):
 
 CHECKS = {   # rule: (test, what a value must be)
     "count": (lambda v: _int(v) is not None and v >= 1, "a positive integer"),
+    "layers": (lambda v: _int(v) is not None and 1 <= v <= MAX_LAYERS, f"an integer from 1 to {MAX_LAYERS}"),
     "sample": (lambda v: _int(v) is not None and 1 <= v <= MAX_SAMPLE, f"an integer from 1 to {MAX_SAMPLE:,}"),
     "seed": (lambda v: _int(v) is not None and v >= 0, "a non-negative integer"),
     "positive": (lambda v: _number(v) and 0 < v < math.inf, "a positive number"),
@@ -88,6 +90,8 @@ class Config:
     cell: str = setting("rnn", ("rnn", "gru", "lstm"),
                         "the recurrent cell: the assignment's vanilla RNN, a GRU or an LSTM")
     m: int = setting(100, "count", "hidden units")
+    layers: int = setting(1, "layers", "recurrent layers stacked (char-rnn's default is 2): each above the first "
+                          "reads the h_t of the one below, through dropout when dropout is set")
     seq_length: int = setting(25, "count", "characters per sequence and update (T)")
     eta: float = setting(0.1, "positive", "learning rate (the 2025 assignment's Adam uses 0.001)")
     sig: float = setting(0.01, "positive", "standard deviation of the initial weights (the biases start at zero)")
@@ -117,8 +121,8 @@ class Config:
                                     "with validation: eta is multiplied by this whenever a validation loss is "
                                     "no lower than the best before it (1: never)")
     dropout: float = setting(0.0, "[0, 1)",
-                             "probability that a unit of h_t is dropped before the output layer while "
-                             "training (Zaremba et al. 2014)")
+                             "probability that a unit of h_t is dropped before the output layer, and between "
+                             "layers, while training (Zaremba et al. 2014)")
     ema: float = setting(0.0, "[0, 1)",
                          "with validation: the weights averaged as avg = ema avg + (1 - ema) theta after each "
                          "update are what validation reads and the best model keeps (0: off)")

@@ -17,6 +17,7 @@ the input U x_t + b and the output layer around the equations here; all biases s
 """
 import numpy as np
 
+from lib import kernels
 from lib.kernels import row_sums, sigmoid_
 
 NAMES = ("U", "W", "Wg", "b")   # with V and c from lib/cells.py
@@ -40,8 +41,15 @@ def forward(P, Z, h0):
     dtype = P.W.dtype
     H, RH = np.empty((T + 1, B, m), dtype), np.empty((T, B, m), dtype)
     H[0] = h0
+    (_forward_compiled if kernels.gates_compiled(dtype) else _forward_steps)(P, Z, H, RH)
+    return H, (H, Z, RH), H[T]
+
+
+def _forward_steps(P, Z, H, RH):
+    """forward's time steps in NumPy: the reference that the compiled steps are tested against."""
+    m = P.Wg.shape[0]
     WT, WgT = P.W.T, P.Wg.T
-    for t in range(T):
+    for t in range(len(Z)):
         h, zr, g = H[t], Z[t, :, :2 * m], Z[t, :, 2 * m:]
         zr += h @ WT                        # the update and reset gates
         sigmoid_(zr)
@@ -51,7 +59,18 @@ def forward(P, Z, h0):
         np.subtract(g, h, out=H[t + 1])     # h_t = h_{t-1} + z_t (g_t - h_{t-1})
         H[t + 1] *= zr[:, :m]
         H[t + 1] += h
-    return H, (H, Z, RH), H[T]
+
+
+def _forward_compiled(P, Z, H, RH):
+    """The same steps: the products W h_{t-1} and Wg (r_t h_{t-1}) in NumPy, the rest compiled."""
+    T, B, m = RH.shape
+    WT, WgT = P.W.T, P.Wg.T
+    wh, wg = np.empty((B, 2 * m), P.W.dtype), np.empty((B, m), P.W.dtype)
+    for t in range(T):
+        np.matmul(H[t], WT, out=wh)
+        kernels._kernels.gru_gates(Z[t], wh, H[t], RH[t], B, m)
+        np.matmul(RH[t], WgT, out=wg)
+        kernels._kernels.gru_state(Z[t], wg, H[t], H[t + 1], B, m)
 
 
 def backward(P, dH, cache, G, dstates=None):
@@ -61,6 +80,17 @@ def backward(P, dH, cache, G, dstates=None):
     H, Z, RH = cache
     T, B, m = dH.shape
     dZ = np.empty_like(Z)
+    steps = _backward_compiled if kernels.gates_compiled(dH.dtype) else _backward_steps
+    steps(P, np.ascontiguousarray(dH), H, Z, dZ, dstates)
+    dZf = dZ.reshape(T * B, 3 * m)
+    np.matmul(dZf[:, :2 * m].T, H[:-1].reshape(T * B, m), out=G.W)     # dW = sum_t [dz_t; dr_t] h_{t-1}^T
+    np.matmul(dZf[:, 2 * m:].T, RH.reshape(T * B, m), out=G.Wg)        # dWg = sum_t dg_t (r_t h_{t-1})^T
+    return dZ
+
+
+def _backward_steps(P, dH, H, Z, dZ, dstates):
+    """backward's time steps in NumPy, from the last to the first: dZ, and dstates if given."""
+    T, B, m = dH.shape
     dh = np.zeros((B, m), dH.dtype)
     for t in reversed(range(T)):
         h, z, r, g = H[t], Z[t, :, :m], Z[t, :, m:2 * m], Z[t, :, 2 * m:]
@@ -75,16 +105,27 @@ def backward(P, dH, cache, G, dstates=None):
         dh += dZ[t, :, :2 * m] @ P.W
         if dstates is not None:
             dstates[t] = dh
-    dZf = dZ.reshape(T * B, 3 * m)
-    np.matmul(dZf[:, :2 * m].T, H[:-1].reshape(T * B, m), out=G.W)     # dW = sum_t [dz_t; dr_t] h_{t-1}^T
-    np.matmul(dZf[:, 2 * m:].T, RH.reshape(T * B, m), out=G.Wg)        # dWg = sum_t dg_t (r_t h_{t-1})^T
-    return dZ
 
 
-def step(P, h, x):
-    """One character: h_t (m,) after input index x from h_{t-1} (m,), as the state and as the h to read."""
+def _backward_compiled(P, dH, H, Z, dZ, dstates):
+    """The same steps: two compiled calls around the product with Wg; the product with W (carry) is
+    added to dh at the start of the step before, in the same order as the NumPy steps add it."""
+    T, B, m = dH.shape
+    dh, drh, carry = np.zeros((B, m), dH.dtype), np.empty((B, m), dH.dtype), np.empty((B, m), dH.dtype)
+    for t in reversed(range(T)):
+        kernels._kernels.gru_backward_a(Z[t], H[t], dH[t], None if t == T - 1 else carry, dh, dZ[t], B, m)
+        np.matmul(dZ[t, :, 2 * m:], P.Wg, out=drh)
+        kernels._kernels.gru_backward_b(Z[t], H[t], drh, dh, dZ[t], B, m)
+        np.matmul(dZ[t, :, :2 * m], P.W, out=carry)
+        if dstates is not None:
+            np.add(dh, carry, out=dstates[t])
+
+
+def step(P, h, u):
+    """One character: h_t (m,) from h_{t-1} (m,) and u (3m,) the input's part U x_t, as the state and
+    as the h to read."""
     m = P.Wg.shape[0]
-    a = P.U[:, x] + P.b
+    a = u + P.b
     zr = sigmoid_(a[:2 * m] + P.W @ h)
     g = np.tanh(a[2 * m:] + P.Wg @ (zr[m:] * h))
     h = h + zr[:m] * (g - h)

@@ -100,7 +100,8 @@ def gradient_norms(cfg, theta, K, data, starts, span):
 
     One backward pass per start, with dL/dh only at step t: the cell's backward gives the gradient that
     reaches the state before each step, whose h part is dL_t/dh_{t-k} (for the LSTM, with the gradient
-    that flows through the cell state s included, and s_{t-k} held fixed)."""
+    that flows through the cell state s included, and s_{t-k} held fixed). With stacked layers, h_{t-k}
+    is all the layers' h together for k >= 1, and the top layer's (what the loss reads) for k = 0."""
     cell = cells.of(cfg)
     P = cell.views(theta, K, cfg.m)
     G = cell.views(np.empty_like(theta), K, cfg.m)          # the weights' gradients, not needed here
@@ -115,7 +116,8 @@ def gradient_norms(cfg, theta, K, data, starts, span):
         dH = np.zeros((span + 1, 1, m), theta.dtype)
         dH[-1, 0] = P.V.T @ dO              # dL_t / dh_t through o_t, at the last step only
         dstates = np.empty((span + 1, 1, cell.state_size(m)), theta.dtype)
-        cell.module.backward(P, dH, cache, G, dstates)
+        cell.backward(P, dH, cache, G, X, dstates=dstates)
+        h_parts = dstates.reshape(span + 1, cell.layers, -1)[:, :, :m]   # each layer's h (an LSTM's s left out)
         out[row, 0] = np.linalg.norm(dH[-1, 0])
-        out[row, 1:] = np.linalg.norm(dstates[:0:-1, 0, :m], axis=1)   # dL/dh_{t-k} reaches the state before step t-k+1
+        out[row, 1:] = np.linalg.norm(h_parts[:0:-1].reshape(span, -1), axis=1)   # dL/dh_{t-k} reaches the state before step t-k+1
     return out

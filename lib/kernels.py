@@ -1,13 +1,17 @@
 """The loops the model cannot vectorise, compiled where that pays, with their NumPy equivalents.
 
 lib/_kernels.c compiles the vanilla RNN's two recurrences, the sum that gives its dU and the clipped
-AdaGrad step. It is built by `pip install -e .` when a C compiler is present; without it, or with
+AdaGrad step, and (lib/_typed.h) the gate arithmetic of one step of the GRU and the LSTM, in float32 and
+float64, between the matrix products that stay NumPy's; lib/gru.py and lib/lstm.py call those. It is built by `pip install -e .` when a C compiler is present; without it, or with
 USE_COMPILED switched off (the benchmark and the tests do, to compare), the NumPy code below does the
 same work. For one sequence a NumPy call costs about a microsecond whatever its size and the
 recurrences make three calls per time step, so compiled they are about twice as fast; for batches of
 more than KERNEL_MAX_B sequences one NumPy matrix product per time step is faster than B compiled ones.
 Both give the same results to 1e-10 (the sums run in another order), and the AdaGrad step the same bits.
 """
+import ctypes
+import sys
+
 import numpy as np
 
 from lib import optim
@@ -21,9 +25,30 @@ USE_COMPILED = _kernels is not None
 KERNEL_MAX_B = 4
 
 
+def keep_freed_memory():
+    """Ask glibc's malloc to keep the memory an update frees for the next one: arrays up to 32 MB come
+    from the heap rather than fresh mmap pages, and the heap is handed back to the system only when more
+    than 256 MB of it is free. Without this, each update's arrays (tens of MB at B = 32) are returned and
+    faulted in again, page by page: about 15% of a gated update at B = 32, m = 256. Values are untouched.
+    Elsewhere than on glibc, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 2**20)        # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 * 2**20)       # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):       # another C library: it keeps its own policy
+        pass
+
+
 def compiled(B=1, dtype=np.float64):
     """Whether the recurrences of a batch of B sequences of this dtype run compiled."""
     return USE_COMPILED and B <= KERNEL_MAX_B and dtype == np.float64
+
+
+def gates_compiled(dtype):
+    """Whether the gated cells' per-step arithmetic runs compiled (lib/_typed.h) for arrays of dtype."""
+    return USE_COMPILED and dtype in (np.float32, np.float64)
 
 
 def dot_sums(A, out):
@@ -80,12 +105,25 @@ def add_rows(out, idx, R):
     With one-hot rows x_i this is X^T R (dU^T of the model); compiled it adds each row where it belongs.
     """
     K, m = out.shape
-    if USE_COMPILED and out.flags.c_contiguous and out.dtype == np.float64:
+    if USE_COMPILED and out.flags.c_contiguous and out.dtype in (np.float32, np.float64) and R.dtype == out.dtype:
         _kernels.rows_by_index(out, np.ascontiguousarray(idx, dtype=np.int64), R, K, len(idx), m)
         return
     Xhot = np.zeros((len(idx), K), dtype=R.dtype)
     Xhot[np.arange(len(idx)), idx] = 1.0
     np.matmul(Xhot.T, R, out=out)
+
+
+def clip_adam_(theta, g, m1, m2, t, eta, beta1, beta2, eps, clip, scale, tmp):
+    """g *= scale (the loss normalised), optim.clip_(g, clip), then optim.adam_step_: one compiled pass
+    over the arrays (the same bits), else the three steps."""
+    if USE_COMPILED and theta.dtype in (np.float32, np.float64):
+        _kernels.clip_adam(theta, g, m1, m2, scale, clip, beta1, beta2, eta / (1 - beta1 ** t), 1 / (1 - beta2 ** t),
+                           eps)
+        return
+    if scale != 1.0:
+        g *= scale
+    optim.clip_(g, clip)
+    optim.adam_step_(theta, g, m1, m2, t, eta, beta1, beta2, eps, tmp)
 
 
 def clip_adagrad_(theta, g, mem, clip, eta, eps, tmp):

@@ -30,7 +30,6 @@ import numpy as np
 
 from lib import cells, checkpoint, kernels
 from lib.data import check_sizes, split
-from lib.optim import adam_step_, clip_
 from lib.sample import Abandoned, sample, validation_loss
 from lib.cli import deferred, stop_exception
 from lib.state import init_state
@@ -76,6 +75,7 @@ def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=N
     "budget") once training has taken this long. corpus_sha256: the text's sha256 for the checkpoint
     (computed when None). on_save: called with the state after each checkpoint is written.
     """
+    kernels.keep_freed_memory()                 # one update's arrays reused by the next
     with deferred() as stop:
         run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, on_save, stop)
         state = run.state
@@ -339,15 +339,15 @@ def extended_step(cfg, state, X, Y, w):
     check_loss(cfg, state, loss, w.too_high)
     state.smooth_loss = loss if i == 0 else 0.999 * state.smooth_loss + 0.001 * loss
     record_loss(cfg, state, loss)
-    if cfg.normalize_loss:
-        w.g *= 1.0 / (cfg.seq_length * cfg.batch_size)
+    scale = 1.0 / (cfg.seq_length * cfg.batch_size) if cfg.normalize_loss else 1.0
     eta = cfg.eta * state.eta_scale
     if cfg.optimizer == "adagrad":
+        if scale != 1.0:
+            w.g *= scale
         kernels.clip_adagrad_(state.theta, w.g, state.opt["mem"], cfg.clip, eta, cfg.eps, w.tmp)
-    else:
-        clip_(w.g, cfg.clip)
-        adam_step_(state.theta, w.g, state.opt["m"], state.opt["v"], i + 1, eta, cfg.beta1, cfg.beta2,
-                   cfg.eps, w.tmp)
+    else:                                   # g *= scale, clip_, adam_step_
+        kernels.clip_adam_(state.theta, w.g, state.opt["m"], state.opt["v"], i + 1, eta, cfg.beta1, cfg.beta2,
+                           cfg.eps, cfg.clip, scale, w.tmp)
     if cfg.ema:                             # avg += (1 - a) (theta - avg), a ramped up over the first updates
         a = min(cfg.ema, (1 + i) / (10 + i))
         np.subtract(state.theta, state.avg_theta, out=w.tmp)
@@ -358,9 +358,10 @@ def extended_step(cfg, state, X, Y, w):
 
 
 def dropout_mask(cfg, step, dtype):
-    """(T B, m): 0 for a dropped unit, 1 / (1 - p) for a kept one, from the Generator seeded by (seed, 2, step)."""
+    """(layers, T B, m): 0 for a dropped unit, 1 / (1 - p) for a kept one, from the Generator seeded by
+    (seed, 2, step); [0] before the output layer, [l] where layer l reads the h_t of layer l - 1."""
     rng = np.random.default_rng([cfg.seed, 2, step])
-    kept = rng.random((cfg.seq_length * cfg.batch_size, cfg.m), dtype=np.float32) >= cfg.dropout
+    kept = rng.random((cfg.layers, cfg.seq_length * cfg.batch_size, cfg.m), dtype=np.float32) >= cfg.dropout
     return kept.astype(dtype) / dtype.type(1 - cfg.dropout)
 
 

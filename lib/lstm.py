@@ -24,6 +24,7 @@ gate's bias starts at 1, so that an untrained cell keeps its memory (Jozefowicz,
 """
 import numpy as np
 
+from lib import kernels
 from lib.kernels import row_sums, sigmoid_
 
 NAMES = ("U", "W", "b")     # with V and c from lib/cells.py
@@ -53,8 +54,15 @@ def forward(P, Z, hs0):
     H, S = np.empty((T + 1, B, m), dtype), np.empty((T + 1, B, m), dtype)
     TS = np.empty((T, B, m), dtype)
     H[0], S[0] = hs0[:, :m], hs0[:, m:]
+    (_forward_compiled if kernels.gates_compiled(dtype) else _forward_steps)(P, Z, H, S, TS)
+    return H, (H, S, Z, TS), np.concatenate([H[T], S[T]], axis=1)
+
+
+def _forward_steps(P, Z, H, S, TS):
+    """forward's time steps in NumPy: the reference that the compiled steps are tested against."""
+    m = P.W.shape[1]
     WT = P.W.T
-    for t in range(T):
+    for t in range(len(Z)):
         z = Z[t]
         z += H[t] @ WT                      # W h_{t-1} + U x_t + b, for the four gates
         sigmoid_(z[:, :3 * m])
@@ -64,7 +72,15 @@ def forward(P, Z, hs0):
         S[t + 1] += i * g
         np.tanh(S[t + 1], out=TS[t])
         np.multiply(q, TS[t], out=H[t + 1])  # h_t = q_t tanh(s_t)
-    return H, (H, S, Z, TS), np.concatenate([H[T], S[T]], axis=1)
+
+
+def _forward_compiled(P, Z, H, S, TS):
+    """The same steps: the product W h_{t-1} in NumPy, the rest of the step in one compiled call."""
+    T, B, m = TS.shape
+    WT, wh = P.W.T, np.empty((B, 4 * m), P.W.dtype)
+    for t in range(T):
+        np.matmul(H[t], WT, out=wh)
+        kernels._kernels.lstm_forward(Z[t], wh, S[t], S[t + 1], TS[t], H[t + 1], B, m)
 
 
 def backward(P, dH, cache, G, dstates=None):
@@ -74,6 +90,15 @@ def backward(P, dH, cache, G, dstates=None):
     H, S, Z, TS = cache
     T, B, m = dH.shape
     dZ = np.empty_like(Z)
+    steps = _backward_compiled if kernels.gates_compiled(dH.dtype) else _backward_steps
+    steps(P, np.ascontiguousarray(dH), S, Z, TS, dZ, dstates)
+    np.matmul(dZ.reshape(T * B, 4 * m).T, H[:-1].reshape(T * B, m), out=G.W)      # dW = sum_t dz_t h_{t-1}^T
+    return dZ
+
+
+def _backward_steps(P, dH, S, Z, TS, dZ, dstates):
+    """backward's time steps in NumPy, from the last to the first: dZ, and dstates if given."""
+    T, B, m = dH.shape
     dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
     for t in reversed(range(T)):
         z, dz = Z[t], dZ[t]
@@ -88,15 +113,24 @@ def backward(P, dH, cache, G, dstates=None):
         np.matmul(dz, P.W, out=dh)          # dL/dh_{t-1} through the gates
         if dstates is not None:
             dstates[t, :, :m], dstates[t, :, m:] = dh, ds
-    np.matmul(dZ.reshape(T * B, 4 * m).T, H[:-1].reshape(T * B, m), out=G.W)      # dW = sum_t dz_t h_{t-1}^T
-    return dZ
 
 
-def step(P, hs, x):
-    """One character: the next state [h, s] (2m,) after input index x, and h (m,)."""
+def _backward_compiled(P, dH, S, Z, TS, dZ, dstates):
+    """The same steps: one compiled call for the arithmetic of a step, then the product with W."""
+    T, B, m = dH.shape
+    dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
+    for t in reversed(range(T)):
+        kernels._kernels.lstm_backward(Z[t], S[t], TS[t], dH[t], None, dh, ds, dZ[t], B, m)
+        np.matmul(dZ[t], P.W, out=dh)
+        if dstates is not None:
+            dstates[t, :, :m], dstates[t, :, m:] = dh, ds
+
+
+def step(P, hs, u):
+    """One character: the next state [h, s] (2m,) from [h, s] and u (4m,) the input's part U x_t, and h (m,)."""
     m = P.W.shape[1]
     h, s = hs[:m], hs[m:]
-    z = P.W @ h + P.U[:, x] + P.b
+    z = P.W @ h + u + P.b
     sigmoid_(z[:3 * m])
     np.tanh(z[3 * m:], out=z[3 * m:])
     s = z[m:2 * m] * s + z[:m] * z[3 * m:]

@@ -59,7 +59,9 @@ def backward(P, dH, H, G, dstates=None):
     return dA
 
 
-def step(P, h, x):
-    """One character: h_t (m,) after input index x from h_{t-1} (m,), as the state and as the h to read."""
-    h = np.tanh(P.W @ h + P.U[:, x] + P.b)
+def step(P, h, u):
+    """One character: h_t (m,) from h_{t-1} (m,) and u (m,) the input's part U x_t (the column of U of
+    the input character; in a deeper layer, U times the h of the layer below), as the state and as the h
+    to read."""
+    h = np.tanh(P.W @ h + u + P.b)
     return h, h

@@ -218,29 +218,110 @@ def test_dropout_in_the_trainer_is_reproducible(small_data, small_vocab):
     assert not np.array_equal(a.theta, train(cfg.replace(dropout=0.0), small_data, small_vocab).theta)
 
 
-@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
-def test_gradients_through_time_match_finite_differences(small_data, small_vocab, name):
+@pytest.mark.parametrize("name,layers", [("rnn", 1), ("gru", 1), ("lstm", 1), ("gru", 2), ("lstm", 2)])
+def test_gradients_through_time_match_finite_differences(small_data, small_vocab, name, layers):
     """insight.gradient_norms' dL_t/dh_{t-k}, against centred differences of L_t in each entry of h_{t-k}
-    (the LSTM's cell state s_{t-k} held fixed), the last k characters read again from the perturbed state."""
+    (the LSTM's cell state s_{t-k} held fixed), the last k characters read again from the perturbed state.
+    With two layers h_{t-k} is both layers' h (k >= 1), and the top layer's at k = 0."""
     from lib import insight
-    cfg, K, span, start = Config(cell=name, m=4), small_vocab.K, 6, 11
-    cell = cells.get(name)
-    theta, P = random_params(cell, K, 4, 0.5, 8)
+    cfg, K, span, start, m = Config(cell=name, m=4, layers=layers), small_vocab.K, 6, 11, 4
+    cell = cells.of(cfg)
+    width = cell.state_size(m) // layers
+    theta, P = random_params(cell, K, m, 0.5, 8)
     norms = insight.gradient_norms(cfg, theta, K, small_data, [start], span)[0]
     X, y = small_data[start:start + span + 1][:, None], small_data[start + span + 1]
+    top = (layers - 1) * width              # where the top layer's h starts in the state
 
     def loss_after(state, t):               # L_t read on from the state after step t
-        H, _, _ = cell.forward(P, X[t + 1:], state) if t < span else (state[None, :, :4], None, None)
+        H, _, _ = cell.forward(P, X[t + 1:], state) if t < span else (state[None, :, top:top + m], None, None)
         o = H[-1, 0] @ P.V.T + P.c
         return np.log(np.exp(o - o.max()).sum()) + o.max() - o[y]
-    states = [np.zeros((1, cell.state_size(4)))]
+    states = [np.zeros((1, cell.state_size(m)))]
     for t in range(span + 1):
         states.append(cell.forward(P, X[t:t + 1], states[-1])[2])
     for k in range(span + 1):
-        t, grad = span - k, np.zeros(4)
-        for i in range(4):
+        t = span - k
+        entries = [top + i for i in range(m)] if k == 0 else [l * width + i for l in range(layers) for i in range(m)]
+        grad = np.zeros(len(entries))
+        for j, i in enumerate(entries):
             plus, minus = states[t + 1].copy(), states[t + 1].copy()
             plus[0, i] += 1e-6
             minus[0, i] -= 1e-6
-            grad[i] = (loss_after(plus, t) - loss_after(minus, t)) / 2e-6
+            grad[j] = (loss_after(plus, t) - loss_after(minus, t)) / 2e-6
         assert abs(np.linalg.norm(grad) - norms[k]) < 1e-6 * max(1.0, norms[k]), (k, np.linalg.norm(grad), norms[k])
+
+
+def masked_cell(cell, keep):
+    """cell with the dropout masks keep (layers, T B, m) fixed, for gradcheck."""
+    import types
+    from functools import partial
+
+    def scores(P, X, h0):
+        H, _, last = cell.forward(P, X, h0, keep)
+        return cells.output_rows(H, keep[0]) @ P.V.T + P.c, last
+    return types.SimpleNamespace(names=cell.names, scores=scores,
+                                 loss_and_grads=partial(cell.loss_and_grads, keep=keep))
+
+
+@pytest.mark.parametrize("name,layers", [("rnn", 2), ("gru", 2), ("lstm", 2), ("rnn", 3)])
+def test_stacked_layers_match_finite_differences(small_data, small_vocab, name, layers):
+    """Two or three layers, B = 2 from random states, dropout masks before the output layer and between
+    the layers: every entry of every layer's parameters (U2, W2, ... included) against the five-point stencil."""
+    cell, K, m, B = cells.get(name, layers), small_vocab.K, 4, 2
+    assert cell.names[:len(cells.get(name).module.NAMES)] == cells.get(name).module.NAMES
+    assert "U2" in cell.names and cell.state_size(m) == layers * cells.get(name).state_size(m)
+    _, P = random_params(cell, K, m, 0.3, 3)
+    X, Y = chunk(small_data, B, T=12)
+    keep = np.where(np.random.default_rng(4).random((layers, 12 * B, m)) < 0.3, 0.0, 1 / 0.7)
+    h0 = np.tanh(np.random.default_rng(5).standard_normal((B, cell.state_size(m))))
+    rows = gradcheck.check(P, X, Y, h0, h=1e-3, cell=masked_cell(cell, keep), order=4)
+    assert [r["parameter"] for r in rows] == list(cell.names)
+    for r in rows:
+        assert r["max_rel_error"] < 1e-6 and r["max_abs_grad"] > 1e-5, r
+    _, G, _ = cell.loss_and_grads(P, X, Y, h0, keep=keep)
+    between = keep.copy()
+    between[1:] = 1.0
+    _, G1, _ = cell.loss_and_grads(P, X, Y, h0, keep=between)
+    assert not np.allclose(G.U2, G1.U2)                      # the masks between layers matter
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_stacked_one_step_at_a_time_is_the_chunk(small_data, small_vocab, name):
+    """Sampling a stacked network steps through its layers one character at a time: the chunk's scores."""
+    cell, K, m = cells.get(name, 2), small_vocab.K, 6
+    _, P = random_params(cell, K, m, 0.3, 6)
+    X = small_data[:20]
+    h = np.tanh(np.random.default_rng(7).standard_normal(cell.state_size(m)))
+    O, hT = cell.scores(P, X[:, None], h[None, :])
+    for t, x in enumerate(X):
+        h, o = cell.step(P, h, x)
+        assert np.allclose(o, O[t], rtol=0, atol=1e-12)
+    assert np.allclose(h, hT[0], rtol=0, atol=1e-12)
+
+
+def test_one_layer_is_the_network_it_always_was(small_data, small_vocab):
+    """layers = 1 is the same Cell, names and flat layout as before stacking existed; a stack's first
+    layer draws its matrices first, so its U, W (and Wg) start as the one-layer network's."""
+    for name in ("rnn", "gru", "lstm"):
+        assert cells.get(name, 1) is cells.CELLS[name] and cells.of(Config(cell=name)) is cells.CELLS[name]
+        one = cells.get(name).init_params(small_vocab.K, 5, 0.1, np.random.default_rng(0))
+        two = cells.get(name, 2).init_params(small_vocab.K, 5, 0.1, np.random.default_rng(0))
+        n_first = sum(a.size for a in cells.get(name).views(one, small_vocab.K, 5)[:-2])
+        assert np.array_equal(one[:n_first], two[:n_first])
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_stacked_runs_train_checkpoint_sample_and_resume(tmp_path, corpus_file, name):
+    """layers = 2 through the whole trainer: dropout between layers, Adam, batches, validation, a
+    checkpoint read back, resumed to the same bits, and sampled from."""
+    cfg = Config(cell=name, layers=2, m=12, steps=24, sample_every=6, checkpoint_every=100, seed=3, sig=0.1,
+                 optimizer="adam", eta=0.01, batch_size=3, dropout=0.2, val_fraction=0.2, val_every=5)
+    whole = run(cfg, corpus_file, tmp_path / "whole", **QUIET)
+    run(cfg.replace(steps=11), corpus_file, tmp_path / "half", **QUIET)
+    resumed = run(cfg, corpus_file, tmp_path / "half", **QUIET)
+    assert_same_state(whole.state, resumed.state)
+    cfg2, vocab, state, _ = load_state(tmp_path / "half" / "checkpoint.npz")
+    assert cfg2.layers == 2 and state.hprev.shape == (3, 2 * cells.get(name).state_size(12))
+    assert resumed.summary["n_params"] == cells.get(name, 2).n_params(vocab.K, 12)
+    text = passage(cfg2, vocab, state.best_theta, 40, seed=1, temperature=0.8, prime="the ")
+    assert len(text) == 40 and set(text) <= set(vocab.chars)

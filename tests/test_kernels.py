@@ -85,3 +85,65 @@ def test_kernels_refuse_wrong_arrays():
         kernels._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 1], np.int32), np.zeros((2, m)), 7, 2, m)
     with pytest.raises(ValueError, match="g: expected 5"):
         kernels._kernels.clip_adagrad(np.zeros(5), np.zeros(4), np.zeros(5), 5.0, 0.1, 1e-8)
+
+
+def gated_everything(cell, P, X, Y, h0, keep):
+    """loss, gradients, last state, and the gradients reaching each step's state (cell.backward's dstates)."""
+    loss, G, hT = cell.loss_and_grads(P, X, Y, h0, keep=keep)
+    G = [a.copy() for a in G]
+    T, B = X.shape
+    H, caches, _ = cell.forward(P, X, h0)
+    dH = np.random.default_rng(9).standard_normal((T, B, P.V.shape[1])).astype(H.dtype)
+    dstates = np.empty((T, B, cell.state_size(P.V.shape[1])), H.dtype)
+    cell.backward(P, dH, caches, cell.views(np.empty(cell.n_params(*P.V.shape), H.dtype), *P.V.shape), X,
+                  dstates=dstates)
+    return loss, G, hT, dstates
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("B,m,layers", [(1, 37, 1), (3, 16, 1), (5, 9, 2)])
+def test_compiled_gates_agree_with_the_numpy_steps(name, dtype, tol, B, m, layers, monkeypatch):
+    """The gated cells' compiled steps (lib/_typed.h) against their NumPy steps, the readable reference:
+    loss, every gradient, the last state and the gradients through time, to 1e-10 in float64 (float32:
+    to its own precision); m = 37 and 9 exercise the vector loops' remainders."""
+    if kernels._kernels is None:
+        pytest.skip("lib._kernels is not built")
+    cell, K, T = cells.get(name, layers), 13, 17
+    rng = np.random.default_rng(B)
+    theta = (rng.standard_normal(cell.n_params(K, m)) / np.sqrt(m)).astype(dtype)
+    P = cell.views(theta, K, m)
+    X, Y = rng.integers(0, K, (T, B)), rng.integers(0, K, (T, B))
+    h0 = np.tanh(rng.standard_normal((B, cell.state_size(m)))).astype(dtype)
+    keep = np.where(rng.random((layers, T * B, m)) < 0.2, 0.0, 1.25).astype(dtype)
+    assert kernels.gates_compiled(np.dtype(dtype))
+    fast = gated_everything(cell, P, X, Y, h0, keep)
+    monkeypatch.setattr(kernels, "USE_COMPILED", False)
+    slow = gated_everything(cell, P, X, Y, h0, keep)
+    assert abs(fast[0] - slow[0]) <= tol * abs(slow[0])
+    for a, b in zip(fast[1] + [fast[2], fast[3]], slow[1] + [slow[2], slow[3]]):
+        assert a.dtype == dtype and np.max(np.abs(a - b)) <= tol * max(1.0, np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_clip_adam_gives_the_same_bits(dtype):
+    """The loss scaled, clipped and one Adam step in one compiled pass: the same bits as optim.clip_ and
+    optim.adam_step_, in either type (the coefficients rounded to it as NumPy rounds them)."""
+    if kernels._kernels is None:
+        pytest.skip("lib._kernels is not built")
+    rng = np.random.default_rng(0)
+    n = 1001
+    a = [rng.standard_normal(n).astype(dtype), None, rng.standard_normal(n).astype(dtype) * 0.1,
+         np.abs(rng.standard_normal(n)).astype(dtype) * 0.01]
+    b = [x if x is None else x.copy() for x in a]
+    for t in (1, 2, 30):
+        g = (rng.standard_normal(n) * 40).astype(dtype)
+        a[1], b[1] = g.copy(), g.copy()
+        kernels.clip_adam_(a[0], a[1], a[2], a[3], t, 0.003, 0.9, 0.999, 1e-8, 5.0, 0.25, None)
+        kernels.USE_COMPILED = False
+        try:
+            kernels.clip_adam_(b[0], b[1], b[2], b[3], t, 0.003, 0.9, 0.999, 1e-8, 5.0, 0.25, np.empty(n, dtype))
+        finally:
+            kernels.USE_COMPILED = True
+        assert all(np.array_equal(x, y) for x, y in zip(a, b)), t
+    assert np.abs(a[1]).max() == 5.0

@@ -1,0 +1,146 @@
+"""The gated cells against the floor set by their own matrix products, measured side by side in one run.
+
+For each cell (rnn, gru, lstm), element type (float32, float64) and batch (B = 32 and B = 1), at the
+shapes of issue 18 (m = 256, T = 64, Adam, the loss normalised):
+
+    floor        the matrix products of one update alone, with the shapes and layouts lib/ uses: for each
+                 step W h_{t-1} forwards and the product with W backwards (for the GRU also those with Wg),
+                 the output layer's three products and the weight gradients' (one product over all T B
+                 rows each). Nothing else: no gates, no softmax, no optimiser.
+    lib.train    a whole update of the training loop (lib.loop.train: gather, gates, softmax, gradients,
+                 clipping, Adam, bookkeeping), with the compiled kernels (lib/_kernels.c, lib/_typed.h)
+    NumPy only   the same with the compiled kernels switched off (as on a machine without a C compiler)
+
+Runs alternate (floor, lib.train, NumPy only, next set-up, ...) and the median of the repeats is
+reported, so that a busy machine slows all alike. "x floor" is lib.train's time over the floor's.
+With --layers 2 a second table does the same for two stacked layers (the floor then holds both layers'
+products, the second layer's input products among them).
+
+The characters a second at B = 32 in float32 are set beside PyTorch 2.13's CPU build at the same shapes
+(nn.LSTM / nn.GRU on one-hot inputs, a linear output layer, Adam, 2 threads), as measured on a 2-core
+machine like this one for issue 18: LSTM 86,152 and 88,251, GRU 56,640 and 56,529 characters a second.
+They were not measured in this run (torch is not a dependency).
+
+    python benchmarks/gated.py [--repeats 3] [--updates 30] [--layers 2]
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from lib import cells, kernels
+from lib.config import Config
+from lib.data import load_corpus
+from lib.loop import train
+
+PYTORCH = {"lstm": (86_152, 88_251), "gru": (56_640, 56_529)}   # characters a second, issue 18's two rounds
+
+
+def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5):
+    """Seconds of the matrix products of one update (the median of n), arrays of the given shapes."""
+    rng = np.random.default_rng(0)
+    shapes = dict(zip(cell.names, cell.shapes(K, m)))
+    recurrent = [shapes[name] for name in cell.module.NAMES if name not in ("U", "b")]   # W (rows, m), Wg ...
+    G = cell.module.GATES
+
+    def a(*s):
+        return rng.standard_normal(s).astype(dtype)
+
+    Ms = [a(*s) for s in recurrent]
+    h, Hs, V, dO = a(B, m), a(T * B, m), a(K, m), a(T * B, K)
+    outs = [a(B, s[0]) for s in recurrent]
+    grads = [a(B, s[0]) for s in recurrent]
+    dh = a(B, m)
+    Ds = [a(T * B, s[0]) for s in recurrent]
+    if layers > 1:                          # a deeper layer reads h of the layer below through its own U
+        U2, A2, dA2 = a(G * m, m), a(T * B, G * m), a(T * B, G * m)
+
+    def once():
+        for _ in range(layers):
+            for _ in range(T):
+                for M, out in zip(Ms, outs):
+                    np.matmul(h, M.T, out=out)
+            for _ in range(T):
+                for M, g in zip(Ms, grads):
+                    np.matmul(g, M, out=dh)
+            for M, D in zip(Ms, Ds):
+                D.T @ Hs
+        for _ in range(layers - 1):
+            np.matmul(Hs, U2.T, out=A2)     # its input's part, forwards
+            dA2.T @ Hs                      # dU
+            dA2 @ U2                        # dL/dh of the layer below
+        Hs @ V.T
+        dO.T @ Hs
+        dO @ V
+
+    once()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def train_seconds(cfg, corpus, compiled):
+    """Seconds per update of lib.loop.train with cfg (its whole run, divided by its updates)."""
+    saved = kernels.USE_COMPILED
+    kernels.USE_COMPILED = saved and compiled
+    try:
+        t0 = time.perf_counter()
+        train(cfg, corpus.data, corpus.vocab)
+        return (time.perf_counter() - t0) / cfg.steps
+    finally:
+        kernels.USE_COMPILED = saved
+
+
+def table(corpus, repeats, updates, layers):
+    setups = {}
+    for B in (32, 1):
+        for dtype in ("float32", "float64"):
+            for cell in ("rnn", "gru", "lstm"):
+                steps = updates if B == 32 else updates * 4
+                setups[(cell, dtype, B)] = Config(cell=cell, m=256, seq_length=64, batch_size=B, steps=steps,
+                                                  optimizer="adam", eta=1e-3, normalize_loss=True, dtype=dtype,
+                                                  sample_every=10**9, checkpoint_every=10**9, sig=0.05,
+                                                  layers=layers)
+    seconds = {key: ([], [], []) for key in setups}
+    for _ in range(repeats):
+        for (cell, dtype, B), cfg in setups.items():
+            floor, ours, numpy_only = seconds[(cell, dtype, B)]
+            floor.append(floor_seconds(cells.get(cell), corpus.vocab.K, cfg.m, cfg.seq_length, B, np.dtype(dtype),
+                                       layers))
+            ours.append(train_seconds(cfg, corpus, compiled=True))
+            numpy_only.append(train_seconds(cfg, corpus, compiled=False))
+    print(f"\n{layers} layer{'s' if layers > 1 else ''}; m = 256, T = 64, Adam; ms per update, the median of "
+          f"{repeats} alternating runs")
+    print(f"{'cell':<5} {'dtype':<8} {'B':>3} {'floor':>8} {'lib.train':>10} {'x floor':>8} {'NumPy only':>11} "
+          f"{'x floor':>8} {'chars/s':>9} {'PyTorch chars/s (issue 18)':>27}")
+    for (cell, dtype, B), (floor, ours, numpy_only) in seconds.items():
+        f, o, n = (statistics.median(t) for t in (floor, ours, numpy_only))
+        rate = B * 64 / o
+        peer = ""
+        if B == 32 and dtype == "float32" and layers == 1 and cell in PYTORCH:
+            peer = f"{'/'.join(f'{r:,}' for r in PYTORCH[cell])} ({rate / statistics.mean(PYTORCH[cell]):.2f}x)"
+        print(f"{cell:<5} {dtype:<8} {B:>3} {f * 1e3:>8.2f} {o * 1e3:>10.2f} {o / f:>7.2f}x {n * 1e3:>11.2f} "
+              f"{n / f:>7.2f}x {rate:>9,.0f} {peer:>27}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--updates", type=int, default=30, help="updates per timed run at B = 32 (4x at B = 1)")
+    p.add_argument("--layers", type=int, default=2, help="also a table for this many layers (1: only one)")
+    p.add_argument("--data", default=None)
+    args = p.parse_args()
+    corpus = load_corpus(args.data)
+    print(f"corpus: {corpus.path.name} (K = {corpus.vocab.K}); compiled kernels: "
+          f"{'built' if kernels._kernels is not None else 'NOT BUILT'}")
+    table(corpus, args.repeats, args.updates, 1)
+    if args.layers > 1:
+        table(corpus, args.repeats, args.updates, args.layers)
+
+
+if __name__ == "__main__":
+    main()
