@@ -26,7 +26,7 @@
 #if defined(HAVE_LIBMVEC_IF_AVX2) && defined(__AVX2__)   /* glibc's vectorised tanh, 4 doubles at a time */
 #include <immintrin.h>
 __m256d _ZGVdN4v_tanh(__m256d);
-static void tanh_inplace(double *a, Py_ssize_t n)
+static void tanh_inplace(double *a, Py_ssize_t n)        /* the vanilla RNN's: its bits are the assignment's */
 {
     Py_ssize_t i = 0;
     for (; i + 4 <= n; i += 4)
@@ -34,7 +34,20 @@ static void tanh_inplace(double *a, Py_ssize_t n)
     for (; i < n; i++)
         a[i] = tanh(a[i]);
 }
-#if defined(__AVX512F__)                                  /* floats: 16 at a time where AVX-512 is */
+#if defined(__AVX512F__)                                  /* the gates': 8 doubles at a time where AVX-512 is */
+__m512d _ZGVeN8v_tanh(__m512d);
+static void tanh_inplace_f64(double *a, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm512_storeu_pd(a + i, _ZGVeN8v_tanh(_mm512_loadu_pd(a + i)));
+    for (; i < n; i++)
+        a[i] = tanh(a[i]);
+}
+#else
+#define tanh_inplace_f64 tanh_inplace
+#endif
+#if defined(__AVX512F__)
 __m512 _ZGVeN16v_tanhf(__m512);
 static void tanh_inplace_f32(float *a, Py_ssize_t n)
 {
@@ -66,8 +79,11 @@ static void tanh_inplace_f32(float *a, Py_ssize_t n)
     for (Py_ssize_t i = 0; i < n; i++)
         a[i] = tanhf(a[i]);
 }
+static void tanh_inplace_f64(double *a, Py_ssize_t n)
+{
+    tanh_inplace(a, n);
+}
 #endif
-#define tanh_inplace_f64 tanh_inplace
 
 #define REAL float
 #define SUFFIX f32
@@ -279,6 +295,29 @@ static PyObject *clip_adagrad(PyObject *self, PyObject *args)
 static int borrow_real(Array *a, int count);
 static void release_some(Array *a, int count);
 
+/* idx as N int64 indices, each in 0 .. K - 1; else 0 with a ValueError that says which. */
+static int borrow_indices(PyObject *o, Py_buffer *idx, Py_ssize_t N, Py_ssize_t K)
+{
+    if (PyObject_GetBuffer(o, idx, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return 0;
+    const long long *ix = idx->buf;
+    if (idx->itemsize != sizeof(long long) || (strcmp(idx->format, "q") != 0 && strcmp(idx->format, "l") != 0) ||
+        idx->len != N * (Py_ssize_t)sizeof(long long)) {
+        PyErr_Format(PyExc_ValueError, "idx: expected %zd int64 numbers, got %zd bytes of format '%s'",
+                     N, idx->len, idx->format);
+        PyBuffer_Release(idx);
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < N; i++)
+        if (ix[i] < 0 || ix[i] >= K) {
+            PyErr_Format(PyExc_ValueError, "idx[%zd] = %lld is outside 0..%zd", i, ix[i], K - 1);
+            PyBuffer_Release(idx);
+            return 0;
+        }
+    return 1;
+}
+
+
 static PyObject *rows_by_index(PyObject *self, PyObject *args)
 {
     PyObject *oout, *oidx, *oR;
@@ -286,21 +325,11 @@ static PyObject *rows_by_index(PyObject *self, PyObject *args)
     Py_buffer idx;
     if (!PyArg_ParseTuple(args, "OOOnnn", &oout, &oidx, &oR, &K, &N, &m))
         return NULL;
-    if (PyObject_GetBuffer(oidx, &idx, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+    if (!borrow_indices(oidx, &idx, N, K))
         return NULL;
     const long long *ix = idx.buf;
-    int bad = idx.itemsize != sizeof(long long) || (strcmp(idx.format, "q") != 0 && strcmp(idx.format, "l") != 0) ||
-              idx.len != N * (Py_ssize_t)sizeof(long long);
-    if (bad)
-        PyErr_Format(PyExc_ValueError, "idx: expected %zd int64 numbers, got %zd bytes of format '%s'",
-                     N, idx.len, idx.format);
-    for (Py_ssize_t i = 0; !bad && i < N; i++)
-        if (ix[i] < 0 || ix[i] >= K) {
-            PyErr_Format(PyExc_ValueError, "idx[%zd] = %lld is outside 0..%zd", i, ix[i], K - 1);
-            bad = 1;
-        }
     Array a[] = {{oout, K * m, 1, "out"}, {oR, N * m, 0, "R"}};
-    int size = bad ? 0 : borrow_real(a, 2);           /* float64, or float32 */
+    int size = borrow_real(a, 2);                    /* float64, or float32 */
     if (!size) {
         PyBuffer_Release(&idx);
         return NULL;
@@ -486,6 +515,32 @@ static PyObject *gru_backward_b(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *gather_plus(PyObject *self, PyObject *args)
+{
+    PyObject *oout, *otable, *oidx, *obias;
+    Py_ssize_t K, N, n;
+    Py_buffer idx;
+    if (!PyArg_ParseTuple(args, "OOOOnnn", &oout, &otable, &oidx, &obias, &K, &N, &n))
+        return NULL;
+    if (!borrow_indices(oidx, &idx, N, K))
+        return NULL;
+    Array a[] = {{oout, N * n, 1, "out"}, {otable, K * n, 0, "table"}, {obias, n, 0, "bias"}};
+    int size = borrow_real(a, 3);
+    if (!size) {
+        PyBuffer_Release(&idx);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gather_plus_f32(BUF(0, float *), BUF(1, float *), idx.buf, BUF(2, float *), N, n);
+    else
+        gather_plus_f64(BUF(0, double *), BUF(1, double *), idx.buf, BUF(2, double *), N, n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&idx);
+    release_some(a, 3);
+    Py_RETURN_NONE;
+}
+
 static PyObject *clip_adam(PyObject *self, PyObject *args)
 {
     PyObject *o[4];
@@ -535,6 +590,8 @@ static PyMethodDef methods[] = {
      "gru_backward_a(a, h, dh_out, carry, dh, da, B, m): dh, then dg and dz of one GRU step."},
     {"gru_backward_b", gru_backward_b, METH_VARARGS,
      "gru_backward_b(a, h, drh, dh, da, B, m): dr and dh (but through W) of one GRU step."},
+    {"gather_plus", gather_plus, METH_VARARGS,
+     "gather_plus(out, table, idx, bias, K, N, n): out[i] = table[idx[i]] + bias, for N rows of n."},
     {"clip_adam", clip_adam, METH_VARARGS,
      "clip_adam(theta, g, m1, m2, scale, clip, beta1, beta2, c1, c2, eps): scale and clip g, one Adam step."},
     {NULL, NULL, 0, NULL},

@@ -154,6 +154,18 @@ static void F(gru_backward_b)(const REAL *restrict a, const REAL *restrict h, co
     }
 }
 
+/* out (N, n) = table[idx[i]] + bias for each row i: the inputs' part U x_t + b of a layer, gathered. */
+static void F(gather_plus)(REAL *restrict out, const REAL *restrict table, const long long *restrict idx,
+                           const REAL *restrict bias, Py_ssize_t N, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < N; i++) {
+        const REAL *row = table + idx[i] * n;
+        REAL *o = out + i * n;
+        for (Py_ssize_t j = 0; j < n; j++)
+            o[j] = row[j] + bias[j];
+    }
+}
+
 /* g = clip(g * scale, -clip, clip), then one Adam step, with the coefficients rounded to REAL first and
  * the operations in the order of optim.clip_ and optim.adam_step_, so that the bits are the same:
  *   m1 = m1 beta1 + (1 - beta1) g;  m2 = m2 beta2 + g^2 (1 - beta2)

@@ -137,7 +137,7 @@ class Cell:
         for l in range(self.layers):
             L = self.layer(P, l)
             if l == 0:
-                A = L.U.T[X] + L.b          # a_t = U x_t + b for all t at once
+                A = kernels.gather_plus(L.U.T, X, L.b)  # a_t = U x_t + b for all t at once: U's columns of X
             else:                           # a_t = U_l h_t (of the layer below) + b_l, one product
                 A = (output_rows(H, None if keep is None else keep[l]) @ L.U.T + L.b).reshape(T, B, -1)
             H, cache, last = self.module.forward(L, A, h0[:, l * width:(l + 1) * width])

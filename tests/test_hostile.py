@@ -351,7 +351,7 @@ CASES = [
       env={"PATH": "{tmp}/nothing"}),
     # Yardsticks: the n-grams need a text to count in.
     C("Yardsticks", "a text of 5 characters", ["lib.baselines", "--data", "{tmp}/five.txt", "--val-fraction", "0.4"],
-      1, r"five.txt leaves 3 character\(s\) .* need more than 8", setup=lambda d: (d / "five.txt").write_text("abcab")),
+      1, r"five.txt leaves 3 character\(s\) .* need more than 16", setup=lambda d: (d / "five.txt").write_text("abcab")),
     # Settings named: every command names the option it refuses.
     C("Settings named", "gradcheck --h 0", ["lib.gradcheck", "--h", "0", "--data", "{corpus}"], 1,
       r"--h must be a positive number, got 0.0"),

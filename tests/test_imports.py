@@ -81,7 +81,7 @@ def test_the_layers_stand_in_order():
             seen.add(n)
             reached(n, seen)
         return seen
-    layers = [{"train"}, {"runs"}, {"loop"}, {"cells", "optim", "kernels", "state", "sample"}]
+    layers = [{"train", "search"}, {"runs"}, {"loop"}, {"cells", "optim", "kernels", "state", "sample"}]
     for i, layer in enumerate(layers):
         above = set().union(*layers[:i])
         for m in layer:

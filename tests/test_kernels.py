@@ -83,6 +83,13 @@ def test_kernels_refuse_wrong_arrays():
         kernels._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 7]), np.zeros((2, m)), 7, 2, m)
     with pytest.raises(ValueError, match="idx: expected 2 int64"):
         kernels._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 1], np.int32), np.zeros((2, m)), 7, 2, m)
+    with pytest.raises(ValueError, match="idx\\[2\\] = -1 is outside 0..6"):
+        kernels._kernels.gather_plus(np.zeros((3, m)), np.zeros((7, m)), np.array([0, 6, -1]), np.zeros(m), 7, 3, m)
+    with pytest.raises(ValueError, match="bias: expected 4 numbers of the first array's type"):
+        kernels._kernels.gather_plus(np.zeros((1, m)), np.zeros((7, m)), np.array([0]), np.zeros(m, np.float32), 7, 1, m)
+    with pytest.raises(ValueError, match="carry: expected 8 numbers"):
+        kernels._kernels.gru_backward_a(*[np.zeros((2, 3 * m))] + [np.zeros((2, m))] * 2 + [np.zeros(3)] +
+                                        [np.zeros((2, m)), np.zeros((2, 3 * m))], 2, m)
     with pytest.raises(ValueError, match="g: expected 5"):
         kernels._kernels.clip_adagrad(np.zeros(5), np.zeros(4), np.zeros(5), 5.0, 0.1, 1e-8)
 

@@ -1,0 +1,301 @@
+"""Find a good network for a text automatically: Optuna proposes settings, the trials train in parallel on
+this machine's cores or on a dask.distributed cluster, and the study is kept in a file, so that it resumes.
+
+    python -m lib.search --data PATH --trials N --trial-seconds S --out DIR [--workers N | --scheduler ADDRESS]
+
+A trial trains one configuration for S seconds of training (validation not counted; or for a number of
+updates, --trial-updates, which makes a trial's result exactly repeatable) with the last 10% of the text
+held out, and scores its best held-out loss in bits per character. Optuna's TPE sampler chooses the
+settings of each trial from the results before it, over SPACE: the cell, layers, m, eta, dropout, weight
+averaging (ema), seq_length and batch_size; FIXED holds the rest (Adam, the loss normalised, float32).
+A trial runs in two parts, a third of its budget and the rest: after the first, Optuna's median pruner
+stops it if its held-out loss is worse than the median of the trials before it at that point, so a
+hopeless configuration costs a third of a trial. The second part resumes the run from its checkpoint, to
+the same bits as a run that never stopped. A run that diverges scores as a uniform guess (log2 K bits).
+
+What DIR holds:
+    study.log      the Optuna study (a journal file): every trial, its settings, its result
+    trials/N/      trial N's run (checkpoint.npz and summary.json, as lib.train writes them)
+    best.json      best_val_loss_bits, n_trials, the best trial's config and the command that retrains it
+
+The same command again resumes the study: finished trials are kept, trials cut short by Ctrl-C or a crash
+run again with the same settings, and a study that has its N trials runs none. Trials run in dask
+workers: --workers N starts N worker processes here (one BLAS thread each; N defaults to the cores), and
+--scheduler tcp://HOST:PORT uses a cluster started the usual way, `dask scheduler` and `dask worker`.
+Either way the workers must reach DIR and the text at the same paths (this machine, or a shared file
+system). A worker that dies in a trial is replaced and the trial runs again on another, from its last
+checkpoint; a trial whose workers die three times is marked failed with the reason, never dropped.
+"""
+import contextlib
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+from lib import files
+from lib.config import Config
+from lib.data import load_corpus
+from lib.loop import Diverged
+from lib.runs import budgeted, command, run
+
+FIXED = dict(optimizer="adam", normalize_loss=True, sig=0.05, dtype="float32", val_fraction=0.1,
+             plateau_factor=0.7)
+STUDY, BEST, TRIALS = "study.log", "best.json", "trials"
+VAL_CHECKS = 8              # held-out losses per trial, about
+RATE = 60_000               # characters a second of a GRU with m = 256 on one core, to plan the validations
+
+
+def suggest(trial):
+    """The settings of a trial, drawn by Optuna's sampler: SPACE."""
+    return {"cell": trial.suggest_categorical("cell", ["gru", "lstm", "rnn"]),
+            "layers": trial.suggest_int("layers", 1, 2),
+            "m": trial.suggest_categorical("m", [128, 256, 384, 512]),
+            "eta": trial.suggest_float("eta", 1e-3, 1e-2, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "ema": trial.suggest_categorical("ema", [0.0, 0.99, 0.999]),
+            "seq_length": trial.suggest_categorical("seq_length", [25, 50, 100]),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64])}
+
+
+def trial_config(settings, seconds=None, updates=None):
+    """The Config of a trial with these settings and budget: validations about VAL_CHECKS times in all."""
+    if updates is not None:
+        cfg = budgeted(**FIXED, **settings).replace(steps=updates)
+        return cfg.replace(val_every=max(1, updates // VAL_CHECKS))
+    chars = seconds * RATE * (256 / settings["m"]) ** 2 / settings.get("layers", 1)
+    return budgeted(val_chars=int(chars / VAL_CHECKS), **FIXED, **settings)
+
+
+def run_trial(settings, data, folder, seconds=None, updates=None):
+    """Train (or resume) a trial's run in folder to `seconds` of training or to `updates`; in a worker.
+    Returns {best_val_loss_bits, updates, seconds}."""
+    cfg = trial_config(settings, seconds, updates)
+    try:
+        result = run(cfg, data, folder, max_seconds=seconds, progress=False, log=None)
+    except Diverged:
+        K = load_corpus(data).vocab.K
+        return {"best_val_loss_bits": math.log2(K), "updates": None, "seconds": None, "diverged": True}
+    s = result.summary
+    return {"best_val_loss_bits": s["best_val_loss_bits"], "updates": s["steps"], "seconds": s["seconds"]}
+
+
+def parts(seconds, updates):
+    """The budgets of a trial's two parts: a third, then all."""
+    if updates is not None:
+        return [dict(updates=max(1, updates // 3)), dict(updates=updates)]
+    return [dict(seconds=seconds / 3), dict(seconds=seconds)]
+
+
+# --- the study ----------------------------------------------------------------------------------
+
+class SearchError(ValueError):
+    """A study that cannot go on (a damaged study file, an unreachable scheduler); the message says why."""
+
+
+def open_study(out, seed):
+    """The study kept in out/study.log, created or loaded."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = out / STUDY
+    try:
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        return optuna.create_study(storage=storage, study_name="search", direction="minimize", load_if_exists=True,
+                                   sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8,
+                                                                      constant_liar=True),
+                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=4))
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        raise SearchError(f"{path} is not a study this command can read ({type(err).__name__}: {err}); move it "
+                          f"away to start a new study in {out}.") from None
+
+
+def requeue_interrupted(study):
+    """Trials left running by a session that was stopped or crashed: failed, and queued again to run with
+    the same settings. Returns how many."""
+    from optuna.trial import TrialState
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        study.tell(t.number, state=TrialState.FAIL)
+        study.set_user_attr(f"interrupted-{t.number}", True)
+        study.enqueue_trial(t.params, skip_if_exists=False)
+    return len(stale)
+
+
+def finished(study):
+    """The trials that count: complete, pruned, or failed for a reason other than an interruption."""
+    from optuna.trial import TrialState
+    gone = {int(k.split("-")[1]) for k in study.user_attrs if k.startswith("interrupted-")}
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state == TrialState.FAIL and t.number not in gone)]
+
+
+def write_best(study, out, n_done, seconds, updates):
+    """out/best.json from the best complete trial (none yet: nothing written)."""
+    from optuna.trial import TrialState
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    best = study.best_trial
+    cfg = trial_config(best.params, seconds, updates)
+    info = {"best_val_loss_bits": best.value, "n_trials": n_done, "trial": best.number,
+            "trial_seconds": seconds, "trial_updates": updates, "settings": best.params, "config": cfg.to_dict(),
+            "command": command(cfg, out="runs/best") + (f" --max-seconds {seconds:g}" if seconds else "")}
+    files.write_text(out / BEST, json.dumps(info, indent=2) + "\n")
+    return info
+
+
+# --- the workers ------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def workers_of(n_workers, scheduler, log):
+    """A dask Client and its number of worker threads: a cluster of n_workers local processes, or the
+    cluster whose scheduler is at `scheduler`."""
+    import dask
+    from distributed import Client, LocalCluster
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as err:
+            raise SearchError(f"Cannot reach the dask scheduler at {scheduler} ({err or type(err).__name__}); "
+                              "start one with `dask scheduler` and workers with `dask worker ADDRESS`, or leave "
+                              "out --scheduler to use this machine's cores.") from None
+        try:
+            client.wait_for_workers(1, timeout=60)
+        except (TimeoutError, OSError):
+            client.close()
+            raise SearchError(f"The dask scheduler at {scheduler} has no workers after 60 s; start some with "
+                              f"`dask worker {scheduler}`.") from None
+        try:
+            yield client, max(1, sum(client.nthreads().values()))
+        finally:
+            client.close()
+        return
+    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
+    environ = {k: threads for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.CRITICAL)
+    client = Client(cluster)
+    log(f"{n_workers} local worker process{'es' if n_workers > 1 else ''}, {threads} thread(s) each")
+    try:
+        yield client, n_workers
+    finally:
+        client.close()
+        cluster.close()
+
+
+def search(data, trials, out, seconds=None, updates=None, n_workers=None, scheduler=None, seed=0, log=print):
+    """Run the study in out until it has `trials` finished trials; returns best.json's dict (or None)."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+    from optuna.trial import TrialState
+    corpus = load_corpus(data)               # the text is read here first, so that a bad one fails at once
+    out = Path(out)
+    files.check_folder(out, f"--out {out}")
+    (out / TRIALS).mkdir(parents=True, exist_ok=True)
+    study = open_study(out, seed)
+    again = requeue_interrupted(study)
+    done = len(finished(study))
+    log(f"study {out / STUDY}: {done} trial(s) finished" + (f", {again} interrupted one(s) to run again" * bool(again)))
+    if done >= trials:
+        info = write_best(study, out, done, seconds, updates)
+        log(f"the study has its {trials} trials; nothing to run")
+        return info
+    data = str(corpus.path.resolve())
+    budgets = parts(seconds, updates)
+    with workers_of(n_workers or os.cpu_count() or 1, scheduler, log) as (client, slots):
+        queue, running, started = as_completed(), {}, 0
+
+        def start(trial, part):
+            folder = str((out / TRIALS / str(trial.number)).resolve())
+            future = client.submit(run_trial, trial.params, data, folder, pure=False, **budgets[part])
+            running[future] = (trial, part)
+            queue.add(future)
+
+        try:
+            while started < trials - done and len(running) < slots:
+                trial = study.ask()
+                suggest(trial)
+                start(trial, 0)
+                started += 1
+            for future in queue:
+                trial, part = running.pop(future)
+                try:
+                    result = future.result()
+                except KilledWorker:
+                    study.tell(trial, state=TrialState.FAIL)
+                    study.set_user_attr(f"error-{trial.number}", "its workers died three times")
+                    log(f"trial {trial.number} failed: the workers running it died three times")
+                    result = None
+                except Exception as err:        # a problem of the trial's own: said, and the study goes on
+                    study.tell(trial, state=TrialState.FAIL)
+                    study.set_user_attr(f"error-{trial.number}", f"{type(err).__name__}: {err}")
+                    log(f"trial {trial.number} failed: {type(err).__name__}: {err}")
+                    result = None
+                if result is not None:
+                    bits = result["best_val_loss_bits"]
+                    if part == 0:
+                        trial.report(bits, step=1)
+                        if trial.should_prune():
+                            study.tell(trial, state=TrialState.PRUNED)
+                            log(f"trial {trial.number} pruned at {bits:.3f} bits/char: {trial.params}")
+                        else:
+                            start(trial, 1)
+                            continue
+                    else:
+                        study.tell(trial, bits)
+                        log(f"trial {trial.number}: {bits:.3f} bits/char, {result['updates']:,} updates: "
+                            f"{trial.params}" if result["updates"] else f"trial {trial.number} diverged")
+                    write_best(study, out, len(finished(study)), seconds, updates)
+                if started < trials - done:
+                    trial = study.ask()
+                    suggest(trial)
+                    start(trial, 0)
+                    started += 1
+        except KeyboardInterrupt:
+            for future in list(running):
+                future.cancel()
+            log(f"stopped: {len(finished(study))} finished trial(s) are kept in {out / STUDY}; the same command "
+                "goes on")
+            raise
+    info = write_best(study, out, len(finished(study)), seconds, updates)
+    if info:
+        log(f"best: trial {info['trial']}, {info['best_val_loss_bits']:.3f} bits per character; {out / BEST}")
+    return info
+
+
+def main(argv=None):
+    from lib.cli import Parser
+    p = Parser(prog="python -m lib.search", description=__doc__.split("\n")[0])
+    p.add_argument("--data", help="the text (default: data/goblet_book.txt, else the default corpus)")
+    p.add_argument("--trials", type=int, required=True, help="finished trials the study should have")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--trial-seconds", type=float, help="training time of a trial (validation not counted)")
+    budget.add_argument("--trial-updates", type=int, help="updates of a trial (its result exactly repeatable)")
+    p.add_argument("--out", required=True, help="the study's folder (study.log, trials/, best.json)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local worker processes (default: the cores)")
+    where.add_argument("--scheduler", help="a dask scheduler's address, tcp://HOST:PORT")
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    args = p.parse_args(argv)
+    for name in ("trials", "trial_updates", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}.")
+    if args.trial_seconds is not None and not 0 < args.trial_seconds < math.inf:
+        raise ValueError(f"--trial-seconds must be a positive number, got {args.trial_seconds}.")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}.")
+    info = search(args.data, args.trials, args.out, args.trial_seconds, args.trial_updates, args.workers,
+                  args.scheduler, args.seed)
+    if info:
+        print(json.dumps({k: info[k] for k in ("best_val_loss_bits", "n_trials", "trial", "command")}, indent=2))
+
+
+if __name__ == "__main__":
+    from lib import cli
+    cli.command(main)

@@ -1,0 +1,172 @@
+"""lib.search for real: small studies on local worker processes and on a dask scheduler with two worker
+processes on 127.0.0.1 (started here as a user would start them), resumed, interrupted, with a worker
+killed in the middle of a trial. Budgets are in updates, so that a trial's result is exactly repeatable."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+DASK = str(Path(sys.executable).parent / "dask")
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    """30,000 characters of the default corpus."""
+    from lib.data import load_corpus
+    path = tmp_path_factory.mktemp("text") / "text.txt"
+    path.write_text(load_corpus().text[:30_000], encoding="utf-8")
+    return path
+
+
+def search(*args, timeout=600):
+    return subprocess.run([PY, "-m", "lib.search", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def trials_of(out):
+    """{number: (params, state, value)} of the study in out, read with Optuna."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    study = optuna.load_study(study_name="search", storage=JournalStorage(JournalFileBackend(str(out / "study.log"))))
+    return {t.number: (t.params, t.state.name, t.value) for t in study.trials}
+
+
+def test_a_local_study_finishes_resumes_and_repeats_nothing(text, tmp_path):
+    out = tmp_path / "study"
+    first = search("--data", text, "--trials", 3, "--trial-updates", 6, "--out", out, "--workers", 2)
+    assert first.returncode == 0, first.stderr
+    best = json.loads((out / "best.json").read_text())
+    trials = trials_of(out)
+    assert best["n_trials"] == 3 and len(trials) == 3 and {s for _, s, _ in trials.values()} == {"COMPLETE"}
+    assert best["best_val_loss_bits"] == min(v for _, _, v in trials.values())
+    assert best["command"].startswith("python -m lib.train ") and "--optimizer adam" in best["command"]
+    assert all((out / "trials" / str(n) / "summary.json").exists() for n in trials)
+    again = search("--data", text, "--trials", 3, "--trial-updates", 6, "--out", out, "--workers", 2)
+    assert again.returncode == 0 and "nothing to run" in again.stdout and trials_of(out) == trials
+    more = search("--data", text, "--trials", 4, "--trial-updates", 6, "--out", out, "--workers", 1)
+    assert more.returncode == 0, more.stderr
+    after = trials_of(out)
+    assert len(after) == 4 and all(after[n] == trials[n] for n in trials)
+    assert json.loads((out / "best.json").read_text())["n_trials"] == 4
+
+
+def test_ctrl_c_keeps_the_finished_trials_and_the_same_command_goes_on(text, tmp_path):
+    out = tmp_path / "study"
+    args = [PY, "-m", "lib.search", "--data", str(text), "--trials", "4", "--trial-updates", "60", "--out", str(out),
+            "--workers", "1"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "best.json").exists():    # one trial finished
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    kept = {n: t for n, t in trials_of(out).items() if t[1] == "COMPLETE"}
+    assert kept
+    done = search(*args[3:])
+    assert done.returncode == 0, done.stderr
+    trials = trials_of(out)
+    assert all(trials[n] == t for n, t in kept.items())             # finished trials are kept as they were
+    assert sum(s in ("COMPLETE", "PRUNED") for _, s, _ in trials.values()) == 4
+    cut = [n for n, (_, s, _) in trials.items() if s == "FAIL"]     # the one Ctrl-C cut short ran again
+    for n in cut:
+        assert any(p == trials[n][0] and s == "COMPLETE" for m, (p, s, _) in trials.items() if m > n)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A dask scheduler and a `dask worker` with two worker processes on 127.0.0.1; its address."""
+    file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=env)]
+    deadline = time.time() + 60
+    while not file.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    address = json.loads(file.read_text())["address"]
+    procs.append(subprocess.Popen([DASK, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
+                                   "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=env))
+    from distributed import Client
+    with Client(address, timeout="30s") as client:
+        client.wait_for_workers(2, timeout=60)
+    yield address
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def test_a_study_on_a_real_scheduler_gives_what_local_processes_give(text, tmp_path, cluster):
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    done = search("--data", text, "--trials", 3, "--trial-updates", 6, "--out", remote, "--scheduler", cluster)
+    assert done.returncode == 0, done.stderr
+    assert search("--data", text, "--trials", 3, "--trial-updates", 6, "--out", local, "--workers", 2).returncode == 0
+    assert trials_of(remote) == trials_of(local)             # the same settings, and the same result for each
+    again = search("--data", text, "--trials", 3, "--trial-updates", 6, "--out", remote, "--scheduler", cluster)
+    assert again.returncode == 0 and "nothing to run" in again.stdout
+
+
+def test_a_worker_that_dies_in_a_trial_loses_nothing(text, tmp_path, cluster):
+    """One of the two worker processes is killed while it trains; its trial runs again on another."""
+    from distributed import Client
+    out = tmp_path / "study"
+    proc = subprocess.Popen([PY, "-m", "lib.search", "--data", str(text), "--trials", "3", "--trial-updates", "80",
+                             "--out", str(out), "--scheduler", cluster], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    killed = None
+    with Client(cluster, timeout="30s") as client:
+        deadline = time.time() + 120
+        while killed is None and time.time() < deadline:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy and list((out / "trials").glob("*/checkpoint.npz.lock")) + list((out / "trials").glob("*")):
+                time.sleep(1.0)                                 # well inside a trial
+                busy = [w for w, tasks in client.processing().items() if tasks]
+                if busy:
+                    killed = busy[0]
+                    try:
+                        client.run(os._exit, 1, workers=[killed])
+                    except Exception:                           # the worker died as it answered
+                        pass
+            time.sleep(0.2)
+    _, err = proc.communicate(timeout=600)
+    assert killed is not None
+    assert proc.returncode == 0, err
+    trials = trials_of(out)
+    assert len(trials) == 3 and {s for _, s, _ in trials.values()} == {"COMPLETE"}, trials
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--scheduler", "tcp://127.0.0.1:9"], r"Cannot reach the dask scheduler at tcp://127.0.0.1:9"),
+    (["--workers", "0"], r"--workers must be a positive integer, got 0"),
+    (["--trial-seconds", "-5"], r"--trial-seconds must be a positive number, got -5.0"),
+])
+def test_bad_input_is_one_line(text, tmp_path, args, needle):
+    import re
+    budget = [] if "--trial-seconds" in args else ["--trial-updates", "5"]
+    done = search("--data", text, "--trials", 2, *budget, "--out", tmp_path / "s", *args)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert re.search(needle, done.stderr) and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_damaged_study_file_is_refused_in_one_line(text, tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "study.log").write_text("{this is not a journal\n\x00\x01")
+    before = (out / "study.log").read_bytes()
+    done = search("--data", text, "--trials", 2, "--trial-updates", 5, "--out", out, "--workers", 1)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "is not a study this command can read" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert (out / "study.log").read_bytes() == before
