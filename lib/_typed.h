@@ -154,6 +154,121 @@ static void F(gru_backward_b)(const REAL *restrict a, const REAL *restrict h, co
     }
 }
 
+/* y (rows,) = W x, W (rows, cols) row-major, four rows at a time so that four sums run side by side. */
+static void F(matvec)(const REAL *restrict W, const REAL *restrict x, REAL *restrict y, Py_ssize_t rows,
+                      Py_ssize_t cols)
+{
+    Py_ssize_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const REAL *w0 = W + i * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            s0 += w0[j] * x[j];
+            s1 += w1[j] * x[j];
+            s2 += w2[j] * x[j];
+            s3 += w3[j] * x[j];
+        }
+        y[i] = s0;
+        y[i + 1] = s1;
+        y[i + 2] = s2;
+        y[i + 3] = s3;
+    }
+    for (; i < rows; i++) {
+        const REAL *w = W + i * cols;
+        REAL s = 0;
+#pragma omp simd reduction(+ : s)
+        for (Py_ssize_t j = 0; j < cols; j++)
+            s += w[j] * x[j];
+        y[i] = s;
+    }
+}
+
+/* g (cols,) = W^T d, W (rows, cols) row-major, four rows of W per pass over g. */
+static void F(matvec_t)(const REAL *restrict W, const REAL *restrict d, REAL *restrict g, Py_ssize_t rows,
+                        Py_ssize_t cols)
+{
+    for (Py_ssize_t j = 0; j < cols; j++)
+        g[j] = 0;
+    Py_ssize_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const REAL *w0 = W + i * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        const REAL d0 = d[i], d1 = d[i + 1], d2 = d[i + 2], d3 = d[i + 3];
+        for (Py_ssize_t j = 0; j < cols; j++)
+            g[j] += w0[j] * d0 + w1[j] * d1 + w2[j] * d2 + w3[j] * d3;
+    }
+    for (; i < rows; i++) {
+        const REAL *w = W + i * cols;
+        for (Py_ssize_t j = 0; j < cols; j++)
+            g[j] += w[j] * d[i];
+    }
+}
+
+/* For a few sequences (B <= 4), where a BLAS call per step costs more than its arithmetic: whole chunks,
+ * the products included (the matrix-vector products above). tmp: 4m numbers of scratch. */
+
+/* GRU forward over T steps: Z (T, B, 3m) in place (the gates), H (T + 1, B, m) with H[0] given, RH (T, B, m);
+ * each step as gru_gates and gru_state, with W h and Wg (r h) from matvec. */
+static void F(gru_forward_seq)(REAL *restrict Z, const REAL *restrict W, const REAL *restrict Wg, REAL *restrict H,
+                               REAL *restrict RH, REAL *restrict tmp, Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
+{
+    for (Py_ssize_t k = 0; k < T * B; k++) {           /* row k of Z: step k / B; H rows k (h_{t-1}), k + B (h_t) */
+        REAL *z = Z + k * 3 * m;
+        const REAL *h = H + k * m;
+        F(matvec)(W, h, tmp, 2 * m, m);
+        F(gru_gates)(z, tmp, h, RH + k * m, 1, m);
+        F(matvec)(Wg, RH + k * m, tmp, m, m);
+        F(gru_state)(z, tmp, h, H + (k + B) * m, 1, m);
+    }
+}
+
+/* GRU backward over T steps, from the last: dZ (T, B, 3m) from dH (T, B, m); dh, carry (B, m) scratch. */
+static void F(gru_backward_seq)(const REAL *restrict Z, const REAL *restrict H, const REAL *restrict dH,
+                                const REAL *restrict W, const REAL *restrict Wg, REAL *restrict dZ,
+                                REAL *restrict dh, REAL *restrict carry, REAL *restrict drh, Py_ssize_t T,
+                                Py_ssize_t B, Py_ssize_t m)
+{
+    for (Py_ssize_t b = 0; b < B * m; b++)
+        dh[b] = 0;
+    for (Py_ssize_t t = T - 1; t >= 0; t--)
+        for (Py_ssize_t b = 0; b < B; b++) {
+            Py_ssize_t k = t * B + b;
+            const REAL *a = Z + k * 3 * m, *h = H + k * m;
+            REAL *da = dZ + k * 3 * m, *d = dh + b * m, *c = carry + b * m;
+            F(gru_backward_a)(a, h, dH + k * m, t == T - 1 ? NULL : c, d, da, 1, m);
+            F(matvec_t)(Wg, da + 2 * m, drh, m, m);
+            F(gru_backward_b)(a, h, drh, d, da, 1, m);
+            F(matvec_t)(W, da, c, 2 * m, m);
+        }
+}
+
+/* LSTM forward over T steps: Z (T, B, 4m) in place, H, S (T + 1, B, m) with row 0 given, TS (T, B, m); each
+ * step as lstm_forward, with W h from matvec. */
+static void F(lstm_forward_seq)(REAL *restrict Z, const REAL *restrict W, REAL *restrict H, REAL *restrict S,
+                                REAL *restrict TS, REAL *restrict tmp, Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
+{
+    for (Py_ssize_t k = 0; k < T * B; k++) {
+        F(matvec)(W, H + k * m, tmp, 4 * m, m);
+        F(lstm_forward)(Z + k * 4 * m, tmp, S + k * m, S + (k + B) * m, TS + k * m, H + (k + B) * m, 1, m);
+    }
+}
+
+/* LSTM backward over T steps, from the last: dZ (T, B, 4m) from dH (T, B, m); dh, ds (B, m) scratch. */
+static void F(lstm_backward_seq)(const REAL *restrict Z, const REAL *restrict S, const REAL *restrict TS,
+                                 const REAL *restrict dH, const REAL *restrict W, REAL *restrict dZ,
+                                 REAL *restrict dh, REAL *restrict ds, Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
+{
+    for (Py_ssize_t b = 0; b < B * m; b++)
+        dh[b] = ds[b] = 0;
+    for (Py_ssize_t t = T - 1; t >= 0; t--)
+        for (Py_ssize_t b = 0; b < B; b++) {
+            Py_ssize_t k = t * B + b;
+            F(lstm_backward)(Z + k * 4 * m, S + k * m, TS + k * m, dH + k * m, NULL, dh + b * m, ds + b * m,
+                             dZ + k * 4 * m, 1, m);
+            F(matvec_t)(W, dZ + k * 4 * m, dh + b * m, 4 * m, m);
+        }
+}
+
 /* out (N, n) = table[idx[i]] + bias for each row i: the inputs' part U x_t + b of a layer, gathered. */
 static void F(gather_plus)(REAL *restrict out, const REAL *restrict table, const long long *restrict idx,
                            const REAL *restrict bias, Py_ssize_t N, Py_ssize_t n)

@@ -133,7 +133,7 @@ class Cell:
         keep[l] for l >= 1 is on the h of layer l - 1 where layer l reads it (keep[0] is the output layer's)."""
         T, B = X.shape
         width = self.state_size(P.V.shape[1]) // self.layers
-        caches, lasts = [], []
+        caches, lasts, H = [], [], None
         for l in range(self.layers):
             L = self.layer(P, l)
             if l == 0:
@@ -206,7 +206,7 @@ class Cell:
     def step(self, P, h, x):
         """One character: the next state (S,) and the scores o (K,) after input index x from h (S,)."""
         width = len(h) // self.layers
-        states = []
+        states, top = [], None
         for l in range(self.layers):
             L = self.layer(P, l)
             u = L.U[:, x] if l == 0 else L.U @ top      # the input's part: U x_t, or U_l h_t of the layer below

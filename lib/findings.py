@@ -180,3 +180,47 @@ def seed_spread(runs, extensions):
                            "within this spread: notebook 6 cannot tell them apart with one run each."))
         text.append("(The spread is measured for the assignment's set-up; another set-up may spread otherwise.)")
     return " ".join(text)
+
+
+# --- notebook 9: what the automatic search found -------------------------------------------------
+
+def search_facts(facts, best):
+    """Notebook 9's account of a stored study (lib.search.facts and best.json)."""
+    budget = (f"{best['trial_seconds']:g} s of training" if best["trial_seconds"] else
+              f"{best['trial_updates']:,} updates")
+    failed = f", {facts['failed']} failed" if facts["failed"] else ""
+    return (f"The study holds {facts['trials']} trials ({facts['complete']} complete, {facts['pruned']} pruned "
+            f"after a third of their time{failed}), run over {facts['hours']:.1f} hours: "
+            f"{facts['worker_hours']:.1f} worker-hours, each trial {budget} on one worker process.")
+
+
+def search_verdict(best):
+    """How the search's best trial compares with the hand-found recipe's trial and the best n-gram."""
+    hand, b = best["hand_found"], best["best_val_loss_bits"]
+    if hand is None:
+        return f"The best trial, {best['trial']}, reached {b:.3f} bits per character."
+    ngram = best.get("best_ngram")
+    versus = (f"; the best n-gram ({ngram['name']}) scores {ngram['bits']:.3f} on the same split" if ngram else "")
+    if best["trial"] == hand["trial"]:
+        return (f"The best trial is the hand-found recipe's own (trial {hand['trial']}): **{b:.3f} bits per "
+                f"character**; the search found nothing better at this budget{versus}.")
+    gap = 100 * (hand["best_val_loss_bits"] - b) / hand["best_val_loss_bits"]
+    return (f"The best trial, {best['trial']}, reached **{b:.3f} bits per character**, {gap:.1f}% below the "
+            f"hand-found recipe's {hand['best_val_loss_bits']:.3f} at the same budget (trial {hand['trial']})"
+            f"{versus}.")
+
+
+def recipe_rows(best):
+    """(setting, the hand-found recipe's value, the search's best) for each setting searched."""
+    hand = (best["hand_found"] or {}).get("settings", {})
+
+    def shown(v):
+        return f"{v:.3g}" if isinstance(v, float) and v not in (0.0, 0.99, 0.999) else str(v)
+    return [(name, shown(hand[name]) if name in hand else "", shown(value)) for name, value in best["settings"].items()]
+
+
+def importance_sentence(shares):
+    """Which settings mattered most (their fANOVA shares of the variance of the held-out loss)."""
+    top = list(shares.items())[:3]
+    return ("Over the complete trials, the settings that explain most of the variance of the held-out loss "
+            f"are {', '.join(f'{name} ({share:.0%})' for name, share in top)}.")

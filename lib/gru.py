@@ -62,8 +62,12 @@ def _forward_steps(P, Z, H, RH):
 
 
 def _forward_compiled(P, Z, H, RH):
-    """The same steps: the products W h_{t-1} and Wg (r_t h_{t-1}) in NumPy, the rest compiled."""
+    """The same steps: the products W h_{t-1} and Wg (r_t h_{t-1}) in NumPy, the rest compiled; for a few
+    sequences, the whole chunk in one compiled call, products included."""
     T, B, m = RH.shape
+    if B <= kernels.KERNEL_MAX_B:
+        kernels._kernels.gru_forward_seq(Z, P.W, P.Wg, H, RH, T, B, m)
+        return
     WT, WgT = P.W.T, P.Wg.T
     wh, wg = np.empty((B, 2 * m), P.W.dtype), np.empty((B, m), P.W.dtype)
     for t in range(T):
@@ -109,8 +113,12 @@ def _backward_steps(P, dH, H, Z, dZ, dstates):
 
 def _backward_compiled(P, dH, H, Z, dZ, dstates):
     """The same steps: two compiled calls around the product with Wg; the product with W (carry) is
-    added to dh at the start of the step before, in the same order as the NumPy steps add it."""
+    added to dh at the start of the step before, in the same order as the NumPy steps add it. For a few
+    sequences (and no dstates), the whole chunk in one compiled call."""
     T, B, m = dH.shape
+    if B <= kernels.KERNEL_MAX_B and dstates is None:
+        kernels._kernels.gru_backward_seq(Z, H, dH, P.W, P.Wg, dZ, T, B, m)
+        return
     dh, drh, carry = np.zeros((B, m), dH.dtype), np.empty((B, m), dH.dtype), np.empty((B, m), dH.dtype)
     for t in reversed(range(T)):
         kernels._kernels.gru_backward_a(Z[t], H[t], dH[t], None if t == T - 1 else carry, dh, dZ[t], B, m)

@@ -75,8 +75,12 @@ def _forward_steps(P, Z, H, S, TS):
 
 
 def _forward_compiled(P, Z, H, S, TS):
-    """The same steps: the product W h_{t-1} in NumPy, the rest of the step in one compiled call."""
+    """The same steps: the product W h_{t-1} in NumPy, the rest of the step in one compiled call; for a
+    few sequences, the whole chunk in one compiled call, products included."""
     T, B, m = TS.shape
+    if B <= kernels.KERNEL_MAX_B:
+        kernels._kernels.lstm_forward_seq(Z, P.W, H, S, TS, T, B, m)
+        return
     WT, wh = P.W.T, np.empty((B, 4 * m), P.W.dtype)
     for t in range(T):
         np.matmul(H[t], WT, out=wh)
@@ -116,8 +120,12 @@ def _backward_steps(P, dH, S, Z, TS, dZ, dstates):
 
 
 def _backward_compiled(P, dH, S, Z, TS, dZ, dstates):
-    """The same steps: one compiled call for the arithmetic of a step, then the product with W."""
+    """The same steps: one compiled call for the arithmetic of a step, then the product with W; for a few
+    sequences (and no dstates), the whole chunk in one compiled call."""
     T, B, m = dH.shape
+    if B <= kernels.KERNEL_MAX_B and dstates is None:
+        kernels._kernels.lstm_backward_seq(Z, S, TS, dH, P.W, dZ, T, B, m)
+        return
     dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
     for t in reversed(range(T)):
         kernels._kernels.lstm_backward(Z[t], S[t], TS[t], dH[t], None, dh, ds, dZ[t], B, m)

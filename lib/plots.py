@@ -185,6 +185,43 @@ def seed_band(states, seq_length):
     return fig
 
 
+def search_history(points, hand_bits, ngram_bits=None):
+    """The trials of a search over time: each complete trial's held-out bits per character (a dot) and
+    each pruned one's at its first part (a cross), the best so far (a step line), the hand-found recipe's
+    trial and the best n-gram (dashed). points: lib.search.facts()["points"]."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    complete = [(h, v) for h, v, s in points if s == "COMPLETE" and v is not None]
+    pruned = [(h, v) for h, v, s in points if s == "PRUNED" and v is not None]
+    if pruned:
+        ax.plot(*zip(*pruned), "x", color="grey", label="pruned after a third of its time")
+    if complete:
+        ax.plot(*zip(*complete), "o", color="tab:blue", ms=4, label="trial")
+        hours, values = zip(*complete)
+        ax.step(hours, np.minimum.accumulate(values), where="post", color="tab:blue", lw=1.5, label="best so far")
+    ax.axhline(hand_bits, color="tab:red", ls="--", lw=1, label=f"the hand-found recipe: {hand_bits:.3f}")
+    if ngram_bits is not None:
+        ax.axhline(ngram_bits, color="grey", ls=":", lw=1, label=f"best n-gram: {ngram_bits:.3f}")
+    low = min([v for _, v in complete] + [hand_bits])
+    ax.set_ylim(low - 0.05, min(max([v for _, v in complete + pruned] + [hand_bits]), low + 1.2) + 0.05)
+    ax.set_xlabel("hours since the study started")
+    ax.set_ylabel("held-out bits per character")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def importances(shares):
+    """A horizontal bar for each setting's share of the variance of the held-out loss ({setting: share})."""
+    names = list(shares)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1))
+    ax.barh(names, [shares[n] for n in names], color="tab:blue")
+    ax.set_xlabel("share of the variance of the held-out loss (fANOVA)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, folder, name):
     """Write fig as folder/name.png and folder/name.pdf, each atomically; returns the PNG path."""
     folder = Path(folder)

@@ -23,7 +23,7 @@ from lib.data import ROOT
 from lib.files import atomic_path, write_bytes
 
 NOTEBOOKS = ("01_data.ipynb", "02_gradcheck.ipynb", "03_training.ipynb", "04_smooth_loss.ipynb",
-             "05_synthesis.ipynb", "06_extensions.ipynb", "07_ladder.ipynb", "08_insight.ipynb")
+             "05_synthesis.ipynb", "06_extensions.ipynb", "07_ladder.ipynb", "08_insight.ipynb", "09_search.ipynb")
 FULL_STEPS = 100_000
 MIN_HELD_OUT = 1000     # held-out characters the notebooks read at least (notebook 8's units and gradients)
 TITLE = "Teaching a computer to write, one character at a time"
@@ -52,6 +52,7 @@ def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir, ladder_dir=No
         "07_ladder.ipynb": {**common, **ladder, "run_root": ladder_dir, "figures_dir": figures_dir, "overwrite": True},
         "08_insight.ipynb": {**common, **seeds, "seed_root": seed_dir, "ladder_root": ladder_dir,
                              "extension_root": ext_dir, "figures_dir": figures_dir, "overwrite": True},
+        "09_search.ipynb": {"figures_dir": figures_dir},
     }[name]
 
 
@@ -199,8 +200,9 @@ def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures
         "scratch in NumPy, learns to write by predicting the next character of a book. Its sections are the "
         "project's notebooks, executed in order: the data, the gradient check, training, the smooth "
         "loss and synthesis; then, beyond the assignment, Adam, mini-batches and a validation loss, a ladder "
-        "of yardsticks with gated cells (GRU, LSTM), and what the network learned and how much one run is "
-        "worth. The model's code is in the appendix.\n\n"
+        "of yardsticks with gated cells (GRU, LSTM), what the network learned and how much one run is "
+        "worth, and what an automatic search for the best network found. The model's code is in the "
+        "appendix.\n\n"
         f"Built by `make report` on {datetime.date.today().isoformat()} with {steps:,} updates on "
         f"{corpus_name}.")
     pdf = Path(out_dir) / "report.pdf"

@@ -6,8 +6,10 @@ this machine's cores or on a dask.distributed cluster, and the study is kept in 
 A trial trains one configuration for S seconds of training (validation not counted; or for a number of
 updates, --trial-updates, which makes a trial's result exactly repeatable) with the last 10% of the text
 held out, and scores its best held-out loss in bits per character. Optuna's TPE sampler chooses the
-settings of each trial from the results before it, over SPACE: the cell, layers, m, eta, dropout, weight
-averaging (ema), seq_length and batch_size; FIXED holds the rest (Adam, the loss normalised, float32).
+settings of each trial from the results before it (suggest(): the cell, layers, m, eta, dropout, weight
+averaging (ema), seq_length and batch_size; FIXED holds the rest: Adam, the loss normalised, float32).
+The first trial of a study is HAND, the recipe found by hand (docs/ladder.md), so that the study
+measures what it must beat at its own budget.
 A trial runs in two parts, a third of its budget and the rest: after the first, Optuna's median pruner
 stops it if its held-out loss is worse than the median of the trials before it at that point, so a
 hopeless configuration costs a third of a trial. The second part resumes the run from its checkpoint, to
@@ -39,6 +41,7 @@ from lib.data import load_corpus
 from lib.loop import Diverged
 from lib.runs import budgeted, command, run
 
+HAND = dict(cell="gru", layers=1, m=384, eta=0.004, dropout=0.3, ema=0.999, seq_length=50, batch_size=32)
 FIXED = dict(optimizer="adam", normalize_loss=True, sig=0.05, dtype="float32", val_fraction=0.1,
              plateau_factor=0.7)
 STUDY, BEST, TRIALS = "study.log", "best.json", "trials"
@@ -67,17 +70,29 @@ def trial_config(settings, seconds=None, updates=None):
     return budgeted(val_chars=int(chars / VAL_CHECKS), **FIXED, **settings)
 
 
-def run_trial(settings, data, folder, seconds=None, updates=None):
-    """Train (or resume) a trial's run in folder to `seconds` of training or to `updates`; in a worker.
-    Returns {best_val_loss_bits, updates, seconds}."""
-    cfg = trial_config(settings, seconds, updates)
+def run_trial(settings, data, folder, budget, part):
+    """Train (or resume) a trial's run in folder to the end of its part (a dict: seconds or updates) of
+    its whole budget (the same kind); in a worker. Returns {best_val_loss_bits, updates, seconds}."""
+    cfg = trial_config(settings, **budget)
+    if part.get("updates"):
+        cfg = cfg.replace(steps=part["updates"])
     try:
-        result = run(cfg, data, folder, max_seconds=seconds, progress=False, log=None)
+        result = run(cfg, data, folder, max_seconds=part.get("seconds"), progress=False, log=None)
     except Diverged:
         K = load_corpus(data).vocab.K
         return {"best_val_loss_bits": math.log2(K), "updates": None, "seconds": None, "diverged": True}
     s = result.summary
     return {"best_val_loss_bits": s["best_val_loss_bits"], "updates": s["steps"], "seconds": s["seconds"]}
+
+
+def best_ngram(corpus):
+    """{name, bits}: the best Kneser-Ney n-gram on the trials' held-out split, the yardstick to beat."""
+    from lib.baselines import kneser_ney
+    from lib.data import held_out
+    n_val = held_out(corpus.n_chars, Config(val_fraction=FIXED["val_fraction"]))
+    bits = kneser_ney(corpus.data, corpus.n_chars - n_val, corpus.vocab.K)
+    order = min(bits, key=bits.get)
+    return {"name": f"ngram-{order}", "bits": bits[order]}
 
 
 def parts(seconds, updates):
@@ -132,7 +147,15 @@ def finished(study):
             or (t.state == TrialState.FAIL and t.number not in gone)]
 
 
-def write_best(study, out, n_done, seconds, updates):
+def hand_result(study):
+    """The hand-found recipe's trial (the study's first, enqueued): its number and held-out bits."""
+    for t in study.get_trials(deepcopy=False):
+        if t.params == HAND and t.value is not None:
+            return {"trial": t.number, "best_val_loss_bits": t.value, "settings": HAND}
+    return None
+
+
+def write_best(study, out, n_done, seconds, updates, ngram=None):
     """out/best.json from the best complete trial (none yet: nothing written)."""
     from optuna.trial import TrialState
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -141,9 +164,51 @@ def write_best(study, out, n_done, seconds, updates):
     cfg = trial_config(best.params, seconds, updates)
     info = {"best_val_loss_bits": best.value, "n_trials": n_done, "trial": best.number,
             "trial_seconds": seconds, "trial_updates": updates, "settings": best.params, "config": cfg.to_dict(),
-            "command": command(cfg, out="runs/best") + (f" --max-seconds {seconds:g}" if seconds else "")}
+            "command": command(cfg, out="runs/best") + (f" --max-seconds {seconds:g}" if seconds else ""),
+            "hand_found": hand_result(study), "best_ngram": ngram}
     files.write_text(out / BEST, json.dumps(info, indent=2) + "\n")
     return info
+
+
+# --- reading a stored study (notebook 9) ----------------------------------------------------------
+
+def load(folder):
+    """(the study in folder/study.log, read with Optuna; best.json's dict). FileNotFoundError when the
+    folder holds no study."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    folder = Path(folder)
+    if not (folder / STUDY).exists() or not (folder / BEST).exists():
+        raise FileNotFoundError(f"{folder} holds no finished study (study.log and best.json); run lib.search "
+                                f"with --out {folder} first.")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="search", storage=JournalStorage(JournalFileBackend(str(folder / STUDY))))
+    return study, json.loads((folder / BEST).read_text())
+
+
+def facts(study):
+    """The study in numbers: trials finished (complete, pruned, failed), the hours from its first start to
+    its last end, the worker-hours the trials took, and the trials themselves for plots.search_history:
+    [(hours from the start when it ended, held-out bits (for a pruned trial, at its first part), state)]."""
+    from optuna.trial import TrialState
+    done = [t for t in finished(study) if t.datetime_complete is not None]
+    start = min(t.datetime_start for t in done)
+    hours = lambda t: (t.datetime_complete - start).total_seconds() / 3600     # noqa: E731
+    points = [(hours(t), t.value if t.state == TrialState.COMPLETE else t.intermediate_values.get(1), t.state.name)
+              for t in sorted(done, key=lambda t: t.datetime_complete)]
+    count = {s: sum(t.state == s for t in done) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    return {"trials": len(done), "complete": count[TrialState.COMPLETE], "pruned": count[TrialState.PRUNED],
+            "failed": count[TrialState.FAIL], "hours": max(hours(t) for t in done),
+            "worker_hours": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done) / 3600,
+            "points": points}
+
+
+def importances(study):
+    """{setting: its share of the variance of the held-out loss over the complete trials} (Optuna's
+    fANOVA), the most important first."""
+    import optuna
+    return optuna.importance.get_param_importances(study)
 
 
 # --- the workers ------------------------------------------------------------------------------
@@ -194,15 +259,18 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
     from distributed.scheduler import KilledWorker
     from optuna.trial import TrialState
     corpus = load_corpus(data)               # the text is read here first, so that a bad one fails at once
+    ngram = best_ngram(corpus)
     out = Path(out)
     files.check_folder(out, f"--out {out}")
     (out / TRIALS).mkdir(parents=True, exist_ok=True)
     study = open_study(out, seed)
+    if not study.trials:                    # the yardstick the search must beat comes first
+        study.enqueue_trial(HAND)
     again = requeue_interrupted(study)
     done = len(finished(study))
     log(f"study {out / STUDY}: {done} trial(s) finished" + (f", {again} interrupted one(s) to run again" * bool(again)))
     if done >= trials:
-        info = write_best(study, out, done, seconds, updates)
+        info = write_best(study, out, done, seconds, updates, ngram)
         log(f"the study has its {trials} trials; nothing to run")
         return info
     data = str(corpus.path.resolve())
@@ -212,7 +280,8 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
 
         def start(trial, part):
             folder = str((out / TRIALS / str(trial.number)).resolve())
-            future = client.submit(run_trial, trial.params, data, folder, pure=False, **budgets[part])
+            future = client.submit(run_trial, trial.params, data, folder, dict(seconds=seconds, updates=updates),
+                                   budgets[part], pure=False)
             running[future] = (trial, part)
             queue.add(future)
 
@@ -250,7 +319,7 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
                         study.tell(trial, bits)
                         log(f"trial {trial.number}: {bits:.3f} bits/char, {result['updates']:,} updates: "
                             f"{trial.params}" if result["updates"] else f"trial {trial.number} diverged")
-                    write_best(study, out, len(finished(study)), seconds, updates)
+                    write_best(study, out, len(finished(study)), seconds, updates, ngram)
                 if started < trials - done:
                     trial = study.ask()
                     suggest(trial)
@@ -262,7 +331,7 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
             log(f"stopped: {len(finished(study))} finished trial(s) are kept in {out / STUDY}; the same command "
                 "goes on")
             raise
-    info = write_best(study, out, len(finished(study)), seconds, updates)
+    info = write_best(study, out, len(finished(study)), seconds, updates, ngram)
     if info:
         log(f"best: trial {info['trial']}, {info['best_val_loss_bits']:.3f} bits per character; {out / BEST}")
     return info

@@ -128,10 +128,11 @@ def test_a_batch_is_the_sum_of_its_sequences(small_data, small_vocab, cell):
     assert np.allclose(hT, np.stack([p[2] for p in parts]), rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("cell", GATED, ids=["gru", "lstm"])
-def test_one_step_at_a_time_is_the_chunk(small_data, small_vocab, cell):
-    """Sampling steps one character at a time; training runs whole chunks: the same scores and states."""
-    K, m = small_vocab.K, 9
+@pytest.mark.parametrize("name,layers", [("gru", 1), ("lstm", 1), ("rnn", 2), ("gru", 2), ("lstm", 2)])
+def test_one_step_at_a_time_is_the_chunk(small_data, small_vocab, name, layers):
+    """Sampling steps one character at a time (through every layer); training runs whole chunks: the same
+    scores and states."""
+    cell, K, m = cells.get(name, layers), small_vocab.K, 9
     _, P = random_params(cell, K, m, 0.3, 6)
     X = small_data[:25]
     h = np.tanh(np.random.default_rng(7).standard_normal(cell.state_size(m)))
@@ -283,20 +284,6 @@ def test_stacked_layers_match_finite_differences(small_data, small_vocab, name, 
     between[1:] = 1.0
     _, G1, _ = cell.loss_and_grads(P, X, Y, h0, keep=between)
     assert not np.allclose(G.U2, G1.U2)                      # the masks between layers matter
-
-
-@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
-def test_stacked_one_step_at_a_time_is_the_chunk(small_data, small_vocab, name):
-    """Sampling a stacked network steps through its layers one character at a time: the chunk's scores."""
-    cell, K, m = cells.get(name, 2), small_vocab.K, 6
-    _, P = random_params(cell, K, m, 0.3, 6)
-    X = small_data[:20]
-    h = np.tanh(np.random.default_rng(7).standard_normal(cell.state_size(m)))
-    O, hT = cell.scores(P, X[:, None], h[None, :])
-    for t, x in enumerate(X):
-        h, o = cell.step(P, h, x)
-        assert np.allclose(o, O[t], rtol=0, atol=1e-12)
-    assert np.allclose(h, hT[0], rtol=0, atol=1e-12)
 
 
 def test_one_layer_is_the_network_it_always_was(small_data, small_vocab):

@@ -121,6 +121,20 @@ def test_insight_notebook(executed, workdir):
         assert_figure(workdir / "figures" / f"{name}.png")
 
 
+def test_search_notebook_reads_the_stored_study(executed, workdir):
+    """Notebook 9 reads data/search/ (it never searches): its facts, importances and the two recipes."""
+    from lib import search
+    study, best = search.load(report.ROOT / "data" / "search")
+    facts = search.facts(study)
+    text = outputs_text(executed["09_search.ipynb"])
+    assert f"The study holds {facts['trials']} trials ({facts['complete']} complete" in text
+    assert "explain most of the variance of the held-out loss" in text
+    assert "| setting | found by hand | found by the search |" in text and "| cell | gru |" in text
+    assert f"{best['best_val_loss_bits']:.3f} bits per character" in text and "Traceback" not in text
+    for name in ("search_history", "search_importances"):
+        assert_figure(workdir / "figures" / f"{name}.png")
+
+
 def test_rerunning_training_gives_the_same_results_and_no_new_files(executed, workdir):
     first = outputs_text(executed["03_training.ipynb"])
     again = report.execute(workdir / "again", steps=STEPS, run_dir=str(workdir / "run"),
@@ -176,7 +190,8 @@ def test_small_report_pdf(pdf, workdir):
                   "The smooth loss", "Synthesis", "Temperature and nucleus",
                   "Extension: Adam, mini-batches and a validation loss", "A passage from each",
                   "The ladder", "Where counting still wins", "What the network learned",
-                  "Why does the vanilla RNN forget", "How much is one run worth", "Appendix: the code"):
+                  "Why does the vanilla RNN forget", "How much is one run worth", "What an automatic search found",
+                  "Which settings matter", "Appendix: the code"):
         assert title in text, title
     assert "Contents" in pages[0] + pages[1] and "Appendix: the code" in pages[0] + pages[1]   # a table of contents
     assert "max relative" in text and "largest relative error" in text
