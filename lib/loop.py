@@ -13,9 +13,8 @@ do not depend on how a run was split into sessions.
 Beyond the assignment (the defaults leave them off), extended_step(): Adam instead of AdaGrad; B > 1
 sequences per update, either B evenly spaced streams through the text, each carrying its own hidden
 state, or B random start points with a zero hidden state; the loss divided by T B; dropout; weight
-averaging; and a validation loss per character on a held-out tail of the text, which then also picks the
-best model and can lower eta when it stops improving. With B > 1 the recorded loss is the mean over the
-B sequences of their T-character loss, so it reads like B = 1's.
+averaging; a validation loss per character on a held-out tail of the text, which then also picks the best
+model and can lower eta when it stops improving. With B > 1 the loss recorded is the mean of the B losses.
 
 Ctrl-C (SIGINT), SIGTERM and SIGHUP finish the update, save the run and raise KeyboardInterrupt (for
 SIGINT) or lib.cli.Stopped (the others); a second signal of the same kind interrupts at once.
