@@ -21,7 +21,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(HAVE_LIBMVEC_IF_AVX2) && defined(__AVX2__)   /* glibc's vectorised tanh, 4 doubles at a time */
@@ -542,131 +541,91 @@ static PyObject *gather_plus(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* Scratch for the sequence kernels: n numbers of the element size, or NULL with MemoryError set. */
-static void *scratch(Py_ssize_t n, int size)
-{
-    void *p = calloc(n > 0 ? n : 1, size);
-    if (p == NULL)
-        PyErr_NoMemory();
-    return p;
-}
-
 static PyObject *gru_forward_seq(PyObject *self, PyObject *args)
 {
-    PyObject *o[5];
+    PyObject *o[6];
     Py_ssize_t T, B, m;
-    if (!PyArg_ParseTuple(args, "OOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &T, &B, &m))
+    if (!PyArg_ParseTuple(args, "OOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &T, &B, &m))
         return NULL;
     Array a[] = {{o[0], T * B * 3 * m, 1, "Z"}, {o[1], 2 * m * m, 0, "W"}, {o[2], m * m, 0, "Wg"},
-                 {o[3], (T + 1) * B * m, 1, "H"}, {o[4], T * B * m, 1, "RH"}};
-    int size = borrow_real(a, 5);
+                 {o[3], (T + 1) * B * m, 1, "H"}, {o[4], T * B * m, 1, "RH"},
+                 {o[5], 2 * m, 1, "scratch"}};
+    int size = borrow_real(a, 6);
     if (!size)
         return NULL;
-    void *tmp = scratch(4 * m, size);
-    if (tmp != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        if (size == 4)
-            gru_forward_seq_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
-                                tmp, T, B, m);
-        else
-            gru_forward_seq_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
-                                BUF(4, double *), tmp, T, B, m);
-        Py_END_ALLOW_THREADS
-        free(tmp);
-    }
-    release_some(a, 5);
-    if (tmp == NULL)
-        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gru_forward_seq_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *), BUF(5, float *), T, B, m);
+    else
+        gru_forward_seq_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *), BUF(4, double *), BUF(5, double *), T, B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 6);
     Py_RETURN_NONE;
 }
 
 static PyObject *gru_backward_seq(PyObject *self, PyObject *args)
 {
-    PyObject *o[6];
+    PyObject *o[7];
     Py_ssize_t T, B, m;
-    if (!PyArg_ParseTuple(args, "OOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &T, &B, &m))
+    if (!PyArg_ParseTuple(args, "OOOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &T, &B, &m))
         return NULL;
     Array a[] = {{o[0], T * B * 3 * m, 0, "Z"}, {o[1], (T + 1) * B * m, 0, "H"}, {o[2], T * B * m, 0, "dH"},
-                 {o[3], 2 * m * m, 0, "W"}, {o[4], m * m, 0, "Wg"}, {o[5], T * B * 3 * m, 1, "dZ"}};
-    int size = borrow_real(a, 6);
+                 {o[3], 2 * m * m, 0, "W"}, {o[4], m * m, 0, "Wg"}, {o[5], T * B * 3 * m, 1, "dZ"},
+                 {o[6], (2 * B + 1) * m, 1, "scratch"}};
+    int size = borrow_real(a, 7);
     if (!size)
         return NULL;
-    char *tmp = scratch((2 * B + 1) * m, size);        /* dh, carry (B, m) and drh (m,) */
-    if (tmp != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        if (size == 4)
-            gru_backward_seq_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *),
-                                 BUF(4, float *), BUF(5, float *), (float *)tmp, (float *)tmp + B * m,
-                                 (float *)tmp + 2 * B * m, T, B, m);
-        else
-            gru_backward_seq_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
-                                 BUF(4, double *), BUF(5, double *), (double *)tmp, (double *)tmp + B * m,
-                                 (double *)tmp + 2 * B * m, T, B, m);
-        Py_END_ALLOW_THREADS
-        free(tmp);
-    }
-    release_some(a, 6);
-    if (tmp == NULL)
-        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gru_backward_seq_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *), BUF(5, float *), BUF(6, float *), T, B, m);
+    else
+        gru_backward_seq_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *), BUF(4, double *), BUF(5, double *), BUF(6, double *), T, B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 7);
     Py_RETURN_NONE;
 }
 
 static PyObject *lstm_forward_seq(PyObject *self, PyObject *args)
 {
-    PyObject *o[5];
+    PyObject *o[6];
     Py_ssize_t T, B, m;
-    if (!PyArg_ParseTuple(args, "OOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &T, &B, &m))
+    if (!PyArg_ParseTuple(args, "OOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &T, &B, &m))
         return NULL;
     Array a[] = {{o[0], T * B * 4 * m, 1, "Z"}, {o[1], 4 * m * m, 0, "W"}, {o[2], (T + 1) * B * m, 1, "H"},
-                 {o[3], (T + 1) * B * m, 1, "S"}, {o[4], T * B * m, 1, "TS"}};
-    int size = borrow_real(a, 5);
+                 {o[3], (T + 1) * B * m, 1, "S"}, {o[4], T * B * m, 1, "TS"},
+                 {o[5], 4 * m, 1, "scratch"}};
+    int size = borrow_real(a, 6);
     if (!size)
         return NULL;
-    void *tmp = scratch(4 * m, size);
-    if (tmp != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        if (size == 4)
-            lstm_forward_seq_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *),
-                                 BUF(4, float *), tmp, T, B, m);
-        else
-            lstm_forward_seq_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
-                                 BUF(4, double *), tmp, T, B, m);
-        Py_END_ALLOW_THREADS
-        free(tmp);
-    }
-    release_some(a, 5);
-    if (tmp == NULL)
-        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        lstm_forward_seq_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *), BUF(5, float *), T, B, m);
+    else
+        lstm_forward_seq_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *), BUF(4, double *), BUF(5, double *), T, B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 6);
     Py_RETURN_NONE;
 }
 
 static PyObject *lstm_backward_seq(PyObject *self, PyObject *args)
 {
-    PyObject *o[6];
+    PyObject *o[7];
     Py_ssize_t T, B, m;
-    if (!PyArg_ParseTuple(args, "OOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &T, &B, &m))
+    if (!PyArg_ParseTuple(args, "OOOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &T, &B, &m))
         return NULL;
     Array a[] = {{o[0], T * B * 4 * m, 0, "Z"}, {o[1], (T + 1) * B * m, 0, "S"}, {o[2], T * B * m, 0, "TS"},
-                 {o[3], T * B * m, 0, "dH"}, {o[4], 4 * m * m, 0, "W"}, {o[5], T * B * 4 * m, 1, "dZ"}};
-    int size = borrow_real(a, 6);
+                 {o[3], T * B * m, 0, "dH"}, {o[4], 4 * m * m, 0, "W"}, {o[5], T * B * 4 * m, 1, "dZ"},
+                 {o[6], 2 * B * m, 1, "scratch"}};
+    int size = borrow_real(a, 7);
     if (!size)
         return NULL;
-    char *tmp = scratch(2 * B * m, size);              /* dh, ds (B, m) */
-    if (tmp != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        if (size == 4)
-            lstm_backward_seq_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *),
-                                  BUF(4, float *), BUF(5, float *), (float *)tmp, (float *)tmp + B * m, T, B, m);
-        else
-            lstm_backward_seq_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
-                                  BUF(4, double *), BUF(5, double *), (double *)tmp, (double *)tmp + B * m, T, B,
-                                  m);
-        Py_END_ALLOW_THREADS
-        free(tmp);
-    }
-    release_some(a, 6);
-    if (tmp == NULL)
-        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        lstm_backward_seq_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *), BUF(5, float *), BUF(6, float *), T, B, m);
+    else
+        lstm_backward_seq_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *), BUF(4, double *), BUF(5, double *), BUF(6, double *), T, B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 7);
     Py_RETURN_NONE;
 }
 
@@ -722,13 +681,13 @@ static PyMethodDef methods[] = {
     {"gather_plus", gather_plus, METH_VARARGS,
      "gather_plus(out, table, idx, bias, K, N, n): out[i] = table[idx[i]] + bias, for N rows of n."},
     {"gru_forward_seq", gru_forward_seq, METH_VARARGS,
-     "gru_forward_seq(Z, W, Wg, H, RH, T, B, m): a chunk of a GRU forwards, products included (small B)."},
+     "gru_forward_seq(Z, W, Wg, H, RH, scratch (2m), T, B, m): a chunk of a GRU forwards, products included (small B)."},
     {"gru_backward_seq", gru_backward_seq, METH_VARARGS,
-     "gru_backward_seq(Z, H, dH, W, Wg, dZ, T, B, m): a chunk of a GRU backwards, products included."},
+     "gru_backward_seq(Z, H, dH, W, Wg, dZ, scratch ((2B + 1) m), T, B, m): a chunk of a GRU backwards, products included."},
     {"lstm_forward_seq", lstm_forward_seq, METH_VARARGS,
-     "lstm_forward_seq(Z, W, H, S, TS, T, B, m): a chunk of an LSTM forwards, products included (small B)."},
+     "lstm_forward_seq(Z, W, H, S, TS, scratch (4m), T, B, m): a chunk of an LSTM forwards, products included (small B)."},
     {"lstm_backward_seq", lstm_backward_seq, METH_VARARGS,
-     "lstm_backward_seq(Z, S, TS, dH, W, dZ, T, B, m): a chunk of an LSTM backwards, products included."},
+     "lstm_backward_seq(Z, S, TS, dH, W, dZ, scratch (2B m), T, B, m): a chunk of an LSTM backwards, products included."},
     {"clip_adam", clip_adam, METH_VARARGS,
      "clip_adam(theta, g, m1, m2, scale, clip, beta1, beta2, c1, c2, eps): scale and clip g, one Adam step."},
     {NULL, NULL, 0, NULL},

@@ -205,7 +205,7 @@ static void F(matvec_t)(const REAL *restrict W, const REAL *restrict d, REAL *re
 }
 
 /* For a few sequences (B <= 4), where a BLAS call per step costs more than its arithmetic: whole chunks,
- * the products included (the matrix-vector products above). tmp: 4m numbers of scratch. */
+ * the products included (the matrix-vector products above); tmp: the caller's scratch. */
 
 /* GRU forward over T steps: Z (T, B, 3m) in place (the gates), H (T + 1, B, m) with H[0] given, RH (T, B, m);
  * each step as gru_gates and gru_state, with W h and Wg (r h) from matvec. */
@@ -225,9 +225,9 @@ static void F(gru_forward_seq)(REAL *restrict Z, const REAL *restrict W, const R
 /* GRU backward over T steps, from the last: dZ (T, B, 3m) from dH (T, B, m); dh, carry (B, m) scratch. */
 static void F(gru_backward_seq)(const REAL *restrict Z, const REAL *restrict H, const REAL *restrict dH,
                                 const REAL *restrict W, const REAL *restrict Wg, REAL *restrict dZ,
-                                REAL *restrict dh, REAL *restrict carry, REAL *restrict drh, Py_ssize_t T,
-                                Py_ssize_t B, Py_ssize_t m)
+                                REAL *restrict tmp, Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
 {
+    REAL *dh = tmp, *carry = tmp + B * m, *drh = tmp + 2 * B * m;     /* (B, m), (B, m), (m,) */
     for (Py_ssize_t b = 0; b < B * m; b++)
         dh[b] = 0;
     for (Py_ssize_t t = T - 1; t >= 0; t--)
@@ -256,8 +256,9 @@ static void F(lstm_forward_seq)(REAL *restrict Z, const REAL *restrict W, REAL *
 /* LSTM backward over T steps, from the last: dZ (T, B, 4m) from dH (T, B, m); dh, ds (B, m) scratch. */
 static void F(lstm_backward_seq)(const REAL *restrict Z, const REAL *restrict S, const REAL *restrict TS,
                                  const REAL *restrict dH, const REAL *restrict W, REAL *restrict dZ,
-                                 REAL *restrict dh, REAL *restrict ds, Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
+                                 REAL *restrict tmp, Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
 {
+    REAL *dh = tmp, *ds = tmp + B * m;                                  /* (B, m) each */
     for (Py_ssize_t b = 0; b < B * m; b++)
         dh[b] = ds[b] = 0;
     for (Py_ssize_t t = T - 1; t >= 0; t--)

@@ -132,7 +132,7 @@ class Cell:
         for the inputs X (T, B) from h0 (B, S). keep: the dropout masks (layers, T B, m) while training;
         keep[l] for l >= 1 is on the h of layer l - 1 where layer l reads it (keep[0] is the output layer's)."""
         T, B = X.shape
-        width = self.state_size(P.V.shape[1]) // self.layers
+        width = self.module.STATE * P.V.shape[1]         # one layer's part of the state
         caches, lasts, H = [], [], None
         for l in range(self.layers):
             L = self.layer(P, l)
@@ -150,7 +150,7 @@ class Cell:
         from dH (T, B, m) = dL/dh_t of the top layer through o_t. X (T, B): the inputs; keep: as forward's.
         dstates: None, or (T, B, S) to receive the gradient reaching each layer's state before each step."""
         T, B, m = dH.shape
-        width = self.state_size(m) // self.layers
+        width = self.module.STATE * m
         for l in reversed(range(self.layers)):
             L, GL = self.layer(P, l), self.layer(G, l)
             part = None if dstates is None else dstates[:, :, l * width:(l + 1) * width]

@@ -66,7 +66,7 @@ def _forward_compiled(P, Z, H, RH):
     sequences, the whole chunk in one compiled call, products included."""
     T, B, m = RH.shape
     if B <= kernels.KERNEL_MAX_B:
-        kernels._kernels.gru_forward_seq(Z, P.W, P.Wg, H, RH, T, B, m)
+        kernels._kernels.gru_forward_seq(Z, P.W, P.Wg, H, RH, np.empty(2 * m, P.W.dtype), T, B, m)
         return
     WT, WgT = P.W.T, P.Wg.T
     wh, wg = np.empty((B, 2 * m), P.W.dtype), np.empty((B, m), P.W.dtype)
@@ -117,7 +117,7 @@ def _backward_compiled(P, dH, H, Z, dZ, dstates):
     sequences (and no dstates), the whole chunk in one compiled call."""
     T, B, m = dH.shape
     if B <= kernels.KERNEL_MAX_B and dstates is None:
-        kernels._kernels.gru_backward_seq(Z, H, dH, P.W, P.Wg, dZ, T, B, m)
+        kernels._kernels.gru_backward_seq(Z, H, dH, P.W, P.Wg, dZ, np.empty((2 * B + 1) * m, dH.dtype), T, B, m)
         return
     dh, drh, carry = np.zeros((B, m), dH.dtype), np.empty((B, m), dH.dtype), np.empty((B, m), dH.dtype)
     for t in reversed(range(T)):

@@ -79,7 +79,7 @@ def _forward_compiled(P, Z, H, S, TS):
     few sequences, the whole chunk in one compiled call, products included."""
     T, B, m = TS.shape
     if B <= kernels.KERNEL_MAX_B:
-        kernels._kernels.lstm_forward_seq(Z, P.W, H, S, TS, T, B, m)
+        kernels._kernels.lstm_forward_seq(Z, P.W, H, S, TS, np.empty(4 * m, P.W.dtype), T, B, m)
         return
     WT, wh = P.W.T, np.empty((B, 4 * m), P.W.dtype)
     for t in range(T):
@@ -124,7 +124,7 @@ def _backward_compiled(P, dH, S, Z, TS, dZ, dstates):
     sequences (and no dstates), the whole chunk in one compiled call."""
     T, B, m = dH.shape
     if B <= kernels.KERNEL_MAX_B and dstates is None:
-        kernels._kernels.lstm_backward_seq(Z, S, TS, dH, P.W, dZ, T, B, m)
+        kernels._kernels.lstm_backward_seq(Z, S, TS, dH, P.W, dZ, np.empty(2 * B * m, dH.dtype), T, B, m)
         return
     dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
     for t in reversed(range(T)):
