@@ -41,6 +41,7 @@ from lib.data import load_corpus
 from lib.loop import Diverged
 from lib.runs import budgeted, command, run
 
+# the headline until 4 December 2026 (docs/ladder.md); the study in data/search/ began with it
 HAND = dict(cell="gru", layers=1, m=384, eta=0.004, dropout=0.3, ema=0.999, seq_length=50, batch_size=32)
 FIXED = dict(optimizer="adam", normalize_loss=True, sig=0.05, dtype="float32", val_fraction=0.1,
              plateau_factor=0.7)
