@@ -14,10 +14,8 @@ TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pa
 
 .PHONY: setup data tex browser report test test-fast lab bench headline clean
 
-# The headline recipe, 600 s of training on a 2-core machine: the best measured at 600 s on the default
-# corpus (1.994 bits per character on 4 December 2026, where the earlier recipe, m = 384 and dropout 0.3,
-# reached 2.026 the same morning). It was found by hand; lib.search's best two trials (data/search/, at
-# 300 s on one core) did worse at 600 s: 2.027 and 2.037 against the earlier recipe's 2.019 (docs/ladder.md).
+# The headline recipe, found by hand for 600 s of training on a 2-core machine; docs/ladder.md has its
+# measurements and the runs that chose it (the search's best trials among them).
 HEADLINE := --cell gru --m 512 --batch-size 32 --seq-length 50 --optimizer adam --eta 0.004 --normalize-loss \
             --sig 0.05 --dtype float32 --dropout 0.5 --ema 0.999 --plateau-factor 0.7 --val-every 500
 OUT ?= runs/headline
