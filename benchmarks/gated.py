@@ -136,7 +136,7 @@ def main():
     args = p.parse_args()
     corpus = load_corpus(args.data)
     print(f"corpus: {corpus.path.name} (K = {corpus.vocab.K}); compiled kernels: "
-          f"{'built' if kernels._kernels is not None else 'NOT BUILT'}")
+          f"{'built' if kernels.BUILT else 'NOT BUILT'}")
     table(corpus, args.repeats, args.updates, 1)
     if args.layers > 1:
         table(corpus, args.repeats, args.updates, args.layers)

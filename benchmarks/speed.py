@@ -87,7 +87,7 @@ def main():
     us_ours, us_np, us_ref = (statistics.median(t) / cfg.steps * 1e6 for t in (ours, numpy_only, ref))
     print(f"corpus: {args.data or 'default'} ({corpus.n_chars:,} characters, K = {vocab.K}); m = {cfg.m}, "
           f"T = {cfg.seq_length}; {cfg.steps:,} updates, median of {args.repeats} alternating runs")
-    print(f"compiled kernels (lib/_kernels.c): {'built' if kernels._kernels is not None else 'NOT BUILT'}")
+    print(f"compiled kernels (lib/_kernels.c): {'built' if kernels.BUILT else 'NOT BUILT'}")
     print(f"{'implementation':<38} {'us/update':>10} {'100,000 updates':>16} {'speed-up':>9}")
     for name, us in (("plain reference (lib/reference.py)", us_ref),
                      ("lib.train, NumPy loops only", us_np),

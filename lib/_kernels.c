@@ -1,9 +1,11 @@
-/* The two recurrences of lib/rnn.py, the sum that gives its dU, the clipped AdaGrad step of
- * lib/optim.py, and the gate arithmetic of one step of lib/gru.py and lib/lstm.py (lib/_typed.h, in
- * float32 and float64), compiled.
+/* The loops of lib/rnn.py (its two recurrences and the sum that gives its dU), the gather U x_t + b,
+ * the clipped AdaGrad and Adam steps of lib/optim.py, and the gate arithmetic of one step of lib/gru.py and
+ * lib/lstm.py (lib/_typed.h, in float32 and float64), compiled. lib/kernels.py is the only module that
+ * calls this one, behind its switch USE_COMPILED.
  *
- * Optional: when this module was not built (no C compiler at install time), lib/rnn.py and
- * lib/optim.py run the same computations as NumPy calls. For one sequence (B = 1) a NumPy call costs
+ * Optional: when this module was not built (no C compiler at install time), the loops run in NumPy where
+ * they are written (lib/rnn.py, lib/gru.py, lib/lstm.py), the optimiser steps in lib/optim.py, and the
+ * gather and the row sums in lib/kernels.py. For one sequence (B = 1) a NumPy call costs
  * about a microsecond whatever its size, and the recurrences make three calls per time step, so most of
  * an update's time went into call overhead; here each recurrence is one call.
  *

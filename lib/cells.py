@@ -26,12 +26,15 @@ A cell module provides
                           G, and (given dstates (T, B, S)) the gradient reaching the state before each step
     step(P, h, x)         one character -> (the state after it, its h)
     column_sums(A, out)   the sum of A's rows into out, for the bias gradients: each cell keeps the order of
-                          summation it has always had (kernels.dot_sums or row_sums), so its numbers
-                          stay the same bit for bit
+                          summation it has always had (rnn.column_sums or kernels.row_sums), so its
+                          numbers stay the same bit for bit
 and optionally init_biases(b, m) for biases that do not start at zero.
 
-Cell(module) builds the rest from these: the flat parameter vector and its views (Params), the
-initialisation, the loss and gradients of a chunk, scores, one step with scores, and memory estimates.
+Cell(module) builds the rest from these and from lib/rnn.py's output layer (probs_and_losses,
+output_backward) and initialisation: the flat parameter vector and its views (Params), stacked layers,
+dropout, the loss and gradients of a chunk, scores, one step with scores, and memory estimates. For one
+layer of the vanilla RNN without dropout (the assignment), a chunk is lib/rnn.py's loss_and_grads, as
+written there.
 """
 from collections import namedtuple
 
@@ -50,25 +53,6 @@ def flat_views(theta, names, dims):
         out.append(block.reshape(s[::-1]).T if name == "U" else block.reshape(s))
         i += n
     return out
-
-
-def softmax(O, axis=-1):
-    """Softmax along axis, shifted by the maximum for stability."""
-    E = np.exp(O - O.max(axis=axis, keepdims=True))
-    E /= E.sum(axis=axis, keepdims=True)
-    return E
-
-
-def probs_and_losses(O, y):
-    """P = softmax of each row of O (N, K), computed in O's place, and -log P[i, y_i] (N,) as
-    logsumexp(o_i) - o_i[y_i], which stays finite where P[i, y_i] underflows to zero."""
-    o_max = O.max(axis=1)
-    o_y = O[np.arange(len(y)), y]
-    O -= o_max[:, None]
-    E = np.exp(O, out=O)
-    S = E.sum(axis=1)
-    E /= S[:, None]
-    return E, np.log(S) + o_max - o_y
 
 
 def output_rows(H, keep=None):
@@ -119,9 +103,7 @@ class Cell:
         Generator rng; the biases zero, unless the cell starts some elsewhere (the LSTM's forget gate)."""
         theta = np.zeros(self.n_params(K, m), dtype=dtype)
         P = self.views(theta, K, m)
-        for M in P:
-            if M.ndim == 2:
-                M[...] = sig * rng.standard_normal(M.shape)
+        rnn.init_params(P, sig, rng)        # the assignment's: every weight matrix from N(0, sig^2), in order
         if hasattr(self.module, "init_biases"):
             for l in range(self.layers):
                 self.module.init_biases(self.layer(P, l).b, m)
@@ -182,18 +164,19 @@ class Cell:
             X, Y, h0 = X[:, None], Y[:, None], h0[None, :]
         T, B = X.shape
         K, m = P.V.shape
+        G = out if out is not None else self.views(np.empty(self.n_params(K, m), dtype=P.V.dtype), K, m)
+        if keep is None and self.layers == 1 and self.module is rnn:   # the assignment's network, as written
+            loss, G, last = rnn.loss_and_grads(P, X, Y, h0, G)
+            return loss, G, (last[0] if single else last)
         keep = None if keep is None else keep.reshape(self.layers, T * B, m)
         top = None if keep is None else keep[0]
         H, caches, last = self.forward(P, X, h0, keep)
-        O = output_rows(H, top) @ P.V.T + P.c   # (T B, K): o_t = V h_t + c, one matrix product
+        Hs = output_rows(H, top)
         y = Y.reshape(-1)
-        dO, losses = probs_and_losses(O, y)     # p_t (T B, K), in O's place; -log p_t[y_t] (T B,)
-
-        G = out if out is not None else self.views(np.empty(self.n_params(K, m), dtype=O.dtype), K, m)
-        dO[np.arange(T * B), y] -= 1.0          # dL/do_t = p_t - onehot(y_t)
-        np.matmul(dO.T, output_rows(H, top), out=G.V)       # dV = sum_t do_t h_t^T
-        self.module.column_sums(dO, G.c)        # dc = sum_t do_t
-        dH = dO @ P.V if top is None else (dO @ P.V) * top
+        dO, losses = rnn.probs_and_losses(Hs @ P.V.T + P.c, y)      # p_t (T B, K); -log p_t[y_t] (T B,)
+        dH = rnn.output_backward(P, dO, Hs, y, G, self.module.column_sums)   # dV, dc; dL/dh_t through o_t
+        if top is not None:
+            dH *= top
         self.backward(P, dH.reshape(T, B, m), caches, G, X, keep)
         last = last.copy()
         return float(losses.sum()), G, (last[0] if single else last)

@@ -17,6 +17,8 @@ from lib.limits import MAX_SAMPLE
 
 RESUMABLE = ("steps", "sample_every", "checkpoint_every")   # may change when a run is continued
 MAX_LAYERS = 8
+UNBOUNDED = 10**9           # steps (and samples, checkpoints) out of reach: a run that its time budget ends
+RECIPES = Path(__file__).resolve().parent.parent / "configs"   # the named recipes, one TOML file each
 
 
 def _int(value):
@@ -44,6 +46,26 @@ CHECKS = {   # rule: (test, what a value must be)
     "(0, 1]": (lambda v: _number(v) and 0 < v <= 1, "in (0, 1]"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
 }
+
+
+def arg_type(rule, kind=int):
+    """An argparse type for a rule of CHECKS: the text read as kind (int or float) that keeps the rule, else
+    argparse's one-line error naming what the value must be."""
+    import argparse
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not CHECKS[rule][0](value):
+            raise argparse.ArgumentTypeError(f"must be {CHECKS[rule][1]}, got {text!r}")
+        return value
+    parse.__name__ = CHECKS[rule][1]       # what argparse names in its message
+    return parse
+
+
+positive_int, positive_number = arg_type("count"), arg_type("positive", float)
 
 
 def setting(default, rule, help):
@@ -170,6 +192,41 @@ class Config:
 
 
 CELLS = Config.__dataclass_fields__["cell"].metadata["rule"]   # the cells lib/cells.py must provide
+
+
+# --- the recipes: configs/*.toml ------------------------------------------------------------------
+
+def read_recipe(path):
+    """The settings of a recipe file, checked: (settings (dict), max_seconds or None). The file is TOML,
+    one `key = value` a setting of Config, and optionally max_seconds, the training time it is meant for.
+    A missing or unreadable file, bad TOML, an unknown key or a bad value: ValueError, in one line that
+    names the file (and the key)."""
+    import tomllib
+    path = Path(path)
+    try:
+        d = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the recipe ({err.strerror or err}).") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a TOML recipe ({err}).") from None
+    names = {f.name for f in dataclasses.fields(Config)}
+    for key in d:
+        if key not in names and key != "max_seconds":
+            raise ValueError(f"{path}: unknown key {key!r} (a recipe holds settings of lib/config.py and "
+                             "max_seconds; `python -m lib.train --help` lists them).")
+    max_seconds = d.pop("max_seconds", None)
+    if max_seconds is not None and not CHECKS["positive"][0](max_seconds):
+        raise ValueError(f"{path}: max_seconds must be {CHECKS['positive'][1]}, got {max_seconds!r}.")
+    try:
+        Config(**d)
+    except SettingError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return d, max_seconds
+
+
+def recipe(name):
+    """The settings of the recipe configs/NAME.toml (without its max_seconds), as a dict."""
+    return read_recipe(RECIPES / f"{name}.toml")[0]
 
 
 # --- the parameters of the notebooks ----------------------------------------------------------

@@ -41,15 +41,11 @@ def forward(P, Z, h0):
     dtype = P.W.dtype
     H, RH = np.empty((T + 1, B, m), dtype), np.empty((T, B, m), dtype)
     H[0] = h0
-    (_forward_compiled if kernels.gates_compiled(dtype) else _forward_steps)(P, Z, H, RH)
-    return H, (H, Z, RH), H[T]
-
-
-def _forward_steps(P, Z, H, RH):
-    """forward's time steps in NumPy: the reference that the compiled steps are tested against."""
-    m = P.Wg.shape[0]
+    if kernels.gates_compiled(dtype):       # the same loop, compiled (lib/kernels.py)
+        kernels.gru_forward(P, Z, H, RH)
+        return H, (H, Z, RH), H[T]
     WT, WgT = P.W.T, P.Wg.T
-    for t in range(len(Z)):
+    for t in range(T):
         h, zr, g = H[t], Z[t, :, :2 * m], Z[t, :, 2 * m:]
         zr += h @ WT                        # the update and reset gates
         sigmoid_(zr)
@@ -59,22 +55,7 @@ def _forward_steps(P, Z, H, RH):
         np.subtract(g, h, out=H[t + 1])     # h_t = h_{t-1} + z_t (g_t - h_{t-1})
         H[t + 1] *= zr[:, :m]
         H[t + 1] += h
-
-
-def _forward_compiled(P, Z, H, RH):
-    """The same steps: the products W h_{t-1} and Wg (r_t h_{t-1}) in NumPy, the rest compiled; for a few
-    sequences, the whole chunk in one compiled call, products included."""
-    T, B, m = RH.shape
-    if B <= kernels.KERNEL_MAX_B:
-        kernels._kernels.gru_forward_seq(Z, P.W, P.Wg, H, RH, np.empty(2 * m, P.W.dtype), T, B, m)
-        return
-    WT, WgT = P.W.T, P.Wg.T
-    wh, wg = np.empty((B, 2 * m), P.W.dtype), np.empty((B, m), P.W.dtype)
-    for t in range(T):
-        np.matmul(H[t], WT, out=wh)
-        kernels._kernels.gru_gates(Z[t], wh, H[t], RH[t], B, m)
-        np.matmul(RH[t], WgT, out=wg)
-        kernels._kernels.gru_state(Z[t], wg, H[t], H[t + 1], B, m)
+    return H, (H, Z, RH), H[T]
 
 
 def backward(P, dH, cache, G, dstates=None):
@@ -84,49 +65,27 @@ def backward(P, dH, cache, G, dstates=None):
     H, Z, RH = cache
     T, B, m = dH.shape
     dZ = np.empty_like(Z)
-    steps = _backward_compiled if kernels.gates_compiled(dH.dtype) else _backward_steps
-    steps(P, np.ascontiguousarray(dH), H, Z, dZ, dstates)
+    if kernels.gates_compiled(dH.dtype):    # the same loop, compiled (lib/kernels.py)
+        kernels.gru_backward(P, np.ascontiguousarray(dH), H, Z, dZ, dstates)
+    else:
+        dh = np.zeros((B, m), dH.dtype)
+        for t in reversed(range(T)):
+            h, z, r, g = H[t], Z[t, :, :m], Z[t, :, m:2 * m], Z[t, :, 2 * m:]
+            dz, dr, dg = dZ[t, :, :m], dZ[t, :, m:2 * m], dZ[t, :, 2 * m:]
+            dh += dH[t]                     # dL/dh_t: through o_t, and through step t + 1
+            np.multiply(dh * z, 1.0 - g * g, out=dg)                  # candidate
+            np.multiply(dh * (g - h), z * (1.0 - z), out=dz)          # update gate
+            drh = dg @ P.Wg                 # dL/d(r_t h_{t-1})
+            np.multiply(drh * h, r * (1.0 - r), out=dr)               # reset gate
+            dh *= 1.0 - z                   # dL/dh_{t-1}: directly, through r_t h_{t-1}, through the gates
+            dh += drh * r
+            dh += dZ[t, :, :2 * m] @ P.W
+            if dstates is not None:
+                dstates[t] = dh
     dZf = dZ.reshape(T * B, 3 * m)
     np.matmul(dZf[:, :2 * m].T, H[:-1].reshape(T * B, m), out=G.W)     # dW = sum_t [dz_t; dr_t] h_{t-1}^T
     np.matmul(dZf[:, 2 * m:].T, RH.reshape(T * B, m), out=G.Wg)        # dWg = sum_t dg_t (r_t h_{t-1})^T
     return dZ
-
-
-def _backward_steps(P, dH, H, Z, dZ, dstates):
-    """backward's time steps in NumPy, from the last to the first: dZ, and dstates if given."""
-    T, B, m = dH.shape
-    dh = np.zeros((B, m), dH.dtype)
-    for t in reversed(range(T)):
-        h, z, r, g = H[t], Z[t, :, :m], Z[t, :, m:2 * m], Z[t, :, 2 * m:]
-        dz, dr, dg = dZ[t, :, :m], dZ[t, :, m:2 * m], dZ[t, :, 2 * m:]
-        dh += dH[t]                         # dL/dh_t: through o_t, and through step t + 1
-        np.multiply(dh * z, 1.0 - g * g, out=dg)                  # candidate
-        np.multiply(dh * (g - h), z * (1.0 - z), out=dz)          # update gate
-        drh = dg @ P.Wg                     # dL/d(r_t h_{t-1})
-        np.multiply(drh * h, r * (1.0 - r), out=dr)               # reset gate
-        dh *= 1.0 - z                       # dL/dh_{t-1}: directly, through r_t h_{t-1}, through the gates
-        dh += drh * r
-        dh += dZ[t, :, :2 * m] @ P.W
-        if dstates is not None:
-            dstates[t] = dh
-
-
-def _backward_compiled(P, dH, H, Z, dZ, dstates):
-    """The same steps: two compiled calls around the product with Wg; the product with W (carry) is
-    added to dh at the start of the step before, in the same order as the NumPy steps add it. For a few
-    sequences (and no dstates), the whole chunk in one compiled call."""
-    T, B, m = dH.shape
-    if B <= kernels.KERNEL_MAX_B and dstates is None:
-        kernels._kernels.gru_backward_seq(Z, H, dH, P.W, P.Wg, dZ, np.empty((2 * B + 1) * m, dH.dtype), T, B, m)
-        return
-    dh, drh, carry = np.zeros((B, m), dH.dtype), np.empty((B, m), dH.dtype), np.empty((B, m), dH.dtype)
-    for t in reversed(range(T)):
-        kernels._kernels.gru_backward_a(Z[t], H[t], dH[t], None if t == T - 1 else carry, dh, dZ[t], B, m)
-        np.matmul(dZ[t, :, 2 * m:], P.Wg, out=drh)
-        kernels._kernels.gru_backward_b(Z[t], H[t], drh, dh, dZ[t], B, m)
-        np.matmul(dZ[t, :, :2 * m], P.W, out=carry)
-        if dstates is not None:
-            np.add(dh, carry, out=dstates[t])
 
 
 def step(P, h, u):

@@ -10,7 +10,7 @@ units in LSTMs; the code here is this project's own.
 """
 import numpy as np
 
-from lib import cells
+from lib import cells, rnn
 
 VOWELS = set("aeiouyAEIOUY")
 
@@ -111,7 +111,7 @@ def gradient_norms(cfg, theta, K, data, starts, span):
         X = data[start:start + span + 1][:, None]
         y = int(data[start + span + 1])
         H, cache, _ = cell.forward(P, X, np.zeros((1, cell.state_size(m)), theta.dtype))
-        dO = cells.softmax(H[-1, 0] @ P.V.T + P.c)
+        dO = rnn.softmax(H[-1, 0] @ P.V.T + P.c)
         dO[y] -= 1.0
         dH = np.zeros((span + 1, 1, m), theta.dtype)
         dH[-1, 0] = P.V.T @ dO              # dL_t / dh_t through o_t, at the last step only

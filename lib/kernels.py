@@ -1,13 +1,19 @@
-"""The loops the model cannot vectorise, compiled where that pays, with their NumPy equivalents.
+"""The accelerator: the model's loops compiled (lib/_kernels.c, lib/_typed.h), behind one switch.
 
-lib/_kernels.c compiles the vanilla RNN's two recurrences, the sum that gives its dU and the clipped
-AdaGrad step, and (lib/_typed.h) the gate arithmetic of one step of the GRU and the LSTM, in float32 and
-float64, between the matrix products that stay NumPy's; lib/gru.py and lib/lstm.py call those. It is built by `pip install -e .` when a C compiler is present; without it, or with
-USE_COMPILED switched off (the benchmark and the tests do, to compare), the NumPy code below does the
-same work. For one sequence a NumPy call costs about a microsecond whatever its size and the
-recurrences make three calls per time step, so compiled they are about twice as fast; for batches of
-more than KERNEL_MAX_B sequences one NumPy matrix product per time step is faster than B compiled ones.
-Both give the same results to 1e-10 (the sums run in another order), and the AdaGrad step the same bits.
+The models hold their own loops over time in NumPy (lib/rnn.py, lib/gru.py, lib/lstm.py) and ask here
+first, in one style:
+
+    if kernels.compiled(B, dtype):          # rnn.py; gru.py and lstm.py ask kernels.gates_compiled(dtype)
+        kernels.tanh_recurrence(W, A, H)    # the same loop, compiled
+        return ...
+    for t in range(T): ...                  # the loop in NumPy, the reference the tests hold it to
+
+USE_COMPILED is the switch: True where `pip install -e .` could build lib/_kernels.c (a C compiler was
+present); the tests and benchmarks switch it off to compare. For one sequence a NumPy call costs about a
+microsecond whatever its size and a recurrence makes three calls per time step, so compiled it is about
+twice as fast; for batches of more than KERNEL_MAX_B sequences one NumPy matrix product per time step is
+faster than B compiled ones. Both give the same results to 1e-10 (the sums run in another order), and
+the optimiser steps the same bits. This module is the only one that calls the compiled module.
 """
 import ctypes
 import sys
@@ -18,10 +24,11 @@ from lib import optim
 
 try:
     from lib import _kernels
-except ImportError:                         # not built: the NumPy code below does the same work
+except ImportError:                         # not built: the models' NumPy loops do the same work
     _kernels = None
 
-USE_COMPILED = _kernels is not None
+BUILT = _kernels is not None      # lib/_kernels.c was compiled at install time
+USE_COMPILED = BUILT              # the switch: the compiled loops where they apply, else NumPy's
 KERNEL_MAX_B = 4
 
 
@@ -51,11 +58,6 @@ def gates_compiled(dtype):
     return USE_COMPILED and dtype in (np.float32, np.float64)
 
 
-def dot_sums(A, out):
-    """out = the sum of the rows of A (N, n), as one matrix-vector product with ones (the vanilla RNN's)."""
-    np.dot(np.ones(len(A), dtype=A.dtype), A, out=out)
-
-
 def row_sums(A, out):
     """out = the sum of the rows of A (N, n), as np.sum adds them (the gated cells'; another order)."""
     np.sum(A, axis=0, out=out)
@@ -70,33 +72,18 @@ def sigmoid_(a):
     return a
 
 
-def tanh_recurrence(W, A_in, H):
-    """H[t + 1] = tanh(W H[t] + A_in[t]) for t < T, in H's place.
-
-    W (m, m); A_in (T, B, m); H (T + 1, B, m) with H[0] = h0 given.
-    """
-    T, B, m = A_in.shape
-    if compiled(B, H.dtype):
-        _kernels.tanh_recurrence(W, A_in, H, T, B, m)
-        return
-    WT = W.T
-    for t in range(T):
-        np.tanh(np.dot(H[t], WT) + A_in[t], out=H[t + 1])
+def tanh_recurrence(W, A, H):
+    """H[t + 1] = tanh(W H[t] + A[t]) for t < T, in H's place (lib/rnn.py's forward loop).
+    W (m, m); A (T, B, m); H (T + 1, B, m) with H[0] = h0 given."""
+    T, B, m = A.shape
+    _kernels.tanh_recurrence(W, A, H, T, B, m)
 
 
 def tanh_backprop(W, dH, H, dA):
-    """dA[t] = (dH[t] + W^T dA[t + 1]) * (1 - H[t + 1]^2) for t = T-1 .. 0, with dA[T] = 0, in dA's place.
-
-    W (m, m); dH (T, B, m): the part of dL/dh_t that comes through o_t; H (T + 1, B, m); dA (T, B, m).
-    """
+    """dA[t] = (dH[t] + W^T dA[t + 1]) * (1 - H[t + 1]^2) for t = T-1 .. 0, in dA's place (lib/rnn.py's
+    backward loop). W (m, m); dH, dA (T, B, m); H (T + 1, B, m)."""
     T, B, m = dH.shape
-    if compiled(B, H.dtype):
-        _kernels.backprop_recurrence(W, dH, H, dA, T, B, m)
-        return
-    D = 1.0 - H[1:] * H[1:]                 # (T, B, m): tanh'(a_t) = 1 - h_t^2
-    da = np.zeros((B, m), dtype=dH.dtype)
-    for t in reversed(range(T)):
-        da = np.multiply(np.dot(da, W) + dH[t], D[t], out=dA[t])
+    _kernels.backprop_recurrence(W, dH, H, dA, T, B, m)
 
 
 def gather_plus(table, idx, bias):
@@ -148,3 +135,64 @@ def clip_adagrad_(theta, g, mem, clip, eta, eps, tmp):
     else:
         optim.clip_(g, clip)
         optim.adagrad_step_(theta, g, mem, eta, eps, tmp)
+
+
+# --- the gated cells' loops (lib/gru.py, lib/lstm.py): the products stay NumPy's, the gate arithmetic
+# of a step is one compiled call; for a few sequences, the whole chunk is one call, products included.
+
+def gru_forward(P, Z, H, RH):
+    """lib/gru.py's forward loop: Z (T, B, 3m) the gates, in place; H (T + 1, B, m); RH (T, B, m)."""
+    T, B, m = RH.shape
+    if B <= KERNEL_MAX_B:
+        _kernels.gru_forward_seq(Z, P.W, P.Wg, H, RH, np.empty(2 * m, P.W.dtype), T, B, m)
+        return
+    WT, WgT = P.W.T, P.Wg.T
+    wh, wg = np.empty((B, 2 * m), P.W.dtype), np.empty((B, m), P.W.dtype)
+    for t in range(T):
+        np.matmul(H[t], WT, out=wh)
+        _kernels.gru_gates(Z[t], wh, H[t], RH[t], B, m)
+        np.matmul(RH[t], WgT, out=wg)
+        _kernels.gru_state(Z[t], wg, H[t], H[t + 1], B, m)
+
+
+def gru_backward(P, dH, H, Z, dZ, dstates):
+    """lib/gru.py's backward loop: dZ (T, B, 3m), and dstates (T, B, m) if given. The product with W
+    (carry) is added to dh at the start of the step before, in the order the NumPy loop adds it."""
+    T, B, m = dH.shape
+    if B <= KERNEL_MAX_B and dstates is None:
+        _kernels.gru_backward_seq(Z, H, dH, P.W, P.Wg, dZ, np.empty((2 * B + 1) * m, dH.dtype), T, B, m)
+        return
+    dh, drh, carry = np.zeros((B, m), dH.dtype), np.empty((B, m), dH.dtype), np.empty((B, m), dH.dtype)
+    for t in reversed(range(T)):
+        _kernels.gru_backward_a(Z[t], H[t], dH[t], None if t == T - 1 else carry, dh, dZ[t], B, m)
+        np.matmul(dZ[t, :, 2 * m:], P.Wg, out=drh)
+        _kernels.gru_backward_b(Z[t], H[t], drh, dh, dZ[t], B, m)
+        np.matmul(dZ[t, :, :2 * m], P.W, out=carry)
+        if dstates is not None:
+            np.add(dh, carry, out=dstates[t])
+
+
+def lstm_forward(P, Z, H, S, TS):
+    """lib/lstm.py's forward loop: Z (T, B, 4m) the gates, in place; H, S (T + 1, B, m); TS (T, B, m)."""
+    T, B, m = TS.shape
+    if B <= KERNEL_MAX_B:
+        _kernels.lstm_forward_seq(Z, P.W, H, S, TS, np.empty(4 * m, P.W.dtype), T, B, m)
+        return
+    WT, wh = P.W.T, np.empty((B, 4 * m), P.W.dtype)
+    for t in range(T):
+        np.matmul(H[t], WT, out=wh)
+        _kernels.lstm_forward(Z[t], wh, S[t], S[t + 1], TS[t], H[t + 1], B, m)
+
+
+def lstm_backward(P, dH, S, Z, TS, dZ, dstates):
+    """lib/lstm.py's backward loop: dZ (T, B, 4m), and dstates (T, B, 2m) if given."""
+    T, B, m = dH.shape
+    if B <= KERNEL_MAX_B and dstates is None:
+        _kernels.lstm_backward_seq(Z, S, TS, dH, P.W, dZ, np.empty(2 * B * m, dH.dtype), T, B, m)
+        return
+    dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
+    for t in reversed(range(T)):
+        _kernels.lstm_backward(Z[t], S[t], TS[t], dH[t], None, dh, ds, dZ[t], B, m)
+        np.matmul(dZ[t], P.W, out=dh)
+        if dstates is not None:
+            dstates[t, :, :m], dstates[t, :, m:] = dh, ds

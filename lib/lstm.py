@@ -54,15 +54,11 @@ def forward(P, Z, hs0):
     H, S = np.empty((T + 1, B, m), dtype), np.empty((T + 1, B, m), dtype)
     TS = np.empty((T, B, m), dtype)
     H[0], S[0] = hs0[:, :m], hs0[:, m:]
-    (_forward_compiled if kernels.gates_compiled(dtype) else _forward_steps)(P, Z, H, S, TS)
-    return H, (H, S, Z, TS), np.concatenate([H[T], S[T]], axis=1)
-
-
-def _forward_steps(P, Z, H, S, TS):
-    """forward's time steps in NumPy: the reference that the compiled steps are tested against."""
-    m = P.W.shape[1]
+    if kernels.gates_compiled(dtype):       # the same loop, compiled (lib/kernels.py)
+        kernels.lstm_forward(P, Z, H, S, TS)
+        return H, (H, S, Z, TS), np.concatenate([H[T], S[T]], axis=1)
     WT = P.W.T
-    for t in range(len(Z)):
+    for t in range(T):
         z = Z[t]
         z += H[t] @ WT                      # W h_{t-1} + U x_t + b, for the four gates
         sigmoid_(z[:, :3 * m])
@@ -72,19 +68,7 @@ def _forward_steps(P, Z, H, S, TS):
         S[t + 1] += i * g
         np.tanh(S[t + 1], out=TS[t])
         np.multiply(q, TS[t], out=H[t + 1])  # h_t = q_t tanh(s_t)
-
-
-def _forward_compiled(P, Z, H, S, TS):
-    """The same steps: the product W h_{t-1} in NumPy, the rest of the step in one compiled call; for a
-    few sequences, the whole chunk in one compiled call, products included."""
-    T, B, m = TS.shape
-    if B <= kernels.KERNEL_MAX_B:
-        kernels._kernels.lstm_forward_seq(Z, P.W, H, S, TS, np.empty(4 * m, P.W.dtype), T, B, m)
-        return
-    WT, wh = P.W.T, np.empty((B, 4 * m), P.W.dtype)
-    for t in range(T):
-        np.matmul(H[t], WT, out=wh)
-        kernels._kernels.lstm_forward(Z[t], wh, S[t], S[t + 1], TS[t], H[t + 1], B, m)
+    return H, (H, S, Z, TS), np.concatenate([H[T], S[T]], axis=1)
 
 
 def backward(P, dH, cache, G, dstates=None):
@@ -94,44 +78,25 @@ def backward(P, dH, cache, G, dstates=None):
     H, S, Z, TS = cache
     T, B, m = dH.shape
     dZ = np.empty_like(Z)
-    steps = _backward_compiled if kernels.gates_compiled(dH.dtype) else _backward_steps
-    steps(P, np.ascontiguousarray(dH), S, Z, TS, dZ, dstates)
+    if kernels.gates_compiled(dH.dtype):    # the same loop, compiled (lib/kernels.py)
+        kernels.lstm_backward(P, np.ascontiguousarray(dH), S, Z, TS, dZ, dstates)
+    else:
+        dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
+        for t in reversed(range(T)):
+            z, dz = Z[t], dZ[t]
+            i, f, q, g = z[:, :m], z[:, m:2 * m], z[:, 2 * m:3 * m], z[:, 3 * m:]
+            dh += dH[t]                     # dL/dh_t: through o_t, and through step t + 1
+            ds += dh * q * (1.0 - TS[t] * TS[t])    # dL/ds_t: through h_t, and through s_{t+1}
+            np.multiply(ds * g, i * (1.0 - i), out=dz[:, :m])                     # input gate
+            np.multiply(ds * S[t], f * (1.0 - f), out=dz[:, m:2 * m])             # forget gate
+            np.multiply(dh * TS[t], q * (1.0 - q), out=dz[:, 2 * m:3 * m])        # output gate
+            np.multiply(ds * i, 1.0 - g * g, out=dz[:, 3 * m:])                   # candidate
+            ds *= f                         # dL/ds_{t-1} through s_t
+            np.matmul(dz, P.W, out=dh)      # dL/dh_{t-1} through the gates
+            if dstates is not None:
+                dstates[t, :, :m], dstates[t, :, m:] = dh, ds
     np.matmul(dZ.reshape(T * B, 4 * m).T, H[:-1].reshape(T * B, m), out=G.W)      # dW = sum_t dz_t h_{t-1}^T
     return dZ
-
-
-def _backward_steps(P, dH, S, Z, TS, dZ, dstates):
-    """backward's time steps in NumPy, from the last to the first: dZ, and dstates if given."""
-    T, B, m = dH.shape
-    dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
-    for t in reversed(range(T)):
-        z, dz = Z[t], dZ[t]
-        i, f, q, g = z[:, :m], z[:, m:2 * m], z[:, 2 * m:3 * m], z[:, 3 * m:]
-        dh += dH[t]                         # dL/dh_t: through o_t, and through step t + 1
-        ds += dh * q * (1.0 - TS[t] * TS[t])    # dL/ds_t: through h_t, and through s_{t+1}
-        np.multiply(ds * g, i * (1.0 - i), out=dz[:, :m])                     # input gate
-        np.multiply(ds * S[t], f * (1.0 - f), out=dz[:, m:2 * m])             # forget gate
-        np.multiply(dh * TS[t], q * (1.0 - q), out=dz[:, 2 * m:3 * m])        # output gate
-        np.multiply(ds * i, 1.0 - g * g, out=dz[:, 3 * m:])                   # candidate
-        ds *= f                             # dL/ds_{t-1} through s_t
-        np.matmul(dz, P.W, out=dh)          # dL/dh_{t-1} through the gates
-        if dstates is not None:
-            dstates[t, :, :m], dstates[t, :, m:] = dh, ds
-
-
-def _backward_compiled(P, dH, S, Z, TS, dZ, dstates):
-    """The same steps: one compiled call for the arithmetic of a step, then the product with W; for a few
-    sequences (and no dstates), the whole chunk in one compiled call."""
-    T, B, m = dH.shape
-    if B <= kernels.KERNEL_MAX_B and dstates is None:
-        kernels._kernels.lstm_backward_seq(Z, S, TS, dH, P.W, dZ, np.empty(2 * B * m, dH.dtype), T, B, m)
-        return
-    dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
-    for t in reversed(range(T)):
-        kernels._kernels.lstm_backward(Z[t], S[t], TS[t], dH[t], None, dh, ds, dZ[t], B, m)
-        np.matmul(dZ[t], P.W, out=dh)
-        if dstates is not None:
-            dstates[t, :, :m], dstates[t, :, m:] = dh, ds
 
 
 def step(P, hs, u):

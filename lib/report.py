@@ -1,12 +1,14 @@
 """Build the report: execute the numbered notebooks in order, then join them into one PDF.
 
-    python -m lib.report [--steps 100000] [--corpus PATH] [--out report]
+    python -m lib.report [--only assignment] [--steps 100000] [--corpus PATH] [--out report]
 
-writes OUT/01_data.ipynb .. OUT/06_extensions.ipynb (executed) and OUT/report.pdf. The full run trains in
-runs/assignment (the folder notebooks 4 and 5 read when opened in Jupyter); a run with other --steps trains
-in runs/steps-N, with samples every N/10 updates. A complete run there is loaded, not trained again.
-The PDF shows no code (the appendix holds the assignment's code path); the cells tagged "interactive" are
-not executed here (see without_interactive) and so are not in it.
+writes OUT/01_data.ipynb .. OUT/09_search.ipynb (executed) and OUT/report.pdf; with --only assignment,
+notebooks 1-5 alone (the data, the gradient check, training, the smooth loss, the passage) and
+OUT/assignment.pdf, the report a student hands in. The full run trains in runs/assignment (the folder
+notebooks 4 and 5 read when opened in Jupyter); a run with other --steps trains in runs/steps-N, with
+samples every N/10 updates. A complete run there is loaded, not trained again. The PDF shows no code but
+its appendix (lib/rnn.py whole, one update, the sampler); the cells tagged "interactive" are not executed
+here (see without_interactive) and so are not in it.
 """
 import datetime
 import inspect
@@ -24,6 +26,7 @@ from lib.files import atomic_path, write_bytes
 
 NOTEBOOKS = ("01_data.ipynb", "02_gradcheck.ipynb", "03_training.ipynb", "04_smooth_loss.ipynb",
              "05_synthesis.ipynb", "06_extensions.ipynb", "07_ladder.ipynb", "08_insight.ipynb", "09_search.ipynb")
+PARTS = {"all": (NOTEBOOKS, "report.pdf"), "assignment": (NOTEBOOKS[:5], "assignment.pdf")}   # --only
 FULL_STEPS = 100_000
 MIN_HELD_OUT = 1000     # held-out characters the notebooks read at least (notebook 8's units and gradients)
 TITLE = "Teaching a computer to write, one character at a time"
@@ -139,24 +142,19 @@ def merged(paths, intro):
 
 
 def appendix():
-    """The appendix, as Markdown: the code of the assignment's path, as it runs (highlighted): the
-    recurrence (lib/rnn.py), the network around it, the loops, the update and the sampler."""
-    from lib import cells, kernels, loop, optim, sample
+    """The appendix, as Markdown, in three pieces: the model file whole (lib/rnn.py), one update of the
+    assignment with its AdaGrad step, and the sampler, highlighted."""
+    from lib import loop, optim, sample
     source = inspect.getsource
-    parts = [("The vanilla RNN's recurrence, `lib/rnn.py`", (ROOT / "lib" / "rnn.py").read_text()),
-             ("The network around it: input, output layer and loss, from `lib/cells.py`",
-              "\n\n".join(source(f) for f in (cells.Cell.forward, cells.Cell.loss_and_grads, cells.output_rows,
-                                               cells.probs_and_losses))),
-             ("The loops over time, from `lib/kernels.py` (compiled from `lib/_kernels.c` where a C compiler "
-              "is present, with the same results)",
-              "\n\n".join(source(f) for f in (kernels.tanh_recurrence, kernels.tanh_backprop, kernels.add_rows))),
-             ("One update and the AdaGrad step, from `lib/loop.py`, `lib/kernels.py` and `lib/optim.py`",
-              "\n\n".join(source(f) for f in (loop.assignment_step, kernels.clip_adagrad_, optim.clip_,
-                                               optim.adagrad_step_))),
-             ("Drawing a passage, from `lib/sample.py`",
+    parts = [("The model, `lib/rnn.py`", "", (ROOT / "lib" / "rnn.py").read_text()),
+             ("One update, from `lib/loop.py` and `lib/optim.py`",
+              "`kernels.clip_adagrad_` runs the clip and the AdaGrad step below in one compiled pass where "
+              "`lib/_kernels.c` is built, with the same bits.\n\n",
+              "\n\n".join(source(f) for f in (loop.assignment_step, optim.clip_, optim.adagrad_step_))),
+             ("Drawing a passage, from `lib/sample.py`", "",
               "\n\n".join(source(f) for f in (sample.next_char_probs, sample.sample)))]
-    return "# Appendix: the code\n\n" + "\n\n".join(f"## {title}\n\n```python\n{code.rstrip()}\n```"
-                                                    for title, code in parts)
+    return "# Appendix: the code\n\n" + "\n\n".join(f"## {title}\n\n{note}```python\n{code.rstrip()}\n```"
+                                                    for title, note, code in parts)
 
 
 def whole_tables(latex):
@@ -190,22 +188,25 @@ def to_pdf(nb, path):
 
 
 def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="figures", progress=True,
-          ext_dir=None):
-    """Execute the notebooks and write out_dir/report.pdf; returns its path."""
+          ext_dir=None, only="all"):
+    """Execute the notebooks (only="assignment": notebooks 1-5) and write out_dir/report.pdf (or
+    assignment.pdf); returns its path."""
     t0 = time.perf_counter()
-    paths = execute(out_dir, steps, corpus, run_dir, figures_dir, progress, ext_dir=ext_dir)
+    notebooks, name = PARTS[only]
+    paths = execute(out_dir, steps, corpus, run_dir, figures_dir, progress, notebooks, ext_dir)
     corpus_name = Path(corpus).name if corpus else "the default corpus (goblet_book.txt if present in data/)"
+    beyond = ("" if only == "assignment" else
+              "; then, beyond the assignment, Adam, mini-batches and a validation loss, a ladder of yardsticks "
+              "with gated cells (GRU, LSTM), what the network learned and how much one run is worth, and what an "
+              "automatic search for the best network found")
     intro = (
         "This report reproduces KTH DD2424 Assignment 4: a vanilla recurrent neural network, written from "
         "scratch in NumPy, learns to write by predicting the next character of a book. Its sections are the "
         "project's notebooks, executed in order: the data, the gradient check, training, the smooth "
-        "loss and synthesis; then, beyond the assignment, Adam, mini-batches and a validation loss, a ladder "
-        "of yardsticks with gated cells (GRU, LSTM), what the network learned and how much one run is "
-        "worth, and what an automatic search for the best network found. The model's code is in the "
-        "appendix.\n\n"
-        f"Built by `make report` on {datetime.date.today().isoformat()} with {steps:,} updates on "
-        f"{corpus_name}.")
-    pdf = Path(out_dir) / "report.pdf"
+        f"loss and synthesis{beyond}. The model's code is in the appendix.\n\n"
+        f"Built by `make report{' ONLY=assignment' if only == 'assignment' else ''}` on "
+        f"{datetime.date.today().isoformat()} with {steps:,} updates on {corpus_name}.")
+    pdf = Path(out_dir) / name
     to_pdf(merged(paths, intro), pdf)
     print(f"wrote {pdf} and the executed notebooks in {out_dir}/ in {time.perf_counter() - t0:.0f} s")
     return pdf
@@ -213,18 +214,21 @@ def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures
 
 def main(argv=None):
     from lib.cli import Parser
+    from lib.config import positive_int
     p = Parser(prog="python -m lib.report", description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=FULL_STEPS, help="training updates (default 100000)")
+    p.add_argument("--only", choices=tuple(PARTS), default="all",
+                   help="all: the nine notebooks into report.pdf (the default); assignment: notebooks 1-5, the "
+                        "report a student hands in, into assignment.pdf")
+    p.add_argument("--steps", type=positive_int, default=FULL_STEPS, help="training updates (default 100000)")
     p.add_argument("--corpus", default=None, help="a text file (default: goblet_book.txt or the default corpus)")
     p.add_argument("--out", default=str(ROOT / "report"))
     args = p.parse_args(argv)
-    if args.steps < 1:
-        raise ValueError("--steps must be a positive integer.")
-    check_before(args.out, args.steps, args.corpus)
-    build(args.out, args.steps, args.corpus)
+    corpus = None if args.corpus is None else str(Path(args.corpus).absolute())   # the notebooks run in notebooks/
+    check_before(args.out, args.steps, corpus, args.only)
+    build(args.out, args.steps, corpus, only=args.only)
 
 
-def check_before(out_dir, steps, corpus):
+def check_before(out_dir, steps, corpus, only="all"):
     """What the report needs, checked before any notebook runs (they take minutes): the PDF's tools, the
     output folder and the report's file in it, and a corpus long enough for every notebook's held-out part."""
     from lib import data, files
@@ -233,10 +237,11 @@ def check_before(out_dir, steps, corpus):
         raise RuntimeError(f"The PDF needs {' and '.join(missing)}, which this machine lacks: `make tex` installs "
                            "them (see docs/setup.md for other systems).")
     files.check_folder(out_dir, f"--out {out_dir}")
-    files.output_file(Path(out_dir) / "report.pdf", "the report")
+    notebooks, name = PARTS[only]
+    files.output_file(Path(out_dir) / name, "the report")
     text = data.load_corpus(corpus)
     smallest = min(p.get("val_fraction", 0.1) for p in (parameters(name, steps, corpus, "", "", "")
-                                                         for name in NOTEBOOKS))
+                                                         for name in notebooks))
     need = int(math.ceil(MIN_HELD_OUT / smallest))
     if text.n_chars < need:
         raise data.CorpusError(f"{text.path} has {text.n_chars:,} characters; the report's notebooks hold out "

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lib import cells, checkpoint, files, limits
-from lib.config import RESUMABLE, Config, SettingError
+from lib.config import RESUMABLE, UNBOUNDED, Config, SettingError
 from lib.data import Corpus, Vocab, check_sizes, default_corpus_path, held_out, load_corpus, short_path
 from lib.loop import train
 from lib.progress import Lines, Progress
@@ -300,7 +300,7 @@ def load_runs(folders, corpus=None):
 def budgeted(val_chars=None, **settings):
     """The Config of a run that its time budget ends (run(..., max_seconds=...)): steps, samples and
     checkpoints out of reach. val_chars: a validation loss every this many characters read."""
-    never = 10**9
+    never = UNBOUNDED
     cfg = Config(**{"steps": never, "sample_every": never, "checkpoint_every": never, **settings})
     if val_chars is not None:
         cfg = cfg.replace(val_every=max(1, val_chars // (cfg.seq_length * cfg.batch_size)))

@@ -13,7 +13,7 @@ character and scores(P, X, h0) -> (O, hT) for a chunk.
 import numpy as np
 
 from lib import cells, limits
-from lib.cells import probs_and_losses
+from lib.rnn import probs_and_losses
 
 def next_char_probs(o, temperature=1.0, top_p=1.0):
     """p (K,) from the scores o (K,): p = softmax(o / tau) with tau the temperature, then the nucleus.
@@ -144,12 +144,18 @@ def _warmed_up(cell, P, train_data, h0, warmup):
     return h
 
 
-def passage(cfg, vocab, theta, n, seed=0, temperature=1.0, top_p=1.0, prime="\n"):
-    """A string of n characters sampled after prime, from a zero hidden state.
+def default_prime(vocab):
+    """The priming text when none is given: a line break, or (a text without one) its first character."""
+    return "\n" if "\n" in vocab.chars else vocab.chars[0]
+
+
+def passage(cfg, vocab, theta, n, seed=0, temperature=1.0, top_p=1.0, prime=None):
+    """A string of n characters sampled after prime (None: default_prime), from a zero hidden state.
 
     theta: (n_params,) flat parameters. Raises ValueError naming the setting for a bad n, seed,
     temperature or top_p, or a prime that is empty, too long or holds characters outside the vocabulary.
     """
+    prime = default_prime(vocab) if prime is None else prime
     check(vocab, n, seed, temperature, top_p, prime)
     prime_idx = vocab.encode(prime)
     cell = cells.of(cfg)
@@ -195,17 +201,19 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=1000, help=f"characters to generate (1 to {limits.MAX_SAMPLE:,})")
     p.add_argument("--temperature", type=float, default=1.0, help="> 0; below 1 is more conservative")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus: in (0, 1]; 1 samples from all")
-    p.add_argument("--prime", default="\n", help="text fed through the network first")
+    p.add_argument("--prime", default=None, help="text fed through the network first (default: a line break, or "
+                                                 "the text's first character where it has none)")
     p.add_argument("--seed", type=int, default=0, help="a non-negative integer")
     p.add_argument("--last", action="store_true", help="use the last parameters, not the best")
     args = p.parse_args(argv)
     path = in_folder(args.checkpoint)
     cfg, vocab, state, _ = load_state(path)
-    check(vocab, args.n, args.seed, args.temperature, args.top_p, args.prime, options=True)
+    prime = default_prime(vocab) if args.prime is None else args.prime
+    check(vocab, args.n, args.seed, args.temperature, args.top_p, prime, options=True)
     theta = state.theta if args.last else state.best_theta
     if not np.isfinite(theta).all():
         raise ValueError(f"{path} holds last parameters that are not finite (the run diverged); leave out --last.")
-    print(args.prime + passage(cfg, vocab, theta, args.n, args.seed, args.temperature, args.top_p, args.prime))
+    print(prime + passage(cfg, vocab, theta, args.n, args.seed, args.temperature, args.top_p, prime))
 
 if __name__ == "__main__":
     from lib import cli

@@ -7,9 +7,10 @@ A trial trains one configuration for S seconds of training (validation not count
 updates, --trial-updates, which makes a trial's result exactly repeatable) with the last 10% of the text
 held out, and scores its best held-out loss in bits per character. Optuna's TPE sampler chooses the
 settings of each trial from the results before it (suggest(): the cell, layers, m, eta, dropout, weight
-averaging (ema), seq_length and batch_size; FIXED holds the rest: Adam, the loss normalised, float32).
-The first trial of a study is HAND, the recipe found by hand (docs/ladder.md), so that the study
-measures what it must beat at its own budget.
+averaging (ema), seq_length and batch_size: SEARCHED); the rest is FIXED, as the recipe
+configs/gru-ladder.toml has it (Adam, the loss normalised, float32, ...). The first trial of a study is
+HAND, that recipe's own settings (found by hand, docs/ladder.md), so that the study measures what it must
+beat at its own budget.
 A trial runs in two parts, a third of its budget and the rest: after the first, Optuna's median pruner
 stops it if its held-out loss is worse than the median of the trials before it at that point, so a
 hopeless configuration costs a third of a trial. The second part resumes the run from its checkpoint, to
@@ -36,15 +37,17 @@ import os
 from pathlib import Path
 
 from lib import files
-from lib.config import Config
+from lib.config import Config, recipe
 from lib.data import load_corpus
 from lib.loop import Diverged
 from lib.runs import budgeted, command, run
 
-# the headline until 4 December 2026 (docs/ladder.md); the study in data/search/ began with it
-HAND = dict(cell="gru", layers=1, m=384, eta=0.004, dropout=0.3, ema=0.999, seq_length=50, batch_size=32)
-FIXED = dict(optimizer="adam", normalize_loss=True, sig=0.05, dtype="float32", val_fraction=0.1,
-             plateau_factor=0.7)
+# the starting point: configs/gru-ladder.toml, the headline until 4 December 2026 (docs/ladder.md); the study
+# in data/search/ began with it
+SEARCHED = ("cell", "layers", "m", "eta", "dropout", "ema", "seq_length", "batch_size")   # what suggest() draws
+START = recipe("gru-ladder")
+HAND = {k: getattr(Config(**START), k) for k in SEARCHED}
+FIXED = {k: v for k, v in START.items() if k not in SEARCHED}
 STUDY, BEST, TRIALS = "study.log", "best.json", "trials"
 VAL_CHECKS = 8              # held-out losses per trial, about
 RATE = 60_000               # characters a second of a GRU with m = 256 on one core, to plan the validations

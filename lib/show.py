@@ -115,7 +115,7 @@ def speaker(cfg, vocab, theta, title="Try it yourself: the best model writes", l
         c = {k: w.value for k, w in controls.items()}
         try:                                # passage checks every setting (and the priming text) first
             text = passage(cfg, vocab, theta, c["length"], c["seed"], c["temperature"], c["top_p"],
-                           c["prime"] or "\n")
+                           c["prime"] or None)
         except ValueError as err:
             shown = html.escape(str(err), quote=False)
             message.value = f"<span style='color:#b00'>{shown} The passage below is the last one written.</span>"

@@ -1,25 +1,19 @@
 """python -m lib.train: train a run in --out, resume one (--resume), print its summary.
 
 Every setting of lib/config.py is an option (--eta 0.05, --normalize-loss, --no-normalize-loss, ...),
-explained by --help; lib/runs.py does the work.
+explained by --help; a recipe of configs/ gives many at once (--config configs/headline.toml), and the
+options given beside it override it. --max-seconds S without --steps trains for S seconds. lib/runs.py
+does the work.
 """
 import argparse
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 from lib import cli
 from lib.checkpoint import in_folder
-from lib.config import Config, SettingError
+from lib.config import UNBOUNDED, Config, SettingError, positive_number, read_recipe
 from lib.runs import COMMAND, config_of, run
-
-
-def _seconds(text):
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def parser():
@@ -32,8 +26,11 @@ def parser():
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in --out even if it holds another run (kept in --out/replaced-*/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--max-seconds", type=_seconds, default=None,
-                   help="stop once training has taken this many seconds (validation not counted)")
+    p.add_argument("--config", metavar="FILE", help="a recipe (configs/*.toml): its settings, and its max_seconds; "
+                                                    "the options given beside it override it")
+    p.add_argument("--max-seconds", type=positive_number, default=None,
+                   help="stop once training has taken this many seconds (validation not counted); without "
+                        "--steps, train until then")
     settings = p.add_argument_group("settings (the defaults are the assignment's)")
     for f in dataclasses.fields(Config):
         option, rule = "--" + f.name.replace("_", "-"), f.metadata["rule"]
@@ -50,6 +47,13 @@ def parser():
 def main(argv=None):
     args = parser().parse_args(argv)
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    max_seconds = args.max_seconds
+    if args.config:
+        settings, seconds = read_recipe(args.config)
+        given = {**settings, **given}
+        max_seconds = seconds if max_seconds is None else max_seconds
+    if max_seconds is not None and "steps" not in given and not args.resume:
+        given["steps"] = UNBOUNDED          # a time budget alone: train until it is used up
     try:
         if args.resume:
             if args.overwrite:
@@ -66,7 +70,7 @@ def main(argv=None):
             if not args.out:
                 raise ValueError("--out DIR is needed (where checkpoint.npz and summary.json go).")
             folder, cfg = Path(args.out), Config(**given)
-        summary = run(cfg, args.data, folder, overwrite=args.overwrite, max_seconds=args.max_seconds,
+        summary = run(cfg, args.data, folder, overwrite=args.overwrite, max_seconds=max_seconds,
                       progress=not args.no_progress, names=COMMAND).summary
     except SettingError as err:
         raise ValueError(err.option()) from None

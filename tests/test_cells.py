@@ -62,6 +62,13 @@ def test_gradcheck_command_passes_and_fails_when_it_should(name, monkeypatch, ca
     assert "FAILED" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name,layers", [("rnn", 1), ("gru", 1), ("lstm", 1), ("lstm", 2)])
+def test_the_assignments_centred_difference_passes_correct_gradients(name, layers, capsys):
+    """--order 2 takes the assignment's h = 1e-4 (at 1e-3 its own truncation error alone fails the RNN)."""
+    assert gradcheck.main(["--cell", name, "--layers", str(layers), "--order", "2"]) == 0
+    assert "h = 0.0001" in capsys.readouterr().out
+
+
 def as_reference_gru(P, m):
     d = {"V": np.array(P.V), "c": P.c.reshape(-1, 1).copy()}
     for k, gate in enumerate("zrg"):

@@ -7,6 +7,11 @@ import pytest
 
 from lib import cells, kernels, optim
 
+try:
+    from lib import _kernels as native      # the compiled module itself, for its own argument checks
+except ImportError:
+    native = None
+
 pytestmark = pytest.mark.fast
 
 
@@ -16,7 +21,7 @@ def test_kernels_are_built_where_a_compiler_is():
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
         pytest.skip(f"no C compiler ({cc}): lib/ runs its NumPy loops")
-    assert kernels._kernels is not None, "lib._kernels was not built: run `make setup` (pip install -e .)"
+    assert kernels.BUILT, "lib._kernels was not built: run `make setup` (pip install -e .)"
     assert kernels.compiled(1) and not kernels.compiled(32)
 
 
@@ -45,7 +50,7 @@ def test_compiled_and_numpy_loops_agree(B, m, monkeypatch):
 
 
 def test_compiled_clip_adagrad_gives_the_same_bits():
-    if kernels._kernels is None:
+    if not kernels.BUILT:
         pytest.skip("lib._kernels is not built (test_kernels_are_built_where_a_compiler_is says why)")
     rng = np.random.default_rng(0)
     n = 10_001
@@ -54,7 +59,7 @@ def test_compiled_clip_adagrad_gives_the_same_bits():
     g[:5] = [7.0, -7.0, 5.0, -5.0, 0.0]
     mem[:3] = 0.0
     t1, g1, m1 = theta.copy(), g.copy(), mem.copy()
-    kernels._kernels.clip_adagrad(t1, g1, m1, 5.0, 0.1, 1e-8)
+    native.clip_adagrad(t1, g1, m1, 5.0, 0.1, 1e-8)
     t2, g2, m2 = theta.copy(), g.copy(), mem.copy()
     optim.clip_(g2, 5.0)
     optim.adagrad_step_(t2, g2, m2, 0.1, 1e-8, np.empty(n))
@@ -63,35 +68,35 @@ def test_compiled_clip_adagrad_gives_the_same_bits():
 
 
 def test_kernels_refuse_wrong_arrays():
-    if kernels._kernels is None:
+    if not kernels.BUILT:
         pytest.skip("lib._kernels is not built")
     T, B, m = 3, 1, 4
     W, A, H = np.zeros((m, m)), np.zeros((T, B, m)), np.zeros((T + 1, B, m))
     with pytest.raises(ValueError, match="A: expected 12 float64"):
-        kernels._kernels.tanh_recurrence(W, A.astype(np.float32), H, T, B, m)
+        native.tanh_recurrence(W, A.astype(np.float32), H, T, B, m)
     with pytest.raises(ValueError, match="H: expected 16"):
-        kernels._kernels.tanh_recurrence(W, A, H[:-1], T, B, m)
+        native.tanh_recurrence(W, A, H[:-1], T, B, m)
     with pytest.raises((ValueError, BufferError)):
-        kernels._kernels.tanh_recurrence(np.zeros((m, 2 * m))[:, ::2], A, H, T, B, m)    # not contiguous
+        native.tanh_recurrence(np.zeros((m, 2 * m))[:, ::2], A, H, T, B, m)    # not contiguous
     with pytest.raises(ValueError, match="W: expected 25"):
-        kernels._kernels.tanh_recurrence(W, A, H, T, B, m + 1)
+        native.tanh_recurrence(W, A, H, T, B, m + 1)
     ro = np.zeros((T + 1, B, m))
     ro.setflags(write=False)
     with pytest.raises((ValueError, BufferError)):
-        kernels._kernels.tanh_recurrence(W, A, ro, T, B, m)                            # H is written
+        native.tanh_recurrence(W, A, ro, T, B, m)                            # H is written
     with pytest.raises(ValueError, match="idx\\[1\\] = 7 is outside 0..6"):
-        kernels._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 7]), np.zeros((2, m)), 7, 2, m)
+        native.rows_by_index(np.zeros((7, m)), np.array([0, 7]), np.zeros((2, m)), 7, 2, m)
     with pytest.raises(ValueError, match="idx: expected 2 int64"):
-        kernels._kernels.rows_by_index(np.zeros((7, m)), np.array([0, 1], np.int32), np.zeros((2, m)), 7, 2, m)
+        native.rows_by_index(np.zeros((7, m)), np.array([0, 1], np.int32), np.zeros((2, m)), 7, 2, m)
     with pytest.raises(ValueError, match="idx\\[2\\] = -1 is outside 0..6"):
-        kernels._kernels.gather_plus(np.zeros((3, m)), np.zeros((7, m)), np.array([0, 6, -1]), np.zeros(m), 7, 3, m)
+        native.gather_plus(np.zeros((3, m)), np.zeros((7, m)), np.array([0, 6, -1]), np.zeros(m), 7, 3, m)
     with pytest.raises(ValueError, match="bias: expected 4 numbers of the first array's type"):
-        kernels._kernels.gather_plus(np.zeros((1, m)), np.zeros((7, m)), np.array([0]), np.zeros(m, np.float32), 7, 1, m)
+        native.gather_plus(np.zeros((1, m)), np.zeros((7, m)), np.array([0]), np.zeros(m, np.float32), 7, 1, m)
     with pytest.raises(ValueError, match="carry: expected 8 numbers"):
-        kernels._kernels.gru_backward_a(*[np.zeros((2, 3 * m))] + [np.zeros((2, m))] * 2 + [np.zeros(3)] +
+        native.gru_backward_a(*[np.zeros((2, 3 * m))] + [np.zeros((2, m))] * 2 + [np.zeros(3)] +
                                         [np.zeros((2, m)), np.zeros((2, 3 * m))], 2, m)
     with pytest.raises(ValueError, match="g: expected 5"):
-        kernels._kernels.clip_adagrad(np.zeros(5), np.zeros(4), np.zeros(5), 5.0, 0.1, 1e-8)
+        native.clip_adagrad(np.zeros(5), np.zeros(4), np.zeros(5), 5.0, 0.1, 1e-8)
 
 
 def gated_everything(cell, P, X, Y, h0, keep):
@@ -114,7 +119,7 @@ def test_compiled_gates_agree_with_the_numpy_steps(name, dtype, tol, B, m, layer
     """The gated cells' compiled steps (lib/_typed.h) against their NumPy steps, the readable reference:
     loss, every gradient, the last state and the gradients through time, to 1e-10 in float64 (float32:
     to its own precision); m = 37 and 9 exercise the vector loops' remainders."""
-    if kernels._kernels is None:
+    if not kernels.BUILT:
         pytest.skip("lib._kernels is not built")
     cell, K, T = cells.get(name, layers), 13, 17
     rng = np.random.default_rng(B)
@@ -136,7 +141,7 @@ def test_compiled_gates_agree_with_the_numpy_steps(name, dtype, tol, B, m, layer
 def test_compiled_clip_adam_gives_the_same_bits(dtype):
     """The loss scaled, clipped and one Adam step in one compiled pass: the same bits as optim.clip_ and
     optim.adam_step_, in either type (the coefficients rounded to it as NumPy rounds them)."""
-    if kernels._kernels is None:
+    if not kernels.BUILT:
         pytest.skip("lib._kernels is not built")
     rng = np.random.default_rng(0)
     n = 1001

@@ -234,3 +234,28 @@ def test_pages_render(pdf, tmp_path):
     subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True)
     images = sorted(tmp_path.glob("page-*.png"))
     assert len(images) == len(pdf_pages(pdf)) - 1 and all(p.stat().st_size > 1000 for p in images)
+
+
+def test_the_appendix_prints_the_model_file_whole_in_three_pieces():
+    appendix = report.appendix()
+    assert appendix.count("\n## ") == 3
+    model = (report.ROOT / "lib" / "rnn.py").read_text()
+    assert model.rstrip() in appendix
+    assert "for t in range(T):" in model and "for t in reversed(range(T)):" in model   # both loops, in the file
+
+
+def test_the_assignment_report_holds_notebooks_1_to_5_and_the_appendix(executed, workdir):
+    """`make report ONLY=assignment`: the report a student hands in, from the runs the notebooks made."""
+    pdf = report.build(workdir / "assignment", steps=STEPS, run_dir=str(workdir / "run"),
+                       figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"),
+                       only="assignment")
+    assert pdf.name == "assignment.pdf"
+    pages = pdf_pages(pdf)
+    text = "\n".join(pages)
+    for title in ("The data", "Gradient check", "Training", "The smooth loss", "Synthesis", "Appendix: the code",
+                  "def loss_and_grads(P, X, Y, h0, G):", "def assignment_step(", "def sample("):
+        assert title in text, title
+    for beyond in ("The ladder", "What the network learned", "What an automatic search found", "Extension: Adam"):
+        assert beyond not in text, beyond
+    assert sorted(p.name for p in (workdir / "assignment").glob("*.ipynb")) == list(report.NOTEBOOKS[:5])
+    assert len(pages) - 1 <= 16             # about a dozen pages (pdftotext ends with an empty page)

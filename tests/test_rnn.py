@@ -1,10 +1,10 @@
-"""The model (lib/cells.RNN.py) against its definition: gradients, the reference code, sample."""
+"""The model (lib/rnn.py, and lib/cells.RNN around it) against its definition: gradients, the reference code, sample."""
 import math
 
 import numpy as np
 import pytest
 
-from lib import cells, gradcheck, kernels, reference, sample
+from lib import cells, gradcheck, kernels, reference, rnn, sample
 
 pytestmark = pytest.mark.fast
 
@@ -73,7 +73,7 @@ def test_first_loss_is_about_T_ln_K(small_data, small_vocab):
 def test_fast_code_matches_plain_reference(small_data, small_vocab, sig, h_scale, seed, loops, monkeypatch):
     if loops == "numpy":
         monkeypatch.setattr(kernels, "USE_COMPILED", False)
-    elif kernels._kernels is None:
+    elif not kernels.BUILT:
         pytest.skip("lib._kernels is not built (test_kernels_are_built_where_a_compiler_is says why)")
     assert kernels.compiled(1) == (loops == "compiled")
     K, m, T = small_vocab.K, 100, 25
@@ -175,3 +175,21 @@ def test_priming_text_is_fed_through_first():
 def test_sampler_refuses_bad_settings(kw):
     with pytest.raises(ValueError):
         sample.sample(cells.RNN, trained_like_params(), np.zeros(16), 0, 5, np.random.default_rng(0), **kw)
+
+
+def test_the_model_file_is_what_the_network_runs():
+    """lib/rnn.py's loss_and_grads (what the assignment's update calls) and the network of lib/cells.py
+    built around any cell (here the vanilla RNN, taken through its dropout path with nothing dropped)
+    give the same loss, gradients and last state, to the bit."""
+    K, m, T, B = 11, 7, 9, 2
+    rng = np.random.default_rng(5)
+    cell = cells.RNN
+    P = cell.views(cell.init_params(K, m, 0.3, rng), K, m)
+    X, Y = rng.integers(0, K, (T, B)), rng.integers(0, K, (T, B))
+    h0 = rng.standard_normal((B, m))
+    G1 = cell.views(np.empty(cell.n_params(K, m)), K, m)
+    loss1, _, h1 = rnn.loss_and_grads(P, X, Y, h0, G1)
+    loss2, G2, h2 = cell.loss_and_grads(P, X, Y, h0, keep=np.ones((T * B, m)))
+    assert loss1 == loss2 and np.array_equal(h1, h2)
+    for name, a, b in zip(cell.names, G1, G2):
+        assert np.array_equal(a, b), name
