@@ -150,6 +150,77 @@ def kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
         if n < max_order:
             p = level(n, p, continuation=True)              # the lower order of every higher model
 
+def before(keys, weights=None):
+    """(N,) for each position i, the sum of weights[j] (1 each when None) over the positions j < i with
+    keys[j] == keys[i]: what has been seen of i's key before i. A position whose key is negative takes
+    part in nothing (its own result is 0)."""
+    N = len(keys)
+    w = np.ones(N) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = np.where(keys >= 0, w, 0.0)
+    order = np.argsort(keys, kind="stable")                 # by key, then by position
+    ks, ws = keys[order], w[order]
+    cs = np.cumsum(ws) - ws                                 # the sum before each, over the sorted order
+    start = np.ones(N, dtype=bool)
+    start[1:] = ks[1:] != ks[:-1]
+    first = np.maximum.accumulate(np.where(start, np.arange(N), 0))   # where each one's key begins
+    out = np.empty(N)
+    out[order] = cs - cs[first]
+    out[keys < 0] = 0.0
+    return out
+
+
+def adaptive_kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
+    """As kneser_ney_bits, with counts that grow as the held-out text is read: each character from
+    n_train on is predicted from the counts of everything before it (the training part, and the
+    held-out text up to it), then counted. Raw counts, continuation counts, each context's total and
+    its discount mass all grow; the discounts stay those of the training counts. The first held-out
+    character gets kneser_ney_bits' probability (tests/test_evaluate.py holds the two to 1e-9).
+
+    Vectorised: for each order, what was seen of an n-gram (or context) before each position is a
+    sum within the positions of the same id (before()), so the whole text is read in a few sorts."""
+    N, held = len(x), np.arange(n_train, len(x))
+    train_end = np.arange(N) < n_train
+    ids = {1: x.astype(id_type(N, K))}
+
+    def order(n):
+        if n not in ids:
+            ids[n] = next_ids(ids[n - 1], x, n, K)
+        for old in [k for k in ids if k < n - 1]:
+            del ids[old]
+        return ids[n]
+
+    def keys(n):                                            # (n-gram keys, context keys), -1 where none
+        g = order(n)
+        h = np.zeros(N, dtype=g.dtype) if n == 1 else np.concatenate([[-1], ids[n - 1][:-1]]).astype(g.dtype)
+        valid = (g >= 0) & (h >= 0)
+        return np.where(valid, g, -1), np.where(valid, h, -1)
+
+    def level(n, lower, continuation):
+        """p(w | h) of order n at the held-out positions, from what was seen before each."""
+        g, h = keys(n)
+        if continuation:                                    # a count: an (n + 1)-gram seen for the first time
+            longer, _ = keys(n + 1)
+            seen = (longer >= 0) & (g >= 0) & (before(longer) == 0)
+        else:
+            seen = g >= 0
+        c = before(g, seen)                                 # the count of each position's n-gram before it
+        trained = np.bincount(g[seen & train_end], minlength=int(g.max()) + 1)
+        table = np.array((0.0, *discounts(trained[trained > 0])))
+        D = lambda k: table[np.minimum(k, 3).astype(np.int64)]      # noqa: E731
+        grow = np.where(seen, D(c + 1) - D(c), 0.0)         # what each count's step adds to its context's mass
+        total, gamma = before(h, seen)[held], before(h, grow)[held]
+        c = c[held]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = (np.maximum(c - D(c), 0.0) + gamma * lower) / total
+        return np.where(total > 0, p, lower)
+
+    p = np.full(len(held), 1.0 / K)
+    for n in range(1, max_order + 1):
+        yield n, -np.log2(level(n, p, continuation=False))
+        if n < max_order:
+            p = level(n, p, continuation=True)
+
+
 KINDS = ("letter inside a word", "first letter of a word", "space", "newline", "punctuation or digit")
 
 

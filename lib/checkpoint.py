@@ -31,12 +31,12 @@ import numpy as np
 from lib import cells, files
 from lib.config import Config
 from lib.data import CorpusError, Vocab
-from lib.state import OPTIMIZER_STATE, STATUSES, State
+from lib.state import MAX_COUNT, OPTIMIZER_STATE, SCALARS, State, summary
 
+CKPT, SUMMARY = "checkpoint.npz", "summary.json"    # a run's two files, in its folder
 FORMAT = "dd2424-char-rnn-checkpoint"
 VERSION = 3         # 3: digests, verified layout, samples and validation history as arrays
 MAX_META = 1 << 20  # bytes of the JSON record
-MAX_COUNT = 10**15  # upper bound for any step or count
 MAX_PARAM = 1e6     # upper bound for any parameter (trained networks keep theirs within a few tens)
 
 
@@ -88,14 +88,9 @@ def _arrays_of(cfg, vocab, state):
 def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
     """Write the whole run to path, atomically (see lib/files.py)."""
     arrays = _arrays_of(cfg, vocab, state)
-    finite = lambda x: None if x is None or not math.isfinite(x) else float(x)    # noqa: E731
     meta = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "vocab": vocab.chars,
             "corpus": {"sha256": corpus_sha256, "n_chars": int(n_chars)},
-            "e": int(state.e), "epoch": int(state.epoch), "step": int(state.step),
-            "smooth_loss": finite(state.smooth_loss), "lowest_smooth_loss": finite(state.lowest_smooth_loss),
-            "lowest_smooth_step": int(state.lowest_smooth_step), "best_step": int(state.best_step),
-            "held_step": None if state.held_best is None else int(state.held_step),
-            "seconds": float(state.seconds), "eta_scale": float(state.eta_scale), "status": state.status,
+            **{f.name: _json(getattr(state, f.name)) for f in SCALARS},
             "n_epochs": len(state.epoch_starts),
             "n_samples": len(state.samples), "n_val": len(state.val),
             "arrays": {k: hashlib.sha256(a.tobytes()).hexdigest() for k, a in arrays.items()}}
@@ -108,10 +103,27 @@ def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
                 np.lib.format.write_array(f, a, allow_pickle=False)
 
 
+def save_summary(path, cfg, vocab, state, n_chars, corpus_sha256):
+    """Write the run's summary (lib/state.py's summary(), as JSON) to path, atomically."""
+    info = summary(cfg, vocab, state, n_chars, corpus_sha256)
+    files.write_text(path, json.dumps(info, indent=2) + "\n")
+
+
+def _json(value):
+    """A scalar of State as JSON holds it: None for None and for a number that is not finite."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return float(value) if math.isfinite(value) else None
+
+
 def in_folder(path):
     """path, or path/checkpoint.npz when path is a run's folder."""
     path = Path(path)
-    return path / "checkpoint.npz" if path.is_dir() else path
+    return path / CKPT if path.is_dir() else path
 
 
 def load_state(path):
@@ -217,14 +229,6 @@ def _validate(meta, path):
             raise bad(f"{key} = {v!r}")
         return v
 
-    def number(key, none_ok=False):
-        v = meta.get(key)
-        if v is None and none_ok:
-            return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise bad(f"{key} = {v!r}")
-        return v
-
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a .npz file but not a checkpoint of this project.")
     if meta.get("version") != VERSION:
@@ -242,24 +246,13 @@ def _validate(meta, path):
             or len(corpus["sha256"]) != 64 or isinstance(corpus.get("n_chars"), bool) \
             or not isinstance(corpus.get("n_chars"), int) or not 2 <= corpus["n_chars"] <= MAX_COUNT:
         raise bad("corpus")
-    step = count("step")
-    count("e", corpus["n_chars"] - 1)
-    count("epoch")
+    for f in SCALARS:                       # step first: the others are bounded by it
+        if not f.metadata["check"](meta.get(f.name), meta):
+            raise bad(f"{f.name} = {meta.get(f.name)!r}" + f" at update {meta['step']}" * (f.name.endswith("_loss")))
+    step = meta["step"]
     count("n_epochs", step + 1, lo=1)
     count("n_samples", step + 2)
     count("n_val", step + 2)
-    count("best_step", step)
-    if meta.get("held_step") is not None:
-        count("held_step", step)
-    count("lowest_smooth_step", max(step - 1, -1), lo=-1)
-    number("seconds")
-    if not 0 < number("eta_scale") <= 1:
-        raise bad(f"eta_scale = {meta['eta_scale']!r}")
-    for key in ("smooth_loss", "lowest_smooth_loss"):
-        if (number(key, none_ok=True) is None) != (step == 0):
-            raise bad(f"{key} = {meta.get(key)!r} at update {step}")
-    if meta.get("status") not in STATUSES:
-        raise bad(f"status = {meta.get('status')!r}")
     digests = meta.get("arrays")
     if not isinstance(digests, dict) or not all(isinstance(v, str) and len(v) == 64 for v in digests.values()):
         raise bad("array digests")
@@ -297,12 +290,9 @@ def _state(cfg, vocab, meta, a, path):
                for s, x, t in zip(a["sample_steps"], a["sample_smooth"], a["sample_text"])]
     val = [{"step": int(s), "seconds": float(t), "loss": float(x)}
            for s, t, x in zip(a["val_steps"], a["val_seconds"], a["val_loss"])]
-    low = meta["lowest_smooth_loss"]
+    scalars = {f.name: f.default if meta[f.name] is None else meta[f.name] for f in SCALARS}
     return State(theta=flat(""), opt={o: flat(f"opt_{o}_") for o in OPTIMIZER_STATE[cfg.optimizer]},
                  best_theta=flat("best_"), avg_theta=flat("avg_") if cfg.ema else None,
-                 hprev=a["hprev"].astype(dtype), e=meta["e"], epoch=meta["epoch"], step=meta["step"],
-                 smooth_loss=meta["smooth_loss"], lowest_smooth_loss=math.inf if low is None else low,
-                 lowest_smooth_step=meta["lowest_smooth_step"], best_step=meta["best_step"], seconds=meta["seconds"],
-                 eta_scale=meta["eta_scale"], losses=a["losses"], smooth_losses=a["smooth_losses"],
-                 epoch_starts=[int(s) for s in a["epoch_starts"]], samples=samples, val=val, status=meta["status"],
-                 held_best=flat("held_") if held else None, held_step=meta.get("held_step"))
+                 hprev=a["hprev"].astype(dtype), losses=a["losses"], smooth_losses=a["smooth_losses"],
+                 epoch_starts=[int(s) for s in a["epoch_starts"]], samples=samples, val=val,
+                 held_best=flat("held_") if held else None, **scalars)

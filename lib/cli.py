@@ -58,17 +58,25 @@ def quiet_exits(pipe="die"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
+class StopFlag:
+    """The signal that asked a run to stop (signal: its number), or none yet (signal None)."""
+    signal = None
+
+    def __bool__(self):
+        return self.signal is not None
+
+
 @contextmanager
 def deferred():
-    """While active, SIGINT, SIGTERM and SIGHUP set the yielded dict's "signal" instead of interrupting,
-    so that training can finish its update and save; a second signal of the same kind acts at once,
-    as it would have without this. Outside the main thread signals stay as they are."""
-    flag = {"signal": None}
+    """While active, SIGINT, SIGTERM and SIGHUP set the yielded StopFlag instead of interrupting, so that
+    training can finish its update and save; a second signal of the same kind acts at once, as it would
+    have without this. Outside the main thread signals stay as they are."""
+    flag = StopFlag()
     try:
         previous = {s: signal.getsignal(s) for s in STOPPING}
 
         def handler(signum, frame):
-            flag["signal"] = signum
+            flag.signal = signum
             signal.signal(signum, previous[signum])
         for s in STOPPING:
             signal.signal(s, handler)

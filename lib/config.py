@@ -5,9 +5,7 @@ choices it is one of). `python -m lib.train --help` is made from them, and Confi
 setting against its rule: a bad one raises SettingError, which names the setting as the user gave it
 (`eta` in a notebook, `--eta` on the command line).
 """
-import ast
 import dataclasses
-import json
 import math
 import operator
 from dataclasses import dataclass, field
@@ -21,7 +19,7 @@ UNBOUNDED = 10**9           # steps (and samples, checkpoints) out of reach: a r
 RECIPES = Path(__file__).resolve().parent.parent / "configs"   # the named recipes, one TOML file each
 
 
-def _int(value):
+def as_int(value):
     """value as an int when it is an integer (not a bool), else None."""
     if isinstance(value, bool):
         return None
@@ -31,19 +29,19 @@ def _int(value):
         return None
 
 
-def _number(value):
+def is_number(value):
     return not isinstance(value, bool) and isinstance(value, (int, float))
 
 
 CHECKS = {   # rule: (test, what a value must be)
-    "count": (lambda v: _int(v) is not None and v >= 1, "a positive integer"),
-    "layers": (lambda v: _int(v) is not None and 1 <= v <= MAX_LAYERS, f"an integer from 1 to {MAX_LAYERS}"),
-    "sample": (lambda v: _int(v) is not None and 1 <= v <= MAX_SAMPLE, f"an integer from 1 to {MAX_SAMPLE:,}"),
-    "seed": (lambda v: _int(v) is not None and v >= 0, "a non-negative integer"),
-    "positive": (lambda v: _number(v) and 0 < v < math.inf, "a positive number"),
-    "[0, 1)": (lambda v: _number(v) and 0 <= v < 1, "in [0, 1)"),
-    "[0, 0.5)": (lambda v: _number(v) and 0 <= v < 0.5, "in [0, 0.5)"),
-    "(0, 1]": (lambda v: _number(v) and 0 < v <= 1, "in (0, 1]"),
+    "count": (lambda v: as_int(v) is not None and v >= 1, "a positive integer"),
+    "layers": (lambda v: as_int(v) is not None and 1 <= v <= MAX_LAYERS, f"an integer from 1 to {MAX_LAYERS}"),
+    "sample": (lambda v: as_int(v) is not None and 1 <= v <= MAX_SAMPLE, f"an integer from 1 to {MAX_SAMPLE:,}"),
+    "seed": (lambda v: as_int(v) is not None and v >= 0, "a non-negative integer"),
+    "positive": (lambda v: is_number(v) and 0 < v < math.inf, "a positive number"),
+    "[0, 1)": (lambda v: is_number(v) and 0 <= v < 1, "in [0, 1)"),
+    "[0, 0.5)": (lambda v: is_number(v) and 0 <= v < 0.5, "in [0, 0.5)"),
+    "(0, 1]": (lambda v: is_number(v) and 0 < v <= 1, "in (0, 1]"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
 }
 
@@ -68,9 +66,11 @@ def arg_type(rule, kind=int):
 positive_int, positive_number = arg_type("count"), arg_type("positive", float)
 
 
-def setting(default, rule, help):
-    """A Config field: its default, its rule (a key of CHECKS, or a tuple of the allowed values) and its help."""
-    return field(default=default, metadata={"rule": rule, "help": help})
+def setting(default, rule, help, extension=False):
+    """A Config field: its default, its rule (a key of CHECKS, or a tuple of the allowed values) and its help.
+    extension: only the extended update (lib/loop.py's extended_step) reads it; a run whose every extension
+    setting keeps its default takes the assignment's own update (Config.is_assignment)."""
+    return field(default=default, metadata={"rule": rule, "help": help, "extension": extension})
 
 
 NEEDS = {    # a setting that acts only with another: (what it needs, test of a Config, why)
@@ -82,28 +82,80 @@ NEEDS = {    # a setting that acts only with another: (what it needs, test of a 
 }
 
 
-class SettingError(ValueError):
-    """A setting that breaks its rule. str() names the settings as in Python (eta); option() as on the
-    command line (--eta). must: the rest of the sentence, with {name} where another setting is named."""
-
-    def __init__(self, name, must, value=None):
-        super().__init__(f"{name}{'' if value is None else f' = {value!r}'} {must.format_map(_Names(str))}")
-        self.name, self.must, self.value = name, must, value
-
-    def option(self):
-        option = _Names(lambda name: "--" + name.replace("_", "-"))
-        return f"{option[self.name]}{'' if self.value is None else f' {self.value}'} {self.must.format_map(option)}"
+def option_name(name):
+    """The command-line option of a setting or a run's option: eta -> --eta, max_seconds -> --max-seconds."""
+    return "--" + name.replace("_", "-")
 
 
-class _Names(dict):
-    """{setting} in a message, named by how."""
+def commands(runs, root):
+    """The command lines that train each of runs ({name: Run}) again, into root/name, to its update count."""
+    return "\n".join(command(r.cfg, r.summary["steps"], f"{root}/{name}") for name, r in runs.items())
 
-    def __init__(self, how):
+
+def command(cfg, steps=None, out="DIR"):
+    """The command line that trains cfg (its settings that differ from the defaults) to steps updates:
+    for a run stopped by its time budget, the update count that reproduces it without one."""
+    default, given = Config().to_dict(), cfg.replace(steps=steps or cfg.steps).to_dict()
+    options = [_option(k, v) for k, v in given.items() if v != default[k] and k != "checkpoint_every"]
+    return " ".join(["python -m lib.train", *options, f"--out {out}"])
+
+
+def _option(name, value):
+    option = option_name(name)
+    if isinstance(value, bool):
+        return option if value else "--no-" + option[2:]
+    return f"{option} {value}"
+
+
+class Naming(dict):
+    """How the user wrote the settings and a run's options, for messages: naming(name) is name as the user
+    knows it. how renders a name; renamed holds the user's own names where they differ from run()'s (a
+    notebook's run_dir for out). A Naming is also a format_map mapping: "{eta}" -> its name."""
+
+    def __init__(self, how=str, renamed=None):
         super().__init__()
-        self.how = how
+        self.how, self.renamed = how, renamed or {}
+
+    def __call__(self, name):
+        return self.how(self.renamed.get(name, name))
 
     def __missing__(self, name):
-        return self.how(name)
+        return self(name)
+
+
+PYTHON = Naming(str, {"out": "out_dir", "data": "corpus", "overwrite": "overwrite=True"})   # run()'s own names
+COMMAND = Naming(option_name)               # --eta, --out, --overwrite, --data, --max-seconds
+
+
+def in_notebook(out, max_seconds="budget_seconds"):
+    """The Naming of a notebook whose parameters are out (the folder: run_dir or run_root), overwrite,
+    corpus and max_seconds (budget_seconds)."""
+    return Naming(lambda name: f"the parameter {name}", {"out": out, "data": "corpus", "max_seconds": max_seconds,
+                                                          "overwrite": "overwrite = True"})
+
+
+class SettingError(ValueError):
+    """A setting that breaks its rule. str() names the settings as in Python (eta); named(naming) as the
+    user wrote them, option() as on the command line (--eta). must: the rest of the sentence, with {name}
+    where another setting is named."""
+
+    def __init__(self, name, must, value=None):
+        super().__init__(self.named(Naming(), name, must, value))
+        self.name, self.must, self.value = name, must, value
+
+    def named(self, naming, *parts):
+        name, must, value = parts or (self.name, self.must, self.value)
+        return f"{naming(name)}{'' if value is None else f' = {value!r}'} {must.format_map(naming)}"
+
+    def option(self):
+        return (f"{COMMAND(self.name)}{'' if self.value is None else f' {self.value}'} "
+                f"{self.must.format_map(COMMAND)}")
+
+
+def require(rule, value, name):
+    """SettingError naming name (a setting, as the caller names it) unless value keeps rule (CHECKS)."""
+    if not CHECKS[rule][0](value):
+        raise SettingError(name, f"must be {CHECKS[rule][1]}, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -126,28 +178,29 @@ class Config:
     checkpoint_every: int = setting(10_000, "count",
                                     "the checkpoint is written every this many updates and at the end")
     seed: int = setting(0, "seed", "the one seed: initial parameters, samples, random chunk starts, dropout")
-    optimizer: str = setting("adagrad", ("adagrad", "adam"), "AdaGrad (the assignment) or Adam")
-    beta1: float = setting(0.9, "[0, 1)", "Adam: decay of the running mean of the gradient")
-    beta2: float = setting(0.999, "[0, 1)", "Adam: decay of the running mean of its square")
-    batch_size: int = setting(1, "count", "B sequences per update")
+    optimizer: str = setting("adagrad", ("adagrad", "adam"), "AdaGrad (the assignment) or Adam", extension=True)
+    beta1: float = setting(0.9, "[0, 1)", "Adam: decay of the running mean of the gradient", extension=True)
+    beta2: float = setting(0.999, "[0, 1)", "Adam: decay of the running mean of its square", extension=True)
+    batch_size: int = setting(1, "count", "B sequences per update", extension=True)
     chunks: str = setting("sequential", ("sequential", "random"),
                           "sequential: B evenly spaced streams, each carrying its hidden state (B = 1: the "
-                          "assignment's walk); random: B random starts, each from a zero state")
+                          "assignment's walk); random: B random starts, each from a zero state", extension=True)
     normalize_loss: bool = setting(False, "bool",
-                                   "divide the loss, and so the gradients, by T B (as the 2025 assignment)")
+                                   "divide the loss, and so the gradients, by T B (as the 2025 assignment)",
+                                   extension=True)
     val_fraction: float = setting(0.0, "[0, 0.5)",
                                   "held-out tail of the text for a validation loss (0: none; 0.1 usual)")
     val_every: int = setting(10_000, "count",
                              "validation loss before update 0, every this many updates, and at the end")
     plateau_factor: float = setting(1.0, "(0, 1]",
                                     "with validation: eta is multiplied by this whenever a validation loss is "
-                                    "no lower than the best before it (1: never)")
+                                    "no lower than the best before it (1: never)", extension=True)
     dropout: float = setting(0.0, "[0, 1)",
                              "probability that a unit of h_t is dropped before the output layer, and between "
-                             "layers, while training (Zaremba et al. 2014)")
+                             "layers, while training (Zaremba et al. 2014)", extension=True)
     ema: float = setting(0.0, "[0, 1)",
                          "with validation: the weights averaged as avg = ema avg + (1 - ema) theta after each "
-                         "update are what validation reads and the best model keeps (0: off)")
+                         "update are what validation reads and the best model keeps (0: off)", extension=True)
     dtype: str = setting("float64", ("float64", "float32"),
                          "float32 halves memory traffic; the assignment and gradient checks use float64")
 
@@ -157,8 +210,8 @@ class Config:
             if isinstance(rule, tuple):
                 if value not in rule:
                     raise SettingError(f.name, f"must be one of {', '.join(rule)}, got {value!r}.")
-            elif not CHECKS[rule][0](value):
-                raise SettingError(f.name, f"must be {CHECKS[rule][1]}, got {value!r}.")
+            else:
+                require(rule, value, f.name)
         for name, (need, holds, why) in NEEDS.items():
             value = getattr(self, name)
             if value != Config.__dataclass_fields__[name].default and not holds(self):
@@ -178,6 +231,10 @@ class Config:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def is_assignment(self):
+        """Whether an update is the assignment's own: every extension setting keeps its default."""
+        return all(getattr(self, f.name) == f.default for f in dataclasses.fields(self) if f.metadata["extension"])
 
     def replace(self, **changes):
         return Config.from_dict({**self.to_dict(), **changes})
@@ -227,61 +284,3 @@ def read_recipe(path):
 def recipe(name):
     """The settings of the recipe configs/NAME.toml (without its max_seconds), as a dict."""
     return read_recipe(RECIPES / f"{name}.toml")[0]
-
-
-# --- the parameters of the notebooks ----------------------------------------------------------
-
-PARAMETER_RULES = {   # a notebook parameter's rule (CHECKS) beyond the type of its default
-    "steps": "count", "sample_every": "count", "m": "count", "seq_length": "count", "n_seeds": "count",
-    "val_chars": "count", "val_checks": "count", "n": "sample", "seed": "seed", "h": "positive", "sig": "positive",
-    "budget_seconds": "positive", "val_fraction": "[0, 0.5)",
-}
-TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
-def check_parameters(namespace, notebook, root=None):
-    """Check and type a notebook's parameters in namespace (its globals), in place: each must have the type
-    of its default in the notebook's `parameters` cell (a bool also as true/false, yes/no, on/off, 1/0 in
-    any case, as papermill passes `-p overwrite false`; a number never as text), keep its rule
-    (PARAMETER_RULES), and be one the notebook has. SettingError names the parameter."""
-    from lib.data import ROOT              # data's numpy is only needed by the notebooks that call this
-    root = Path(root or ROOT)
-    cells = json.loads((root / "notebooks" / f"{notebook}.ipynb").read_text(encoding="utf-8"))["cells"]
-    source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    defaults = {t.id: ast.literal_eval(node.value) for node in ast.parse(source).body
-                if isinstance(node, ast.Assign) for t in node.targets}
-    given = [name for cell in namespace.get("In", []) if cell.startswith("# Parameters")
-             for name in _assigned(cell)]             # what papermill injected
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise SettingError(unknown[0], f"is not a parameter of {notebook} (it has {', '.join(defaults)}).")
-    for name, default in defaults.items():
-        namespace[name] = _typed(name, namespace[name], default)
-
-
-def _assigned(source):
-    return [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets
-            if isinstance(t, ast.Name)]
-
-
-def _typed(name, value, default):
-    """value as the type of default, keeping name's rule; SettingError otherwise."""
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
-            value = value.strip().lower() in TRUE
-        elif _int(value) in (0, 1):
-            value = bool(value)
-        if not isinstance(value, bool):
-            raise SettingError(name, f"must be true or false, got {value!r}.")
-    elif isinstance(default, (int, float)):
-        if not (_int(value) is not None if isinstance(default, int) else _number(value)):
-            raise SettingError(name, f"must be {'an integer' if isinstance(default, int) else 'a number'}, "
-                               f"got {value!r}.")
-    elif default is None or isinstance(default, str):
-        if not (value is None and default is None) and not isinstance(value, str) and not hasattr(value, "__fspath__"):
-            raise SettingError(name, f"must be {'a path or None' if default is None else 'text'}, got {value!r}.")
-        value = value if value is None or isinstance(value, str) else str(value)
-    rule = PARAMETER_RULES.get(name)
-    if rule and not CHECKS[rule][0](value):
-        raise SettingError(name, f"must be {CHECKS[rule][1]}, got {value!r}.")
-    return value

@@ -57,6 +57,12 @@ def short_path(path):
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
+def unknown_characters(missing):
+    """'Characters not in the vocabulary: 'é' (U+00E9).' for a sorted list of characters."""
+    return (f"Characters not in the vocabulary: {''.join(missing)!r} "
+            f"({', '.join(f'U+{ord(c):04X}' for c in missing)}).")
+
+
 @dataclass(frozen=True)
 class Vocab:
     """The sorted distinct characters of a text; index i stands for chars[i]."""
@@ -103,9 +109,7 @@ class Vocab:
         """Indices (len(text),) int64. Raises ValueError naming any character not in the vocabulary."""
         missing = self.missing(text)
         if missing:
-            raise ValueError(
-                f"Characters not in the vocabulary: {''.join(missing)!r} "
-                f"({', '.join(f'U+{ord(c):04X}' for c in missing)}).")
+            raise ValueError(unknown_characters(missing))
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         return np.searchsorted(self._codes, codes).astype(np.int64)
 

@@ -163,15 +163,16 @@ def human(n_bytes):
         n_bytes /= 1024
 
 
-def check_out_dir(folder, need_bytes, option="--out"):
+def check_out_dir(folder, need_bytes, option="--out", names=("checkpoint.npz",)):
     """Make sure folder can hold a run before any training: a folder (created if missing) that this
-    process can write in, whose checkpoint.npz is not a folder, with room for two checkpoints of
-    need_bytes (the new one is written beside the old one)."""
+    process can write in, in which none of the run's files (names) is a folder, with room for two
+    checkpoints of need_bytes (the new one is written beside the old one)."""
     folder = Path(folder)
     check_folder(folder, f"{option} {folder}")
-    ckpt = folder / "checkpoint.npz"
-    if ckpt.is_dir():
-        raise FolderError(f"{ckpt} is a folder; a checkpoint must be a file. Move it away or use another {option}.")
+    for name in names:
+        if (folder / name).is_dir():
+            raise FolderError(f"{folder / name} is a folder; a run's {name} must be a file. Move it away or use "
+                              f"another {option}.")
     free = shutil.disk_usage(folder).free
     if free < 2 * need_bytes:
         raise FolderError(f"{option} {folder} has {human(free)} free; a checkpoint of this run needs about "

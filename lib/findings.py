@@ -58,14 +58,15 @@ def headline_label(run):
     return f"{run.cfg.cell.upper()}, {run.state.seconds:.0f} s (the headline run of docs/ladder.md)"
 
 
-def ladder(runs, bits, best_ngram, kinds, budget_seconds, headline=None):
+def ladder(runs, bits, best_ngram, kinds, budget_seconds, assignment, headline=None):
     """Notebook 7's verdict: the best network against the yardsticks, and where counting still wins (kinds:
-    the rows of baselines.compare_by_kind, the n-gram first)."""
+    the rows of baselines.compare_by_kind, the n-gram first). assignment: the name among runs of the
+    assignment's own network, quoted beside the best."""
     name = best(runs)
     net, ng = runs[name].summary["best_val_loss_bits"], bits[best_ngram]
     order = int(best_ngram.split("-")[1])
     compressor = min(COMPRESSORS, key=bits.get)
-    assignment = runs["assignment's RNN"].summary["best_val_loss_bits"]
+    first = runs[assignment].summary["best_val_loss_bits"]
     by_kind = {k: (a, b) for k, _, a, b, _ in kinds if k != "all"}
     ngram_wins = [k for k, (a, b) in by_kind.items() if a < b]
     net_wins = [k for k, (a, b) in by_kind.items() if b <= a]
@@ -74,7 +75,7 @@ def ladder(runs, bits, best_ngram, kinds, budget_seconds, headline=None):
     else:
         verdict = f"does not beat counting at this budget: the best n-gram is {net - ng:.3f} bits per character lower"
     text = [f"With {budget_seconds:.0f} s of training each, the best network, the {name}, reaches **{net:.3f}** "
-            f"bits per character and {verdict}. The assignment's RNN reaches {assignment:.3f}; the best "
+            f"bits per character and {verdict}. The {assignment} reaches {first:.3f}; the best "
             f"compressor, {compressor}, {bits[compressor]:.3f}, and the best n-gram (order {order}, a context of "
             f"{order - 1} characters) {ng:.3f}."]
     if ngram_wins:
@@ -162,22 +163,22 @@ def seed_rows(runs):
     return rows
 
 
-def seed_spread(runs, extensions):
+def seed_spread(runs, extensions, pairs):
     """Notebook 8's reading of the seeds' spread (runs, a list), against the gaps between notebook 6's runs
-    (extensions: {name: Run}, those that have been trained)."""
+    (extensions: {name: Run}, those that have been trained): pairs, ((name, name), ...), the gaps to read,
+    each read when both its runs are there."""
     final = np.array([r.summary["final_smooth_loss"] for r in runs])
     held = np.array([r.summary["best_val_loss_bits"] for r in runs])
     spread = np.ptp(held)
     text = [f"Across {len(runs)} seeds, the final smooth loss spans {np.ptp(final):.2f} (sd {final.std(ddof=1):.2f}) "
             f"and the held-out loss {spread:.3f} bits per character (sd {held.std(ddof=1):.3f})."]
-    if set(extensions) >= {"assignment", "2025", "mine"}:
-        bits = {name: r.summary["best_val_loss_bits"] for name, r in extensions.items()}
-        for pair, (a, b) in {"the assignment's set-up and 2025": ("assignment", "2025"),
-                             "2025 and mine": ("2025", "mine")}.items():
-            gap = abs(bits[a] - bits[b])
-            text.append(f"In notebook 6, {pair} differ by {gap:.3f} bits per character, "
-                        + (f"{gap / spread:.1f} times this spread: larger than one seed's luck." if gap > spread else
-                           "within this spread: notebook 6 cannot tell them apart with one run each."))
+    read = [(a, b) for a, b in pairs if a in extensions and b in extensions]
+    for a, b in read:
+        gap = abs(extensions[a].summary["best_val_loss_bits"] - extensions[b].summary["best_val_loss_bits"])
+        text.append(f"In notebook 6, {a} and {b} differ by {gap:.3f} bits per character, "
+                    + (f"{gap / spread:.1f} times this spread: larger than one seed's luck." if gap > spread else
+                       "within this spread: notebook 6 cannot tell them apart with one run each."))
+    if read:
         text.append("(The spread is measured for the assignment's set-up; another set-up may spread otherwise.)")
     return " ".join(text)
 

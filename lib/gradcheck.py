@@ -27,7 +27,6 @@ import time
 import numpy as np
 
 from lib import cells, sample
-from lib.config import MAX_LAYERS
 
 TOLERANCE = 1e-6
 STEP = {2: 1e-4, 4: 1e-3}   # h by order: the assignment's 1e-4 for the centred difference (at 1e-3 its O(h^2)
@@ -96,20 +95,20 @@ def check(P, X, Y, h0, h=1e-4, eps=1e-9, cell=cells.RNN, order=2):
     return rows
 
 
-def markdown_table(rows):
-    """The rows of check() as a Markdown table."""
-    lines = ["| parameter | shape | entries | max relative error | mean relative error | max absolute error |",
-             "|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['parameter']} | {r['shape']} | {r['entries']} | {r['max_rel_error']:.2e} | "
-                     f"{r['mean_rel_error']:.2e} | {r['max_abs_error']:.2e} |")
-    return "\n".join(lines)
+HEADER = ["parameter", "shape", "entries", "max relative error", "mean relative error", "max absolute error"]
+
+
+def table_rows(rows):
+    """The rows of check() as the cells of a table under HEADER (lib/show.py's table)."""
+    return [[r["parameter"], r["shape"], r["entries"], f"{r['max_rel_error']:.2e}", f"{r['mean_rel_error']:.2e}",
+             f"{r['max_abs_error']:.2e}"] for r in rows]
 
 
 def main(argv=None):
     from lib.cli import Parser
     from lib.config import arg_type, positive_int, positive_number
     from lib.data import load_corpus
+    from lib.show import markdown_table
     p = Parser(prog="python -m lib.gradcheck", description="Check a cell's gradients entry by entry.")
     p.add_argument("--cell", default="rnn", choices=list(cells.CELLS))
     p.add_argument("--m", type=positive_int, default=5, help="hidden units (default 5: every entry is checked)")
@@ -149,7 +148,7 @@ def main(argv=None):
     print(f"cell {args.cell}, {args.layers} layer{'s' * (args.layers > 1)}, K = {K}, m = {m}, B = {B}, T = {T}, "
           f"order {args.order}, h = {args.h}; "
           f"{sum(r['entries'] for r in rows):,} entries, float64")
-    print(markdown_table(rows))
+    print(markdown_table(table_rows(rows), HEADER, ["l", "l", "r", "r", "r", "r"]))
     print(f"(an entry whose |g_a| + |g_n| is below {rows[0]['floor']:.1e}, which the rounding of the losses "
           "keeps finite differences from resolving to 1e-6, is measured against that floor)")
     worst = max(r["max_rel_error"] for r in rows)

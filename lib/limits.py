@@ -4,7 +4,6 @@ A setting that would need more memory than the machine has is refused with a mes
 much it would take; lengths that only cost time (a sample, a priming text) have fixed upper bounds, so
 that no command can run for hours by a slip of the keyboard.
 """
-import operator
 import os
 import sys
 
@@ -55,14 +54,7 @@ def check_memory(need_bytes, what, advice):
                        f"{human(avail)} available; {advice}")
 
 
-def check_length(n, name, limit):
-    """n must be an integer in 1..limit (a sample length, a priming text)."""
-    given = n
-    try:
-        n = None if isinstance(n, bool) else operator.index(n)
-    except TypeError:
-        n = None
-    if n is None or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {given!r}.")
+def check_at_most(n, name, limit):
+    """TooLarge unless the count n (a sample length, a priming text's) is at most limit."""
     if n > limit:
         raise TooLarge(f"{name} = {n:,} is more than this project allows ({limit:,}); ask for fewer characters.")

@@ -24,6 +24,7 @@ import hashlib
 import math
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from lib import cells, checkpoint, kernels
 from lib.data import check_sizes, split
 from lib.sample import Abandoned, sample, validation_loss
 from lib.cli import deferred, stop_exception
-from lib.state import init_state
+from lib.state import HeldBest, init_state
 
 DIVERGED = 10.0   # a loss above DIVERGED * T ln K (ten times a uniform guess) stops training
 
@@ -61,31 +62,36 @@ class View:
     def close(self, state):
         """When training stops, for whatever reason."""
 
+    def replay(self, state):
+        """A finished run, shown as training showed it: its samples, then the end."""
+        for s in state.samples:
+            self.sample(s)
+        self.close(state)
+
 
 # --- the loop ---------------------------------------------------------------------------------
 
-def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=None, corpus_sha256=None,
-          on_save=None):
+def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=None, corpus_sha256=None):
     """Run updates until state.step == cfg.steps; returns the State (its histories are the history).
 
     data: (N,) indices of the whole text; the last val_fraction of it is held out for validation.
     view: what is shown (View). ckpt: the checkpoint file, written every cfg.checkpoint_every updates, at
-    the end, when a signal stops training and on divergence (None: nowhere). max_seconds: stop (status
-    "budget") once training has taken this long. corpus_sha256: the text's sha256 for the checkpoint
-    (computed when None). on_save: called with the state after each checkpoint is written.
+    the end, when a signal stops training and on divergence (None: nowhere), each time with summary.json
+    beside it. max_seconds: stop (status "budget") once training has taken this long. corpus_sha256: the
+    text's sha256 for the checkpoint (computed when None).
     """
     kernels.keep_freed_memory()                 # one update's arrays reused by the next
     with deferred() as stop:
-        run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, on_save, stop)
+        run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, stop)
         state = run.state
         with run.closing(), Clock(state) as clock:
-            while state.step < cfg.steps and not stop["signal"] and not clock.over(max_seconds):
+            while state.step < cfg.steps and not stop and not clock.over(max_seconds):
                 X, Y = inputs_and_targets(cfg, run.train_data, state.e, state.step)
                 with clock.paused():
                     run.record(X[0, 0])         # a validation loss and a sample, where due
-                if stop["signal"]:              # a signal came while they were made: save before updating
+                if stop:                        # a signal came while they were made: save before updating
                     break
-                update(cfg, state, X, Y, run.work)
+                run.update(state, X, Y)
                 advance(cfg, state, run.n_train)
                 view.update(state)
                 if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
@@ -125,9 +131,10 @@ class Session:
     """One call of train(): the text's two parts, the arrays an update writes into, and what is done
     between updates (record, checkpoint) and at the end (finish)."""
 
-    def __init__(self, cfg, data, vocab, state, view, ckpt, corpus_sha256, on_save, stop):
+    def __init__(self, cfg, data, vocab, state, view, ckpt, corpus_sha256, stop):
         check_sizes(cfg, len(data))
-        self.cfg, self.data, self.vocab, self.view, self.ckpt, self.on_save = cfg, data, vocab, view, ckpt, on_save
+        self.cfg, self.data, self.vocab, self.view = cfg, data, vocab, view
+        self.ckpt = None if ckpt is None else Path(ckpt)
         self.train_data, self.val_data = split(data, cfg)
         self.n_train = len(self.train_data)
         self.state = state = state or init_state(cfg, vocab.K)
@@ -135,17 +142,14 @@ class Session:
             corpus_sha256 = hashlib.sha256(vocab.decode(data).encode("utf-8")).hexdigest()
         self.corpus_sha256 = corpus_sha256
         self.saved = state.step if state.status != "new" else None   # the update of the checkpoint on disk
-        self.stopping = lambda: stop["signal"] is not None   # a long sample or validation gives way to a signal
+        self.stopping = stop.__bool__       # a long sample or validation gives way to a signal
         self.cell = cells.of(cfg)
-        self.work = Work(cfg, vocab.K, state.theta)
+        self.update = Update(cfg, vocab.K, state.theta)
         state.samples = [s for s in state.samples   # drop a shorter session's end-of-run sample
                          if s["step"] % cfg.sample_every == 0 or s["step"] == cfg.steps]
         kept = [v for v in state.val if v["step"] % cfg.val_every == 0 or v["step"] == cfg.steps]
         if len(kept) < len(state.val):      # its end-of-run validation too, and the best that one chose
-            if state.held_best is not None:
-                np.copyto(state.best_theta, state.held_best)
-                state.best_step = state.held_step
-            state.held_best = state.held_step = None
+            HeldBest.restore(state)
         state.val = kept
         state.status = "running"
 
@@ -175,7 +179,7 @@ class Session:
         state.val.append({"step": state.step, "seconds": state.seconds, "loss": loss})
         if best is None or loss < best:
             if not scheduled:
-                state.held_best, state.held_step = state.best_theta.copy(), state.best_step
+                HeldBest.hold(state)
             np.copyto(state.best_theta, read)
             state.best_step = state.step
         elif scheduled:                     # no better than before: a smaller step (plateau_factor 1: the same)
@@ -190,16 +194,16 @@ class Session:
         return {"step": state.step, "smooth_loss": state.smooth_loss, "text": self.vocab.decode(idx)}
 
     def checkpoint(self):
-        """Write the checkpoint (when there is a file for it); TrainingStopped, naming the checkpoint that is
-        intact, when it cannot be written."""
+        """Write the checkpoint (when there is a file for it), then summary.json beside it; TrainingStopped,
+        naming the checkpoint that is intact, when they cannot be written."""
         if self.ckpt is None:
             return
         written = None
         try:
             checkpoint.save_state(self.ckpt, self.cfg, self.vocab, self.state, self.corpus_sha256, len(self.data))
             written = self.state.step
-            if self.on_save is not None:
-                self.on_save(self.state)
+            checkpoint.save_summary(self.ckpt.parent / checkpoint.SUMMARY, self.cfg, self.vocab, self.state,
+                                    len(self.data), self.corpus_sha256)
         except OSError as err:
             last = self.saved if written is None else written
             before = "no checkpoint was written" if last is None else f"the checkpoint of update {last:,} is intact"
@@ -227,16 +231,16 @@ class Session:
         """After the loop: the last validation loss and sample, and the checkpoint; returns the state. A run
         a signal stopped (before, or while the last sample was drawn) is saved, and its signal raised."""
         state = self.state
-        if stop["signal"] is None:
+        if not stop:
             state.status = "done" if state.step >= self.cfg.steps else "budget"
             X, _ = inputs_and_targets(self.cfg, self.train_data, state.e, state.step)
             self.record(X[0, 0])
-        if stop["signal"] is not None:
+        if stop:
             state.status = "interrupted"
             self.checkpoint()
             self.view.say(f"Interrupted at update {state.step:,}; the run is saved"
                           f"{' in ' + str(self.ckpt) + ' and resumes from there' if self.ckpt else ''}.")
-            raise stop_exception(stop["signal"])
+            raise stop_exception(stop.signal)
         self.checkpoint()
         return state
 
@@ -284,74 +288,68 @@ def advance(cfg, state, n_train):
 
 # --- one update -------------------------------------------------------------------------------
 
-class Work:
-    """What an update writes into: the gradient g (n,) and its views G, scratch space; the cell with the
-    views P of the parameters; and the update step cfg asks for (step)."""
+class Update:
+    """One update of a run: its step (assignment_step, or extended_step when a setting goes beyond the
+    assignment; chosen once, not at every update) and what it writes into: the gradient g (n,) and its
+    views G, scratch space, the cell with the views P of the parameters. update(state, X, Y) runs it."""
 
     def __init__(self, cfg, K, theta):
-        self.cell = cell = cells.of(cfg)
-        self.P = cell.views(theta, K, cfg.m)
+        self.cfg, self.cell = cfg, cells.of(cfg)
+        self.P = self.cell.views(theta, K, cfg.m)
         self.g = np.zeros_like(theta)
-        self.G = cell.views(self.g, K, cfg.m)
+        self.G = self.cell.views(self.g, K, cfg.m)
         self.tmp = np.empty_like(theta)
-        self.zeros = np.zeros((cfg.batch_size, cell.state_size(cfg.m)), dtype=theta.dtype)
+        self.zeros = np.zeros((cfg.batch_size, self.cell.state_size(cfg.m)), dtype=theta.dtype)
         self.too_high = DIVERGED * cfg.seq_length * math.log(K)
-        self.step = assignment_step if is_assignment(cfg) else extended_step     # chosen once, not every update
+        self.step = assignment_step if cfg.is_assignment() else extended_step
+
+    def __call__(self, state, X, Y):
+        """The update of state from the chunk X, Y (T, B); returns its loss."""
+        return self.step(self.cfg, state, X, Y, self)
 
 
-def update(cfg, state, X, Y, w):
-    """One update of state from the chunk X, Y (T, B): the assignment's, or with the extras cfg asks for."""
-    return w.step(cfg, state, X, Y, w)
-
-
-def is_assignment(cfg):
-    """Whether an update is the assignment's own (assignment_step), or needs extended_step."""
-    return (cfg.batch_size == 1 and cfg.chunks == "sequential" and cfg.optimizer == "adagrad" and not cfg.dropout
-            and not cfg.normalize_loss and not cfg.ema and cfg.plateau_factor == 1)
-
-
-def assignment_step(cfg, state, X, Y, w):
-    """The assignment's update of state from the chunk X, Y (T, 1); returns its loss.
+def assignment_step(cfg, state, X, Y, u):
+    """The assignment's update of state from the chunk X, Y (T, 1), with u the run's Update; returns its loss.
 
     Raises Diverged where the loss is NaN, infinite or far above a uniform guess, before changing state.
     """
-    loss, _, h = w.cell.loss_and_grads(w.P, X, Y, state.hprev, out=w.G)   # forward and back through the chunk
-    check_loss(cfg, state, loss, w.too_high)
+    loss, _, h = u.cell.loss_and_grads(u.P, X, Y, state.hprev, out=u.G)   # forward and back through the chunk
+    check_loss(cfg, state, loss, u.too_high)
     state.smooth_loss = loss if state.step == 0 else 0.999 * state.smooth_loss + 0.001 * loss
     record_loss(cfg, state, loss)
     # g clipped to [-clip, clip]; mem += g^2; theta -= eta g / sqrt(mem + eps)  (lib/optim.py's clip_ and
     # adagrad_step_, in one compiled pass where lib/kernels.py is built)
-    kernels.clip_adagrad_(state.theta, w.g, state.opt["mem"], cfg.clip, cfg.eta, cfg.eps, w.tmp)
+    kernels.clip_adagrad_(state.theta, u.g, state.opt["mem"], cfg.clip, cfg.eta, cfg.eps, u.tmp)
     state.hprev, state.step = h, state.step + 1             # hprev carried to the next chunk
     return loss
 
 
-def extended_step(cfg, state, X, Y, w):
+def extended_step(cfg, state, X, Y, u):
     """assignment_step with what goes beyond the assignment: B sequences (X, Y (T, B); random chunks
     start from a zero state), dropout, the loss divided by T B, Adam, eta lowered on a plateau and weight
     averaging. Returns the loss of one sequence (T characters)."""
     i = state.step
-    h0 = state.hprev if cfg.chunks == "sequential" else w.zeros
-    keep = dropout_mask(cfg, i, w.g.dtype) if cfg.dropout else None
-    loss, _, h = w.cell.loss_and_grads(w.P, X, Y, h0, out=w.G, keep=keep)
+    h0 = state.hprev if cfg.chunks == "sequential" else u.zeros
+    keep = dropout_mask(cfg, i, u.g.dtype) if cfg.dropout else None
+    loss, _, h = u.cell.loss_and_grads(u.P, X, Y, h0, out=u.G, keep=keep)
     loss /= cfg.batch_size                  # the loss of one sequence of T characters
-    check_loss(cfg, state, loss, w.too_high)
+    check_loss(cfg, state, loss, u.too_high)
     state.smooth_loss = loss if i == 0 else 0.999 * state.smooth_loss + 0.001 * loss
     record_loss(cfg, state, loss)
     scale = 1.0 / (cfg.seq_length * cfg.batch_size) if cfg.normalize_loss else 1.0
     eta = cfg.eta * state.eta_scale
     if cfg.optimizer == "adagrad":
         if scale != 1.0:
-            w.g *= scale
-        kernels.clip_adagrad_(state.theta, w.g, state.opt["mem"], cfg.clip, eta, cfg.eps, w.tmp)
+            u.g *= scale
+        kernels.clip_adagrad_(state.theta, u.g, state.opt["mem"], cfg.clip, eta, cfg.eps, u.tmp)
     else:                                   # g *= scale, clip_, adam_step_
-        kernels.clip_adam_(state.theta, w.g, state.opt["m"], state.opt["v"], i + 1, eta, cfg.beta1, cfg.beta2,
-                           cfg.eps, cfg.clip, scale, w.tmp)
+        kernels.clip_adam_(state.theta, u.g, state.opt["m"], state.opt["v"], i + 1, eta, cfg.beta1, cfg.beta2,
+                           cfg.eps, cfg.clip, scale, u.tmp)
     if cfg.ema:                             # avg += (1 - a) (theta - avg), a ramped up over the first updates
         a = min(cfg.ema, (1 + i) / (10 + i))
-        np.subtract(state.theta, state.avg_theta, out=w.tmp)
-        w.tmp *= 1 - a
-        state.avg_theta += w.tmp
+        np.subtract(state.theta, state.avg_theta, out=u.tmp)
+        u.tmp *= 1 - a
+        state.avg_theta += u.tmp
     state.hprev, state.step = h, i + 1
     return loss
 

@@ -34,7 +34,7 @@ def smooth_loss(state, seq_length, size=(8, 4)):
         ax.axvline(start, color="grey", ls="--", lw=0.8)
         ax.text(start, 0.02, f" epoch {i}", transform=ax.get_xaxis_transform(), va="bottom", fontsize=8,
                 color="grey")
-    low, at = state.lowest_smooth_loss, state.lowest_smooth_step + 1
+    low, at = state.lowest_smooth_loss, state.lowest_smooth_update
     ax.plot(at, low, "o", color="tab:red", label=f"lowest: {low:.2f} at update {at:,}")
     bottom, top = np.percentile(state.losses[:state.step], [0.5, 99.5]) if state.step else (low, 1)
     ax.set_ylim(max(0, min(0.9 * low - 5, 0.95 * bottom)), max(top, state.smooth_losses[0]) * 1.02)

@@ -13,6 +13,8 @@ character and scores(P, X, h0) -> (O, hT) for a chunk.
 import numpy as np
 
 from lib import cells, limits
+from lib.config import COMMAND, require
+from lib.data import unknown_characters
 from lib.rnn import probs_and_losses
 
 def next_char_probs(o, temperature=1.0, top_p=1.0):
@@ -37,13 +39,10 @@ def next_char_probs(o, temperature=1.0, top_p=1.0):
 
 
 def check_settings(temperature, top_p, name=str):
-    """ValueError naming the setting (as name(setting) gives it) unless temperature is a positive finite
-    number and top_p in (0, 1]."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not 0 < temperature < float("inf"):
-        raise ValueError(f"{name('temperature')} must be a positive number, got {temperature!r}.")
-    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-        raise ValueError(f"{name('top_p')} must be in (0, 1], got {top_p!r}.")
+    """SettingError naming the setting (as name(setting) gives it: lib.config's Naming) unless temperature is
+    a positive finite number and top_p in (0, 1]."""
+    require("positive", temperature, name("temperature"))
+    require("(0, 1]", top_p, name("top_p"))
 
 
 class Abandoned(Exception):
@@ -127,18 +126,18 @@ def validation_loss(cell, P, train_data, val_data, h0, warmup=WARMUP, stopping=N
     zero at the beginning of an epoch, and from zero in the middle of a text it can fall into a state
     where it predicts rare characters with confidence for thousands of characters.
     """
-    h = _warmed_up(cell, P, train_data, h0, warmup)
+    h = warmed_up(cell, P, train_data, h0, warmup)
     loss, _ = text_loss(cell, P, np.concatenate([train_data[-1:], val_data]), h, stopping=stopping)
     return loss
 
 
 def validation_losses(cell, P, train_data, val_data, h0, warmup=WARMUP):
     """The loss (nats) of each held-out character (len(val_data),), read as validation_loss reads them."""
-    h = _warmed_up(cell, P, train_data, h0, warmup)
+    h = warmed_up(cell, P, train_data, h0, warmup)
     return text_losses(cell, P, np.concatenate([train_data[-1:], val_data]), h)
 
 
-def _warmed_up(cell, P, train_data, h0, warmup):
+def warmed_up(cell, P, train_data, h0, warmup):
     """The state (1, S) after reading the last `warmup` training characters from h0."""
     _, h = text_loss(cell, P, train_data[-(warmup + 1):], h0)
     return h
@@ -165,25 +164,18 @@ def passage(cfg, vocab, theta, n, seed=0, temperature=1.0, top_p=1.0, prime=None
     return vocab.decode(idx)
 
 
-def check(vocab, n, seed, temperature, top_p, prime, options=False):
-    """ValueError naming the first bad setting (as a command-line option when options is true)."""
-    name = (lambda s: "--" + s.replace("_", "-")) if options else (lambda s: s)    # noqa: E731
-    limits.check_length(n, name("n"), limits.MAX_SAMPLE)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"{name('seed')} must be a non-negative integer, got {seed!r}.")
+def check(vocab, n, seed, temperature, top_p, prime, name=str):
+    """ValueError naming the first bad setting as name(setting) gives it (lib.config.COMMAND: as options)."""
+    require("count", n, name("n"))
+    limits.check_at_most(n, name("n"), limits.MAX_SAMPLE)
+    require("seed", seed, name("seed"))
     check_settings(temperature, top_p, name)
     if not isinstance(prime, str) or not prime:
         raise ValueError(f"The priming text ({name('prime')}) must hold at least one character.")
-    limits.check_length(len(prime), f"The priming text's length ({name('prime')})", limits.MAX_PRIME)
+    limits.check_at_most(len(prime), f"The priming text's length ({name('prime')})", limits.MAX_PRIME)
     missing = vocab.missing(prime)
     if missing:
         raise ValueError(f"The priming text cannot be used: {unknown_characters(missing)}")
-
-
-def unknown_characters(missing):
-    """'Characters not in the vocabulary: 'é' (U+00E9).' for a sorted list of characters."""
-    return (f"Characters not in the vocabulary: {''.join(missing)!r} "
-            f"({', '.join(f'U+{ord(c):04X}' for c in missing)}).")
 
 
 def sample_line(sample):
@@ -209,7 +201,7 @@ def main(argv=None):
     path = in_folder(args.checkpoint)
     cfg, vocab, state, _ = load_state(path)
     prime = default_prime(vocab) if args.prime is None else args.prime
-    check(vocab, args.n, args.seed, args.temperature, args.top_p, prime, options=True)
+    check(vocab, args.n, args.seed, args.temperature, args.top_p, prime, COMMAND)
     theta = state.theta if args.last else state.best_theta
     if not np.isfinite(theta).all():
         raise ValueError(f"{path} holds last parameters that are not finite (the run diverged); leave out --last.")

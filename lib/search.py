@@ -37,10 +37,10 @@ import os
 from pathlib import Path
 
 from lib import files
-from lib.config import Config, recipe
+from lib.config import Config, command, recipe
 from lib.data import load_corpus
 from lib.loop import Diverged
-from lib.runs import budgeted, command, run
+from lib.runs import budgeted, run
 
 # the starting point: configs/gru-ladder.toml, the headline until 4 December 2026 (docs/ladder.md); the study
 # in data/search/ began with it
@@ -259,9 +259,6 @@ def workers_of(n_workers, scheduler, log):
 
 def search(data, trials, out, seconds=None, updates=None, n_workers=None, scheduler=None, seed=0, log=print):
     """Run the study in out until it has `trials` finished trials; returns best.json's dict (or None)."""
-    from distributed import as_completed
-    from distributed.scheduler import KilledWorker
-    from optuna.trial import TrialState
     corpus = load_corpus(data)               # the text is read here first, so that a bad one fails at once
     ngram = best_ngram(corpus)
     out = Path(out)
@@ -277,61 +274,16 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
         info = write_best(study, out, done, seconds, updates, ngram)
         log(f"the study has its {trials} trials; nothing to run")
         return info
-    data = str(corpus.path.resolve())
-    budgets = parts(seconds, updates)
     with workers_of(n_workers or os.cpu_count() or 1, scheduler, log) as (client, slots):
-        queue, running, started = as_completed(), {}, 0
-
-        def start(trial, part):
-            folder = str((out / TRIALS / str(trial.number)).resolve())
-            future = client.submit(run_trial, trial.params, data, folder, dict(seconds=seconds, updates=updates),
-                                   budgets[part], pure=False)
-            running[future] = (trial, part)
-            queue.add(future)
-
+        flight, to_run = Flight(client, study, out, str(corpus.path.resolve()), seconds, updates, log), trials - done
         try:
-            while started < trials - done and len(running) < slots:
-                trial = study.ask()
-                suggest(trial)
-                start(trial, 0)
-                started += 1
-            for future in queue:
-                trial, part = running.pop(future)
-                try:
-                    result = future.result()
-                except KilledWorker:
-                    study.tell(trial, state=TrialState.FAIL)
-                    study.set_user_attr(f"error-{trial.number}", "its workers died three times")
-                    log(f"trial {trial.number} failed: the workers running it died three times")
-                    result = None
-                except Exception as err:        # a problem of the trial's own: said, and the study goes on
-                    study.tell(trial, state=TrialState.FAIL)
-                    study.set_user_attr(f"error-{trial.number}", f"{type(err).__name__}: {err}")
-                    log(f"trial {trial.number} failed: {type(err).__name__}: {err}")
-                    result = None
-                if result is not None:
-                    bits = result["best_val_loss_bits"]
-                    if part == 0:
-                        trial.report(bits, step=1)
-                        if trial.should_prune():
-                            study.tell(trial, state=TrialState.PRUNED)
-                            log(f"trial {trial.number} pruned at {bits:.3f} bits/char: {trial.params}")
-                        else:
-                            start(trial, 1)
-                            continue
-                    else:
-                        study.tell(trial, bits)
-                        log(f"trial {trial.number}: {bits:.3f} bits/char, {result['updates']:,} updates: "
-                            f"{trial.params}" if result["updates"] else f"trial {trial.number} diverged")
+            for future in flight.queue_with(min(slots, to_run)):
+                if flight.land(future):             # a trial ended (its place goes to the next one)
                     write_best(study, out, len(finished(study)), seconds, updates, ngram)
-                if started < trials - done:
-                    trial = study.ask()
-                    suggest(trial)
-                    start(trial, 0)
-                    started += 1
+                    if flight.started < to_run:
+                        flight.start_new()
         except KeyboardInterrupt:
-            for future in list(running):
-                future.cancel()
+            flight.cancel()
             log(f"stopped: {len(finished(study))} finished trial(s) are kept in {out / STUDY}; the same command "
                 "goes on")
             raise
@@ -341,28 +293,91 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
     return info
 
 
+class Flight:
+    """The trials of one call of search() in flight on the dask workers, each in two parts (a third of its
+    budget, then the rest): started (start_new, from the sampler), continued after its first part unless
+    pruned, and landed in the study when it ends (land)."""
+
+    def __init__(self, client, study, out, data, seconds, updates, log):
+        from distributed import as_completed
+        self.client, self.study, self.out, self.data, self.log = client, study, out, data, log
+        self.budget, self.parts = dict(seconds=seconds, updates=updates), parts(seconds, updates)
+        self.queue, self.running, self.started = as_completed(), {}, 0
+
+    def queue_with(self, n):
+        """The queue of futures as they finish, with n new trials started first."""
+        for _ in range(n):
+            self.start_new()
+        return self.queue
+
+    def start_new(self):
+        trial = self.study.ask()
+        suggest(trial)
+        self.start(trial, 0)
+        self.started += 1
+
+    def start(self, trial, part):
+        folder = str((self.out / TRIALS / str(trial.number)).resolve())
+        future = self.client.submit(run_trial, trial.params, self.data, folder, self.budget, self.parts[part],
+                                    pure=False)
+        self.running[future] = (trial, part)
+        self.queue.add(future)
+
+    def land(self, future):
+        """Its trial's next step once a part has ended: failed, pruned, continued or complete. Returns
+        whether the trial has ended (and so counts against the trials to start)."""
+        from distributed.scheduler import KilledWorker
+        from optuna.trial import TrialState
+        trial, part = self.running.pop(future)
+        try:
+            result = future.result()
+        except KilledWorker:
+            return self.fail(trial, "its workers died three times", "the workers running it died three times")
+        except Exception as err:        # a problem of the trial's own: said, and the study goes on
+            return self.fail(trial, f"{type(err).__name__}: {err}")
+        bits = result["best_val_loss_bits"]
+        if part == 0:
+            trial.report(bits, step=1)
+            if not trial.should_prune():
+                self.start(trial, 1)
+                return False
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.log(f"trial {trial.number} pruned at {bits:.3f} bits/char: {trial.params}")
+            return True
+        self.study.tell(trial, bits)
+        self.log(f"trial {trial.number}: {bits:.3f} bits/char, {result['updates']:,} updates: {trial.params}"
+                 if result["updates"] else f"trial {trial.number} diverged")
+        return True
+
+    def fail(self, trial, why, said=None):
+        from optuna.trial import TrialState
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.study.set_user_attr(f"error-{trial.number}", why)
+        self.log(f"trial {trial.number} failed: {said or why}")
+        return True
+
+    def cancel(self):
+        for future in list(self.running):
+            future.cancel()
+
+
 def main(argv=None):
     from lib.cli import Parser
+    from lib.config import arg_type, positive_int, positive_number
     p = Parser(prog="python -m lib.search", description=__doc__.split("\n")[0])
     p.add_argument("--data", help="the text (default: data/goblet_book.txt, else the default corpus)")
-    p.add_argument("--trials", type=int, required=True, help="finished trials the study should have")
+    p.add_argument("--trials", type=positive_int, required=True, help="finished trials the study should have")
     budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--trial-seconds", type=float, help="training time of a trial (validation not counted)")
-    budget.add_argument("--trial-updates", type=int, help="updates of a trial (its result exactly repeatable)")
+    budget.add_argument("--trial-seconds", type=positive_number,
+                        help="training time of a trial (validation not counted)")
+    budget.add_argument("--trial-updates", type=positive_int,
+                        help="updates of a trial (its result exactly repeatable)")
     p.add_argument("--out", required=True, help="the study's folder (study.log, trials/, best.json)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, help="local worker processes (default: the cores)")
+    where.add_argument("--workers", type=positive_int, help="local worker processes (default: the cores)")
     where.add_argument("--scheduler", help="a dask scheduler's address, tcp://HOST:PORT")
-    p.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    p.add_argument("--seed", type=arg_type("seed"), default=0, help="the sampler's seed (default 0)")
     args = p.parse_args(argv)
-    for name in ("trials", "trial_updates", "workers"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}.")
-    if args.trial_seconds is not None and not 0 < args.trial_seconds < math.inf:
-        raise ValueError(f"--trial-seconds must be a positive number, got {args.trial_seconds}.")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}.")
     info = search(args.data, args.trials, args.out, args.trial_seconds, args.trial_updates, args.workers,
                   args.scheduler, args.seed)
     if info:

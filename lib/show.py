@@ -31,10 +31,10 @@ COLUMNS = {   # a run's summary field: (heading, format)
 }
 
 
-def table(rows, header, align=None, widths=None):
-    """A Markdown table: header (names), rows (sequences of cells, already formatted or numbers); align:
-    "l" or "r" per column (default: numbers right, the rest left); widths: the columns' relative widths
-    in the PDF (pandoc reads them from the rule under the header; default: all alike)."""
+def markdown_table(rows, header, align=None, widths=None):
+    """A Markdown table as text: header (names), rows (sequences of cells, already formatted or numbers);
+    align: "l" or "r" per column (default: numbers right, the rest left); widths: the columns' relative
+    widths in the PDF (pandoc reads them from the rule under the header; default: all alike)."""
     rows = [list(r) for r in rows]
     if align is None:
         align = ["r" if rows and all(isinstance(r[i], (int, float, np.number)) for r in rows) else "l"
@@ -43,7 +43,13 @@ def table(rows, header, align=None, widths=None):
     rule = ["-" * w + ":" if a == "r" else ":" + "-" * w for a, w in zip(align, widths)]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return Markdown("\n".join(lines))
+    return "\n".join(lines)
+
+
+def table(rows, header, align=None, widths=None):
+    """markdown_table's table, shown as Markdown."""
+    return Markdown(markdown_table(rows, header, align, widths))
+
 
 def summary_table(runs, fields, first="set-up"):
     """A Markdown table of runs ({name: Run}): a row per run, a column per summary field (COLUMNS)."""

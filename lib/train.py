@@ -12,8 +12,8 @@ from pathlib import Path
 
 from lib import cli
 from lib.checkpoint import in_folder
-from lib.config import UNBOUNDED, Config, SettingError, positive_number, read_recipe
-from lib.runs import COMMAND, config_of, run
+from lib.config import COMMAND, UNBOUNDED, Config, SettingError, option_name, positive_number, read_recipe
+from lib.runs import config_of, run
 
 
 def parser():
@@ -33,7 +33,7 @@ def parser():
                         "--steps, train until then")
     settings = p.add_argument_group("settings (the defaults are the assignment's)")
     for f in dataclasses.fields(Config):
-        option, rule = "--" + f.name.replace("_", "-"), f.metadata["rule"]
+        option, rule = option_name(f.name), f.metadata["rule"]
         if rule == "bool":                  # --normalize-loss, --no-normalize-loss
             more = {"action": argparse.BooleanOptionalAction}
         elif isinstance(rule, tuple):

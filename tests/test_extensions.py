@@ -1,4 +1,5 @@
 """Beyond the assignment: Adam, mini-batches (streams and random chunks), validation, time budgets."""
+import dataclasses
 import json
 import math
 import subprocess
@@ -7,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from lib import cells, gradcheck, optim, sample
+from lib import cells, gradcheck, loop, optim, sample
 from lib.checkpoint import load_state
-from lib.config import Config
+from lib.config import Config, SettingError
 from lib.loop import inputs_and_targets, train
 from lib.data import split
 from conftest import QUIET, assert_same_state
@@ -109,19 +110,33 @@ def test_untrained_validation_loss_is_about_ln_K(small_data, small_vocab):
     assert abs(state.val[0]["loss"] - math.log(small_vocab.K)) < 0.01 * math.log(small_vocab.K)
 
 
-def test_validation_text_is_never_trained_on(small_data):
-    train_part, val_part = split(small_data, Config(val_fraction=0.1))
-    assert len(val_part) == int(len(small_data) * 0.1)
-    assert np.array_equal(np.concatenate([train_part, val_part]), small_data)
-    positions = np.arange(len(small_data))[:len(train_part)]      # a "text" whose characters are their positions
-    for chunks in ("sequential", "random"):
-        cfg = Config(batch_size=4, chunks=chunks, val_fraction=0.1)
-        L = len(train_part) // 4
-        for step in range(50):
-            X, Y = inputs_and_targets(cfg, positions, (step * 25) % (L - 25), step)
-            assert X.shape == (25, 4) and np.array_equal(Y, X + 1)
-            assert X.min() >= 0 and Y.max() < len(train_part)     # every position read lies in the training part
-    assert split(small_data, Config())[1] is None
+@pytest.mark.parametrize("chunks", ["sequential", "random"])
+def test_validation_text_is_never_trained_on(chunks, monkeypatch):
+    """Every position of a text goes through the training loop, and each update records the positions it
+    reads: a text whose every character is distinct, so that a character's index is its position. The
+    updates read the training part (all of it, with sequential streams, over an epoch) and never a
+    character of the held-out tail, which only validation reads."""
+    from lib.data import Vocab
+    n = 1200
+    vocab = Vocab("".join(chr(0x100 + i) for i in range(n)))
+    positions = np.arange(n)                                      # text[i] is character i
+    cfg = Config(m=4, seq_length=10, batch_size=4, chunks=chunks, steps=80, sample_every=1000, val_fraction=0.1,
+                 val_every=1000, optimizer="adam", eta=0.01)
+    n_train = len(split(positions, cfg)[0])
+    read = set()
+
+    def recording(cfg, state, X, Y, update):
+        read.update(X.ravel().tolist(), Y.ravel().tolist())
+        return step(cfg, state, X, Y, update)
+    step = loop.extended_step
+    monkeypatch.setattr(loop, "extended_step", recording)
+    train(cfg, positions, vocab)
+    assert read and max(read) < n_train, f"an update read held-out position {max(read)}"
+    if chunks == "sequential":                  # 80 updates of 4 streams x 10: more than an epoch
+        L = n_train // 4                        # a stream's part; its tail shorter than a chunk is not read
+        last = (L - 11) // 10 * 10 + 10         # the last target of the last chunk that fits
+        assert read == {b * L + i for b in range(4) for i in range(last + 1)}, "a training position was never read"
+    assert split(positions, Config())[1] is None
 
 
 def test_validation_picks_the_best_model(small_data, small_vocab):
@@ -181,7 +196,8 @@ def test_a_plateau_lowers_the_learning_rate(small_data, small_vocab):
 
 def test_a_run_stopped_by_its_budget_is_reproduced_by_its_update_count(tmp_path, corpus_file):
     """Equal-time comparisons: the command runs.command prints, without a budget, gives the same numbers."""
-    from lib.runs import command, run
+    from lib.config import command
+    from lib.runs import run
     cfg = Config(m=12, steps=10**9, sample_every=50, checkpoint_every=10**9, val_fraction=0.2, val_every=20, seed=1,
                  optimizer="adam", eta=0.01)
     _, _, state, info = run(cfg, corpus_file, tmp_path / "budget", max_seconds=0.5, **QUIET)
@@ -223,3 +239,53 @@ def test_seeds_in_parallel_processes_equal_the_same_runs_one_after_another(corpu
         assert_same_state(p.state, s.state)
         assert p.summary["best_val_loss_bits"] == s.summary["best_val_loss_bits"]
     assert not np.array_equal(parallel[0].state.theta, parallel[1].state.theta)
+
+
+def flipped(f):
+    """A value of Config field f other than its default, that keeps its rule."""
+    rule, default = f.metadata["rule"], f.default
+    if isinstance(rule, tuple):
+        return next(v for v in rule if v != default)
+    if rule == "bool":
+        return not default
+    if isinstance(default, int):
+        return default + 1                  # counts, layers, sample lengths, the seed
+    return 0.125 if default == 0.25 else 0.25
+
+
+def after_updates(cfg, data, K, step, eta_scale):
+    """theta, avg_theta and the losses recorded after three updates of a fresh run with cfg, each made by step."""
+    from lib.state import init_state
+    state = init_state(cfg, K)
+    state.eta_scale = eta_scale
+    update = loop.Update(cfg, K, state.theta)
+    for _ in range(3):
+        X, Y = inputs_and_targets(cfg, data, state.e, state.step)
+        step(cfg, state, X, Y, update)
+        state.e += cfg.seq_length
+    return np.concatenate([state.theta, state.losses[:3]] + ([] if state.avg_theta is None else [state.avg_theta]))
+
+
+def test_each_extension_setting_takes_the_extended_step(small_data, small_vocab):
+    """Config's fields say which settings only the extended update reads (extension=True): a run that
+    changes any one of them takes extended_step, and the assignment's own step would ignore it (three
+    updates of each differ); a change to any other setting keeps the assignment's step, and the two steps
+    agree on it to the bit. plateau_factor acts through state.eta_scale, which validation lowers."""
+    theta = np.zeros(cells.RNN.n_params(5, 100))
+    assert loop.Update(Config(), 5, theta).step is loop.assignment_step
+    for f in dataclasses.fields(Config):
+        settings = {"m": 6, "val_fraction": 0.1, f.name: flipped(f)}
+        try:
+            cfg = Config(**settings)
+        except SettingError as err:         # beta1, beta2: only with Adam, which is an extension itself
+            assert f.name in ("beta1", "beta2") and "optimizer" in str(err)
+            continue
+        chosen = loop.Update(cfg, small_vocab.K, np.zeros(cells.of(cfg).n_params(small_vocab.K, cfg.m))).step
+        assert chosen is (loop.extended_step if f.metadata["extension"] else loop.assignment_step), f.name
+        scale = 0.5 if f.name == "plateau_factor" else 1.0
+        try:
+            same = np.array_equal(*(after_updates(cfg, small_data, small_vocab.K, step, scale)
+                                    for step in (loop.assignment_step, loop.extended_step)))
+        except KeyError:                    # Adam: the assignment's step finds no AdaGrad memory
+            same = False
+        assert same != f.metadata["extension"], f"{f.name}: the two steps {'agree' if same else 'differ'}"

@@ -621,7 +621,7 @@ PARAMETER_CASES = [   # (name, notebook, values given, what papermill injected, 
 
 @pytest.mark.parametrize("case", PARAMETER_CASES, ids=[c[0] for c in PARAMETER_CASES])
 def test_notebook_parameters(case):
-    from lib.config import check_parameters
+    from lib.notebook import check_parameters
     _, notebook, given, injected, error, typed = case
     source = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
     namespace = {"In": ["", "# Parameters\n" + injected + "\n"]}
@@ -641,7 +641,8 @@ def test_a_notebook_names_its_own_parameters(prev, tmp_path):
     (run_dir, overwrite, corpus), not the command line's options; and every notebook that trains names a
     folder parameter it has."""
     from lib.config import Config
-    from lib.runs import RunExists, in_notebook, run
+    from lib.config import in_notebook
+    from lib.runs import RunExists, run
     shutil.copytree(prev / "prev", tmp_path / "prev")
     with pytest.raises(RunExists) as err:
         run(Config(m=9, steps=10), str(prev / "small.txt"), tmp_path / "prev", names=in_notebook("run_dir"),
