@@ -5,7 +5,8 @@
 # make lab      open the notebooks in JupyterLab
 # make bench    the benchmarks: speed (lib.train against the plain reference, the cells against their
 #               floor), memory (a 200 MB corpus), seeds in parallel
-# make headline DATA=PATH OUT=DIR   the headline recipe (configs/headline.toml) on any text
+# make headline DATA=PATH OUT=DIR   the headline recipe (configs/headline.toml) on any text, then
+#               lib.evaluate's table (static, dynamic, mixtures, adaptive yardsticks): OUT/evaluation.json
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -72,6 +73,7 @@ test-fast: data
 
 headline: data
 	$(BIN)/python -m lib.train --config configs/headline.toml $(if $(DATA),--data "$(DATA)") --out "$(OUT)"
+	$(BIN)/python -m lib.evaluate --run "$(OUT)" $(if $(DATA),--data "$(DATA)")
 
 lab: data
 	$(BIN)/jupyter lab notebooks/
@@ -82,6 +84,7 @@ bench: data
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/parallel.py
 	$(BIN)/python benchmarks/live.py
+	$(BIN)/python benchmarks/dynamic.py
 
 clean:
 	rm -rf $(VENV) report runs .pytest_cache .hypothesis build lib/*.so

@@ -101,11 +101,24 @@ def kneser_ney(x, n_train, K, max_order=MAX_ORDER):
     return {n: float(np.mean(bits)) for n, bits in kneser_ney_bits(x, n_train, K, max_order)}
 
 
+class TooShort(ValueError):
+    """Too little text to count n-grams in; the message goes on from the text's name."""
+
+
+def check_counts(x, n_train, max_order):
+    """TooShort unless the training part x[:n_train] is longer than max_order and something is held out."""
+    if n_train <= max_order or n_train >= len(x):
+        raise TooShort(f"leaves {n_train} character(s) to count n-grams of up to {max_order} characters in and "
+                       f"{len(x) - n_train} to score; the yardsticks need more than {max_order}, and one. Use a "
+                       "longer text.")
+
+
 def kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
     """(n, (N - n_train,) the bits of each held-out character) for each order n = 1 .. max_order in turn.
 
     Memory: the ids of two orders at a time (and the contexts of a third), each order's computed from the
     one before, in 4 bytes a character where they fit."""
+    check_counts(x, n_train, max_order)
     held = np.arange(n_train, len(x))
     train_end = np.zeros(len(x), dtype=bool)
     train_end[:n_train] = True
@@ -178,6 +191,7 @@ def adaptive_kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
 
     Vectorised: for each order, what was seen of an n-gram (or context) before each position is a
     sum within the positions of the same id (before()), so the whole text is read in a few sorts."""
+    check_counts(x, n_train, max_order)
     N, held = len(x), np.arange(n_train, len(x))
     train_end = np.arange(N) < n_train
     ids = {1: x.astype(id_type(N, K))}
@@ -290,9 +304,10 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
     limits.check_memory(max(BYTES_PER_CHAR * corpus.n_chars, LZMA_BYTES + 4 * corpus.n_chars),
                         f"Counting n-grams of up to {max_order} characters in {corpus.n_chars:,} characters, "
                         f"then compressing them", "use a shorter text.")
-    if n_train <= max_order:
-        raise ValueError(f"{corpus.path} leaves {n_train} character(s) to count n-grams of up to {max_order} "
-                         f"characters in; the yardsticks need more than {max_order}. Use a longer text.")
+    try:
+        check_counts(x, n_train, max_order)
+    except TooShort as err:
+        raise TooShort(f"{corpus.path} {err}") from None
     seconds, bits = {}, {"uniform": math.log2(K)}
     t0 = time.perf_counter()
     freq = np.bincount(x[:n_train], minlength=K) + 1.0

@@ -149,6 +149,9 @@ def load_run(run_dir):
     """The Run of a finished run in run_dir, for the notebooks after training.
     The summary is derived from the checkpoint, which is the whole truth of a run."""
     ckpt = Path(run_dir) / CKPT
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"{run_dir} is a file, not a run's folder: give the folder that training wrote "
+                                "(notebook 3's run_dir, or lib.train's --out).")
     if not ckpt.exists():
         raise FileNotFoundError(
             f"No training run in {run_dir}: run notebooks/03_training.ipynb first (or `make report`).")

@@ -10,9 +10,14 @@ a newline) is fed through first and printed before the passage.
 Everything here works for any cell (lib/cells.py): each provides step(P, h, x) -> (h, o) for one
 character and scores(P, X, h0) -> (O, hT) for a chunk.
 """
+import math
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 
-from lib import cells, limits
+from lib import cells, limits, optim
 from lib.config import COMMAND, require
 from lib.data import unknown_characters
 from lib.rnn import probs_and_losses
@@ -143,6 +148,94 @@ def warmed_up(cell, P, train_data, h0, warmup):
     return h
 
 
+# --- reading while learning (dynamic evaluation; lib/evaluate.py, and --adapt below) ----------------------
+
+def zero_state(cell, cfg, dtype):
+    return np.zeros((1, cell.state_size(cfg.m)), dtype=dtype)
+
+
+def mean_square(cfg, state):
+    """The mean square of the gradients that training saw, per parameter (n,): Adam's second moment, or
+    AdaGrad's sum of squares over the updates."""
+    if cfg.optimizer == "adam":
+        return state.opt["v"]
+    return state.opt["mem"] / max(state.step, 1)
+
+
+class LearningReader:
+    """The network reading a text while it learns from it (dynamic evaluation, Krause et al. 2018): its
+    own weights, a copy of theta0 (the run's stay as saved), and the state h (1, S) it carries. Each step is
+        theta -= eta g / (sqrt(ms) + 1e-8);  theta += decay (theta0 - theta)
+    with g a segment's mean gradient, clipped as in training, and ms the mean square of the gradients
+    training saw (mean_square)."""
+
+    def __init__(self, cell, cfg, theta0, ms, eta, decay, K):
+        self.cell, self.cfg, self.theta0, self.decay, self.K = cell, cfg, theta0, decay, K
+        self.theta = theta0.copy()
+        self.P = cell.views(self.theta, K, cfg.m)
+        self.g = np.zeros_like(theta0)
+        self.G = cell.views(self.g, K, cfg.m)
+        self.scale = eta / (np.sqrt(ms) + 1e-8)
+        self.h = zero_state(cell, cfg, theta0.dtype)
+
+    def read(self, X, Y):
+        """The bits of each character of the segment X, Y (T, 1), scored with the weights as they are;
+        then one step on it. A segment scored worse than twice a uniform guess (the steps have diverged)
+        sends the weights back to theta0, and nothing is learned from it."""
+        bits = step_losses(self.cell, self.P, X, Y, self.h) / math.log(2)
+        if bits.mean() > 2 * math.log2(self.K):
+            np.copyto(self.theta, self.theta0)
+            self.h = self.cell.scores(self.P, X, self.h)[1]
+            return bits
+        _, _, self.h = self.cell.loss_and_grads(self.P, X, Y, self.h, out=self.G)
+        self.g /= len(X)
+        optim.clip_(self.g, self.cfg.clip)
+        self.g *= self.scale
+        self.theta -= self.g
+        if self.decay:
+            self.theta += self.decay * (self.theta0 - self.theta)
+        return bits
+
+
+def dynamic_bits(cell, cfg, theta0, ms, train_part, held, eta, decay, segment, K):
+    """(len(held),) bits of each held-out character, read after the last WARMUP training characters by
+    a LearningReader, in segments of `segment` characters: each scored before it is learned from."""
+    reader = LearningReader(cell, cfg, theta0, ms, eta, decay, K)
+    reader.h = warmed_up(cell, cell.views(theta0, K, cfg.m), train_part, reader.h, WARMUP)
+    text = np.concatenate([train_part[-1:], held])
+    out = np.empty(len(held))
+    for s in range(0, len(held), segment):
+        X = text[s:min(s + segment, len(held))][:, None]
+        out[s:s + len(X)] = reader.read(X, text[s + 1:s + 1 + len(X)][:, None])
+    return out
+
+
+ADAPT = dict(eta=1e-4, decay=0.0, segment=20)   # --adapt's step: lib.evaluate's choice on both texts tried,
+MAX_ADAPT_CHARS, MAX_ADAPT_SECONDS = 1_000_000, 600   # without the decay (a text read again and again is the point)
+
+
+def adapt(cell, cfg, theta0, ms, data, K, seconds, eta=ADAPT["eta"], decay=ADAPT["decay"], segment=ADAPT["segment"]):
+    """(the weights after reading data (N,) again and again, each pass from a zero state, learning, for
+    `seconds`; the characters read). theta0 is not changed."""
+    reader = LearningReader(cell, cfg, theta0, ms, eta, decay, K)
+    deadline, read = time.perf_counter() + seconds, 0
+    while time.perf_counter() < deadline:
+        reader.h = zero_state(cell, cfg, theta0.dtype)
+        for s in range(0, len(data) - 1, segment):
+            X = data[s:min(s + segment, len(data) - 1)][:, None]
+            reader.read(X, data[s + 1:s + 1 + len(X)][:, None])
+            read += len(X)
+            if time.perf_counter() >= deadline:
+                break
+    return reader.theta, read
+
+
+def text_bits(cell, cfg, theta, data, K):
+    """The mean bits per character of predicting data[1:] from data[:-1], from a zero state, weights fixed."""
+    P = cell.views(theta, K, cfg.m)
+    return text_loss(cell, P, data, zero_state(cell, cfg, theta.dtype))[0] / math.log(2)
+
+
 def default_prime(vocab):
     """The priming text when none is given: a line break, or (a text without one) its first character."""
     return "\n" if "\n" in vocab.chars else vocab.chars[0]
@@ -184,9 +277,33 @@ def sample_line(sample):
     return f"--- update {sample['step']:,} ({loss})\n{sample['text']}"
 
 
+def adaptation_text(path, vocab):
+    """The text of --adapt's file, checked: a regular file of UTF-8 text, not empty, at most
+    MAX_ADAPT_CHARS characters, all of them in the vocabulary; ValueError naming --adapt otherwise."""
+    from lib import files
+    st = files.regular_file(path, "--adapt")
+    if st is None:
+        raise ValueError(f"--adapt {path}: no such file.")
+    if st.st_size > 4 * MAX_ADAPT_CHARS:
+        raise limits.TooLarge(f"--adapt {path} is {files.human(st.st_size)}; the network reads at most "
+                              f"{MAX_ADAPT_CHARS:,} characters before it writes. Give a shorter text.")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"--adapt {path} is not UTF-8 text (a binary file?); give a text file.") from None
+    if len(text) < 2:
+        raise ValueError(f"--adapt {path} holds {len(text)} character(s); the network needs a text to read.")
+    limits.check_at_most(len(text), f"--adapt {path}'s length", MAX_ADAPT_CHARS)
+    missing = vocab.missing(text)
+    if missing:
+        raise ValueError(f"--adapt {path} cannot be read by this network: {unknown_characters(missing)}")
+    return text
+
+
 def main(argv=None):
     from lib.checkpoint import in_folder, load_state
     from lib.cli import Parser
+    from lib.config import arg_type
 
     p = Parser(prog="python -m lib.sample", description="Print a passage from a trained model.")
     p.add_argument("--checkpoint", required=True, help="a run's checkpoint.npz (or its folder)")
@@ -197,6 +314,10 @@ def main(argv=None):
                                                  "the text's first character where it has none)")
     p.add_argument("--seed", type=int, default=0, help="a non-negative integer")
     p.add_argument("--last", action="store_true", help="use the last parameters, not the best")
+    p.add_argument("--adapt", metavar="FILE", help="a text the network reads first, learning from it (a copy of "
+                                                  "its weights: the run is not changed), before it writes")
+    p.add_argument("--adapt-seconds", type=arg_type("positive", float), default=10.0,
+                   help=f"how long it reads --adapt's text, again and again (default 10; at most {MAX_ADAPT_SECONDS})")
     args = p.parse_args(argv)
     path = in_folder(args.checkpoint)
     cfg, vocab, state, _ = load_state(path)
@@ -205,6 +326,16 @@ def main(argv=None):
     theta = state.theta if args.last else state.best_theta
     if not np.isfinite(theta).all():
         raise ValueError(f"{path} holds last parameters that are not finite (the run diverged); leave out --last.")
+    if args.adapt:
+        if args.adapt_seconds > MAX_ADAPT_SECONDS:
+            raise ValueError(f"--adapt-seconds {args.adapt_seconds:g} is more than {MAX_ADAPT_SECONDS} s; read for less.")
+        data = vocab.encode(adaptation_text(args.adapt, vocab))
+        cell = cells.of(cfg)
+        before = text_bits(cell, cfg, theta, data, vocab.K)
+        theta, read = adapt(cell, cfg, theta, mean_square(cfg, state), data, vocab.K, args.adapt_seconds)
+        after = text_bits(cell, cfg, theta, data, vocab.K)
+        print(f"read {args.adapt} ({len(data):,} characters) for {args.adapt_seconds:g} s, {read:,} characters in "
+              f"all: {before:.3f} -> {after:.3f} bits per character on it", file=sys.stderr, flush=True)
     print(prime + passage(cfg, vocab, theta, args.n, args.seed, args.temperature, args.top_p, prime))
 
 if __name__ == "__main__":

@@ -91,10 +91,13 @@ def run_trial(settings, data, folder, budget, part):
 
 def best_ngram(corpus):
     """{name, bits}: the best Kneser-Ney n-gram on the trials' held-out split, the yardstick to beat."""
-    from lib.baselines import kneser_ney
+    from lib.baselines import TooShort, kneser_ney
     from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=FIXED["val_fraction"]))
-    bits = kneser_ney(corpus.data, corpus.n_chars - n_val, corpus.vocab.K)
+    try:
+        bits = kneser_ney(corpus.data, corpus.n_chars - n_val, corpus.vocab.K)
+    except TooShort as err:
+        raise SearchError(f"{corpus.path} {err}") from None
     order = min(bits, key=bits.get)
     return {"name": f"ngram-{order}", "bits": bits[order]}
 

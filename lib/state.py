@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from lib import cells, limits
-from lib.config import SettingError
+from lib.config import UNBOUNDED, SettingError
 from lib.data import held_out, short_path
 
 OPTIMIZER_STATE = {"adagrad": ("mem",), "adam": ("m", "v")}   # the arrays each optimiser keeps
@@ -206,5 +206,6 @@ def describe(cfg, corpus):
     held = f"; the last {n_chars - n_train:,} held out for validation" if n_train < n_chars else ""
     return (f"{cfg}\ncorpus: {short_path(corpus.path)} ({n_chars:,} characters{held})\n"
             f"K = {vocab.K}: {vocab.chars!r}\nparameters: {cells.of(cfg).n_params(vocab.K, cfg.m):,}; "
-            f"{cfg.steps:,} updates "
-            f"of {cfg.batch_size} x {cfg.seq_length} characters = {chars / n_train:.2f} epochs")
+            + (f"updates of {cfg.batch_size} x {cfg.seq_length} characters until the time budget ends"
+               if cfg.steps >= UNBOUNDED else f"{cfg.steps:,} updates of {cfg.batch_size} x {cfg.seq_length} "
+               f"characters = {chars / n_train:.2f} epochs"))

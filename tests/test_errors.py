@@ -417,3 +417,11 @@ def test_the_yardsticks_state_their_memory_before_counting(tmp_path, monkeypatch
     with pytest.raises(limits.TooLarge, match=r"Counting n-grams of up to 16 characters in 10,400 characters, "
                                               r"then compressing them would need about 667.6 MB"):
         baselines.yardsticks(book)
+
+
+def test_a_run_folder_that_is_a_file_is_called_a_file(tmp_path):
+    from lib.runs import load_run
+    afile = tmp_path / "run"
+    afile.write_text("not a run")
+    with pytest.raises(FileNotFoundError, match="is a file, not a run's folder"):
+        load_run(afile)

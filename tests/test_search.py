@@ -170,3 +170,11 @@ def test_a_damaged_study_file_is_refused_in_one_line(text, tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "is not a study this command can read" in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert (out / "study.log").read_bytes() == before
+
+
+def test_a_text_too_short_for_the_ngram_is_one_line(tmp_path):
+    short = tmp_path / "three.txt"
+    short.write_text("abc")
+    done = search("--data", short, "--trials", 2, "--trial-updates", 5, "--out", tmp_path / "s", "--workers", 1)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "three.txt leaves" in done.stderr and "Use a longer text" in done.stderr

@@ -1,0 +1,207 @@
+"""Read before you write: a trained network scored on held-out text as it is, and while it keeps learning
+from what it reads (dynamic evaluation), alone and mixed with an n-gram, against yardsticks that adapt too.
+
+    python -m lib.evaluate --run DIR [--data TEXT] [--json OUT]
+
+prints a table in bits per character and writes it to OUT (default DIR/evaluation.json).
+
+The protocol. The run's held-out part (the last val_fraction of the text) is split in two halves. The
+settings that belong to evaluation are chosen on the first half: dynamic evaluation's step size, decay
+and segment length, each mixture's weight, the n-gram's order, PPMd's order. Every figure reported scores
+the second half. Every contender reads the same text before the characters it scores (the training part,
+then the first half) and predicts each character from what came before it only:
+
+    static             the run's best model, its weights fixed; it reads WARMUP training characters, then
+                       the first half, then scores the second
+    dynamic            the same network, learning while it reads (Krause et al. 2018, "Dynamic Evaluation
+                       of Neural Sequence Models"): the held-out text in segments of L characters; each
+                       segment is scored, then one gradient step is taken on it,
+                           theta -= eta g / (sqrt(ms) + 1e-8);  theta += decay (theta_0 - theta)
+                       with g the segment's mean gradient (clipped as in training) and ms the mean square
+                       of the gradients training saw (Adam's second moment, or AdaGrad's sum / updates)
+    mixture_static     w p_static + (1 - w) p_ngram, the static n-gram, w chosen on the first half
+    mixture_dynamic    w p_dynamic + (1 - w) p_ngram_adaptive
+    ngram              interpolated modified Kneser-Ney (lib/baselines.py), counts of the training part
+    ngram_adaptive     the same, its counts growing with everything read before each character
+    ppmd               PPMd (variant I, the pyppmd package), given the training part and the first half:
+                       8 (len C(all before + second half) - len C(all before)) / characters
+    lzma               the same with lzma at its strongest preset
+
+The run's best model was chosen during training on the whole held-out part, the second half included:
+"static" is the network as trained, and its selection saw the characters it scores (docs/ladder.md).
+"""
+import json
+import lzma
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lib import baselines, cells, kernels
+from lib.data import load_corpus, split
+from lib.sample import dynamic_bits, mean_square, validation_losses, zero_state
+
+LN2 = math.log(2)
+ETAS = (3e-5, 1e-4, 1.5e-4)         # dynamic evaluation's step sizes tried on the first half (3e-4 diverged
+DECAYS = (0.0, 1e-3)                # on the headline network), its decays towards the trained weights
+SEGMENTS = (20, 50)                 # and its segment lengths
+TUNE_CHARS = 20_000                 # the settings are chosen on the first half's first characters (at most)
+WEIGHTS = np.linspace(0.0, 1.0, 41)  # a mixture's weights tried
+PPMD_ORDERS = (4, 6, 8, 12, 16)
+PPMD_MEMORY = 256 << 20
+PROTOCOL = ("held-out part split in two halves; settings chosen on the first; every figure scores the second, "
+            "each contender having read the training part and the first half, each character predicted "
+            "before it is learned from")
+
+
+class EvaluationError(ValueError):
+    """A run or a text that cannot be evaluated; the message says why and what to do."""
+
+
+# --- the network, fixed or learning ---------------------------------------------------------------
+
+def static_bits(cell, cfg, P, train_part, held):
+    """(len(held),) bits of each held-out character, the weights fixed, read as validation reads them."""
+    return validation_losses(cell, P, train_part, held, zero_state(cell, cfg, P.V.dtype)) / LN2
+
+
+def tune_dynamic(cell, cfg, theta0, ms, train_part, first, K, log):
+    """The (eta, decay, segment) of dynamic evaluation with the lowest bits on the first half's first
+    TUNE_CHARS characters, and the bits of each setting tried."""
+    part, tried = first[:TUNE_CHARS], {}
+    for segment in SEGMENTS:
+        for decay in DECAYS:
+            for eta in ETAS:
+                bits = float(np.mean(dynamic_bits(cell, cfg, theta0, ms, train_part, part, eta, decay, segment, K)))
+                tried[(eta, decay, segment)] = bits
+                log(f"  dynamic eta {eta:g}, decay {decay:g}, segment {segment}: {bits:.4f} bits/char on "
+                    f"{len(part):,} characters of the first half")
+    return min(tried, key=tried.get), tried
+
+
+# --- mixtures and yardsticks --------------------------------------------------------------------
+
+def mix_weight(bits_a, bits_b):
+    """The weight w of WEIGHTS for which w p_a + (1 - w) p_b has the lowest mean bits (over the given
+    characters: those of the first half)."""
+    pa, pb = 2.0 ** -bits_a, 2.0 ** -bits_b
+    means = [float(np.mean(-np.log2(w * pa + (1 - w) * pb))) for w in WEIGHTS]
+    return float(WEIGHTS[int(np.argmin(means))])
+
+
+def mixed(bits_a, bits_b, w):
+    return -np.log2(w * 2.0 ** -bits_a + (1 - w) * 2.0 ** -bits_b)
+
+
+def ngram_bits(x, n_train, n_first, K, adaptive, max_order=baselines.MAX_ORDER):
+    """(the order chosen on the first half, (N - n_train,) bits of each held-out character at that order)
+    of the static or the adaptive Kneser-Ney n-gram."""
+    bits = (baselines.adaptive_kneser_ney_bits if adaptive else baselines.kneser_ney_bits)(x, n_train, K, max_order)
+    best = None
+    for n, b in bits:
+        if best is None or b[:n_first].mean() < best[1][:n_first].mean():
+            best = (n, b)
+    return best
+
+
+def compressed(compress, before, first, second):
+    """(bits per character of first given before, of second given before and first), from the lengths
+    of what compress makes of the texts joined (UTF-8)."""
+    a, b, c = (t.encode("utf-8") for t in (before, first, second))
+    la, lab, labc = len(compress(a)), len(compress(a + b)), len(compress(a + b + c))
+    return 8 * (lab - la) / len(first), 8 * (labc - lab) / len(second)
+
+
+def ppmd_bits(before, first, second):
+    """(PPMd's order chosen on the first half, its bits per character of the second half)."""
+    import pyppmd
+    found = {}
+    for order in PPMD_ORDERS:
+        found[order] = compressed(lambda t: pyppmd.compress(t, max_order=order, mem_size=PPMD_MEMORY),
+                                  before, first, second)
+    order = min(found, key=lambda o: found[o][0])
+    return order, found[order][1]
+
+
+# --- the whole table ------------------------------------------------------------------------------
+
+def evaluate(run_dir, data=None, log=print):
+    """The table of the module's docstring for the run in run_dir, on its text (data: a path, or None
+    for the text it was trained on when that is the default corpus). Returns the dict of evaluation.json."""
+    from lib.runs import load_run
+    run = load_run(run_dir)
+    cfg, vocab, state = run.cfg, run.vocab, run.state
+    if cfg.val_fraction == 0:
+        raise EvaluationError(f"The run in {run_dir} has no held-out part (val_fraction 0): there is nothing to "
+                              "score that it was not trained on. Train with --val-fraction 0.1.")
+    corpus = load_corpus(data)
+    if corpus.sha256 != run.summary["corpus_sha256"]:
+        raise EvaluationError(f"{corpus.path} is not the text the run in {run_dir} was trained on (another "
+                              "sha256); give that text with --data.")
+    train_part, held = split(corpus.data, cfg)
+    half = len(held) // 2
+    if half < 100:
+        raise EvaluationError(f"The held-out part has {len(held):,} characters; each half needs 100 or more. "
+                              "Use a longer text or a larger val_fraction.")
+    first, second = held[:half], held[half:]
+    K, cell, theta0 = vocab.K, cells.of(cfg), state.best_theta
+    P = cell.views(theta0, K, cfg.m)
+    kernels.keep_freed_memory()
+    log(f"{run_dir}: {cfg.cell}, {cfg.layers} layer(s), m = {cfg.m}; held-out {len(held):,} characters: "
+        f"settings chosen on the first {half:,}, the last {len(second):,} scored")
+    static = static_bits(cell, cfg, P, train_part, held)
+    ms = mean_square(cfg, state)
+    (eta, decay, segment), tried = tune_dynamic(cell, cfg, theta0, ms, train_part, first, K, log)
+    t0 = time.perf_counter()
+    dynamic = dynamic_bits(cell, cfg, theta0, ms, train_part, held, eta, decay, segment, K)
+    dynamic_seconds = time.perf_counter() - t0
+    n_train, x = len(train_part), corpus.data
+    order, ngram = ngram_bits(x, n_train, half, K, adaptive=False)
+    order_adaptive, ngram_adaptive = ngram_bits(x, n_train, half, K, adaptive=True)
+    w_static = mix_weight(static[:half], ngram[:half])
+    w_dynamic = mix_weight(dynamic[:half], ngram_adaptive[:half])
+    text = corpus.text
+    before, first_text, second_text = text[:n_train], text[n_train:n_train + half], text[n_train + half:]
+    ppmd_order, ppmd = ppmd_bits(before, first_text, second_text)
+    _, lz = compressed(lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME), before, first_text, second_text)
+    scored = slice(half, None)
+    bits = {"static": static[scored].mean(), "dynamic": dynamic[scored].mean(),
+            "mixture_static": mixed(static, ngram, w_static)[scored].mean(),
+            "mixture_dynamic": mixed(dynamic, ngram_adaptive, w_dynamic)[scored].mean(),
+            "ngram": ngram[scored].mean(), "ngram_adaptive": ngram_adaptive[scored].mean(), "ppmd": ppmd,
+            "lzma": lz}
+    return {"bits_per_char": {k: round(float(v), 6) for k, v in bits.items()},
+            "chars_scored": len(second), "dynamic_seconds": round(dynamic_seconds, 1), "protocol": PROTOCOL,
+            "static_whole_held_out": round(float(static.mean()), 6),
+            "settings": {"dynamic": {"eta": eta, "decay": decay, "segment": segment}, "mixture_static": w_static,
+                         "mixture_dynamic": w_dynamic, "ngram_order": order, "ngram_adaptive_order": order_adaptive,
+                         "ppmd_order": ppmd_order},
+            "dynamic_tried": [{"eta": e, "decay": d, "segment": s, "bits_per_char": round(b, 6)}
+                              for (e, d, s), b in tried.items()],
+            "run": str(run_dir), "corpus": str(corpus.path), "sha256": corpus.sha256, "chars_first_half": half,
+            "dynamic_chars": len(held)}
+
+
+def main(argv=None):
+    from lib import files
+    from lib.cli import Parser
+    p = Parser(prog="python -m lib.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True, help="a run's folder (trained with a held-out part)")
+    p.add_argument("--data", help="the text it was trained on (default: data/goblet_book.txt, else the default "
+                                  "corpus)")
+    p.add_argument("--json", help="where the table goes (default: RUN/evaluation.json)")
+    args = p.parse_args(argv)
+    out = Path(args.json or Path(args.run) / "evaluation.json")
+    files.output_file(out, "--json")
+    result = evaluate(args.run, args.data)
+    for name, b in result["bits_per_char"].items():
+        print(f"{name:<16} {b:6.3f} bits per character")
+    print(f"({result['chars_scored']:,} characters scored, the second half of the held-out part; dynamic "
+          f"evaluation of all {result['dynamic_chars']:,} held-out characters in {result['dynamic_seconds']:.0f} s)")
+    files.write_text(out, json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    from lib import cli
+    cli.command(main)
