@@ -174,6 +174,7 @@ def test_the_slider_panel_in_a_real_browser(page, lab):
 
 def test_live_training_in_a_real_browser(page, lab):
     """The plot is an SVG that changes while training runs; at the end one final figure replaces it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     open_and_run_all(page, lab, "03_training.ipynb")
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     svg, png = (notebook.locator(f".jp-OutputArea-output img[src^='data:image/{kind}']") for kind in ("svg", "png"))
@@ -183,7 +184,10 @@ def test_live_training_in_a_real_browser(page, lab):
     while png.count() == 0:
         assert time.time() < deadline, "training did not end in 120 s"
         if svg.count():
-            seen.add(svg.first.get_attribute("src"))
+            try:                                    # the final figure may replace the plot between two calls
+                seen.add(svg.first.get_attribute("src", timeout=2000))
+            except PlaywrightTimeout:
+                continue
             if len(seen) >= 3 and not shot:          # the cell's output while it trains: line, plot, samples
                 area = svg.first.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea ')][1]")
                 area.scroll_into_view_if_needed()
