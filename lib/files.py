@@ -187,8 +187,8 @@ class FolderLock:
         with FolderLock(folder): ...       # FolderError naming the other process if it is taken
     """
 
-    def __init__(self, folder):
-        self.path = Path(folder) / ".lock"
+    def __init__(self, folder, what="run"):
+        self.path, self.what = Path(folder) / ".lock", what
         self.fd = None
 
     def __enter__(self):
@@ -205,8 +205,8 @@ class FolderLock:
                 pid = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
                 raise FolderError(
-                    f"{self.path.parent} is in use by another run (process {pid}); wait for it to end, stop "
-                    "it (kill -TERM saves it), or use another folder.") from None
+                    f"{self.path.parent} is in use by another {self.what} (process {pid}); wait for it to end, "
+                    "stop it (kill -TERM saves it), or use another folder.") from None
             try:                            # the file may have been removed by its last holder meanwhile
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:

@@ -115,6 +115,34 @@ class SearchError(ValueError):
     """A study that cannot go on (a damaged study file, an unreachable scheduler); the message says why."""
 
 
+def mend_journal(path):
+    """A journal whose last record was torn (no line end: a kill -9, a power cut or a full disk while it was
+    appended) is cut back to its last whole record, so that the next record does not join the torn one
+    and make the whole file unreadable. The torn bytes are kept in path.torn-<date>-<time> first. Returns
+    (that file, the bytes moved), or None when the journal is whole."""
+    import time
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb+") as f:
+        f.seek(-1, 2)
+        if f.read(1) == b"\n":
+            return None
+        size = f.seek(0, 2)
+        block = min(size, 1 << 20)
+        f.seek(size - block)
+        tail = f.read(block)
+        cut = size - block + tail.rfind(b"\n") + 1 if b"\n" in tail else (0 if block == size else None)
+        if cut is None:
+            raise SearchError(f"{path} ends in a record over a megabyte long without a line end; it is not a study "
+                              "this command can read. Move it away to start a new one.")
+        f.seek(cut)
+        torn = f.read()
+        kept = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        files.write_bytes(kept, torn)
+        f.truncate(cut)
+    return kept, len(torn)
+
+
 def open_study(out, seed):
     """The study kept in out/study.log, created or loaded."""
     import optuna
@@ -266,7 +294,17 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
     ngram = best_ngram(corpus)
     out = Path(out)
     files.check_folder(out, f"--out {out}")
+    with files.FolderLock(out, "search"):  # one search at a time writes a study (its trials lock their own folders)
+        return _search(out, corpus, ngram, trials, seconds, updates, n_workers, scheduler, seed, log)
+
+
+def _search(out, corpus, ngram, trials, seconds, updates, n_workers, scheduler, seed, log):
+    """search() once it holds the study's folder."""
     (out / TRIALS).mkdir(parents=True, exist_ok=True)
+    mended = mend_journal(out / STUDY)
+    if mended:
+        log(f"{out / STUDY} ended in a torn record (a crash or a full disk while it was written); its "
+            f"{mended[1]} byte(s) are kept in {mended[0]} and the study goes on from the records before it")
     study = open_study(out, seed)
     if not study.trials:                    # the yardstick the search must beat comes first
         study.enqueue_trial(HAND)

@@ -178,3 +178,44 @@ def test_a_text_too_short_for_the_ngram_is_one_line(tmp_path):
     done = search("--data", short, "--trials", 2, "--trial-updates", 5, "--out", tmp_path / "s", "--workers", 1)
     assert done.returncode == 1 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert "three.txt leaves" in done.stderr and "Use a longer text" in done.stderr
+
+
+def test_a_torn_journal_is_mended_not_made_worse(text, tmp_path):
+    """A study whose journal ends in a partial record (a kill -9 or a full disk during an append): the next
+    search keeps the torn bytes aside, cuts the journal back to its last whole record and goes on; the
+    study stays readable, and nothing is lost."""
+    out = tmp_path / "s"
+    first = search("--data", text, "--trials", 1, "--trial-updates", 5, "--out", out, "--workers", 1)
+    assert first.returncode == 0, first.stderr
+    torn = b'{"op_code": 5, "worker_id": "0-1", "study_id": 0, "datetime_sta'
+    with open(out / "study.log", "ab") as f:
+        f.write(torn)
+    again = search("--data", text, "--trials", 2, "--trial-updates", 5, "--out", out, "--workers", 1)
+    assert again.returncode == 0, again.stderr
+    assert "ended in a torn record" in again.stdout
+    kept = list(out.glob("study.log.torn-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == torn
+    trials = trials_of(out)
+    assert len(trials) == 2 and all(state in ("COMPLETE", "PRUNED") for _, state, _ in trials.values()), trials
+
+
+def test_a_second_search_on_the_same_folder_is_refused(text, tmp_path):
+    """The study's folder is locked: a second search on it says which process holds it, in one line, and
+    the first goes on untouched."""
+    out = tmp_path / "s"
+    first = subprocess.Popen([PY, "-m", "lib.search", "--data", str(text), "--trials", "2", "--trial-updates", "3000",
+                              "--out", str(out), "--workers", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not ((out / ".lock").exists() and (out / ".lock").read_text().strip()):
+            assert time.time() < deadline and first.poll() is None, "the first search did not start"
+            time.sleep(0.2)
+        second = search("--data", text, "--trials", 2, "--trial-updates", 5, "--out", out, "--workers", 1)
+        assert second.returncode == 1 and second.stderr.count("\n") == 1, second.stderr
+        assert f"is in use by another search (process {first.pid})" in second.stderr
+        assert first.poll() is None                     # the first one goes on
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert trials_of(out) is not None                   # its study is readable after it stopped
