@@ -193,6 +193,9 @@ def main(argv=None):
     p.add_argument("--json", help="where the table goes (default: RUN/evaluation.json)")
     args = p.parse_args(argv)
     out = Path(args.json or Path(args.run) / "evaluation.json")
+    if args.json is None:                   # a folder that holds no run is not made to hold evaluation.json
+        from lib.runs import load_run
+        load_run(args.run)
     files.output_file(out, "--json")
     result = evaluate(args.run, args.data)
     for name, b in result["bits_per_char"].items():

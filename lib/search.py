@@ -119,13 +119,20 @@ def mend_journal(path):
     """A journal whose last record was torn (no line end: a kill -9, a power cut or a full disk while it was
     appended) is cut back to its last whole record, so that the next record does not join the torn one
     and make the whole file unreadable. The torn bytes are kept in path.torn-<date>-<time> first. Returns
-    (that file, the bytes moved), or None when the journal is whole."""
+    (that file, the bytes moved), or None when the journal is whole, or is not a journal at all (a whole
+    record that is not JSON: open_study then refuses it, untouched)."""
     import time
     if not path.exists() or path.stat().st_size == 0:
         return None
     with open(path, "rb+") as f:
         f.seek(-1, 2)
         if f.read(1) == b"\n":
+            return None
+        f.seek(0)
+        try:
+            for line in f.read().split(b"\n")[:-1]:
+                json.loads(line)
+        except ValueError:
             return None
         size = f.seek(0, 2)
         block = min(size, 1 << 20)

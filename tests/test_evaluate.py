@@ -173,6 +173,9 @@ def test_bad_input_is_one_line(small_run, tmp_path, small_data):
         done = subprocess.run([sys.executable, "-m", "lib.evaluate", *args, "--json", str(tmp_path / "x.json")],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 1 and needle in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    done = subprocess.run([sys.executable, "-m", "lib.evaluate", "--run", str(tmp_path / "none")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and not (tmp_path / "none").exists()      # nothing made where there is no run
 
 
 def test_steps_that_diverge_are_undone(small_run):
