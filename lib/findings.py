@@ -186,7 +186,7 @@ def seed_spread(runs, extensions, pairs):
 # --- notebook 9: what the automatic search found -------------------------------------------------
 
 def search_facts(facts, best):
-    """Notebook 9's account of a stored study (lib.search.facts and best.json)."""
+    """Notebook 9's account of a stored study (lib.journal.facts and best.json)."""
     budget = (f"{best['trial_seconds']:g} s of training" if best["trial_seconds"] else
               f"{best['trial_updates']:,} updates")
     failed = f", {facts['failed']} failed" if facts["failed"] else ""

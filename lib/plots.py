@@ -188,7 +188,7 @@ def seed_band(states, seq_length):
 def search_history(points, hand_bits, ngram_bits=None):
     """The trials of a search over time: each complete trial's held-out bits per character (a dot) and
     each pruned one's at its first part (a cross), the best so far (a step line), the hand-found recipe's
-    trial and the best n-gram (dashed). points: lib.search.facts()["points"]."""
+    trial and the best n-gram (dashed). points: lib.journal.facts()["points"]."""
     fig, ax = plt.subplots(figsize=(8, 4))
     complete = [(h, v) for h, v, s in points if s == "COMPLETE" and v is not None]
     pruned = [(h, v) for h, v, s in points if s == "PRUNED" and v is not None]

@@ -41,6 +41,7 @@ from lib.config import Config, command, recipe
 from lib.data import load_corpus
 from lib.loop import Diverged
 from lib.runs import budgeted, run
+from lib.journal import BEST, STUDY, SearchError, finished, mend_journal, open_study, requeue_interrupted
 
 # the starting point: configs/gru-ladder.toml, the headline until 4 December 2026 (docs/ladder.md); the study
 # in data/search/ began with it
@@ -48,7 +49,7 @@ SEARCHED = ("cell", "layers", "m", "eta", "dropout", "ema", "seq_length", "batch
 START = recipe("gru-ladder")
 HAND = {k: getattr(Config(**START), k) for k in SEARCHED}
 FIXED = {k: v for k, v in START.items() if k not in SEARCHED}
-STUDY, BEST, TRIALS = "study.log", "best.json", "trials"
+TRIALS = "trials"
 VAL_CHECKS = 8              # held-out losses per trial, about
 RATE = 60_000               # characters a second of a GRU with m = 256 on one core, to plan the validations
 
@@ -111,84 +112,6 @@ def parts(seconds, updates):
 
 # --- the study ----------------------------------------------------------------------------------
 
-class SearchError(ValueError):
-    """A study that cannot go on (a damaged study file, an unreachable scheduler); the message says why."""
-
-
-def mend_journal(path):
-    """A journal whose last record was torn (no line end: a kill -9, a power cut or a full disk while it was
-    appended) is cut back to its last whole record, so that the next record does not join the torn one
-    and make the whole file unreadable. The torn bytes are kept in path.torn-<date>-<time> first. Returns
-    (that file, the bytes moved), or None when the journal is whole, or is not a journal at all (a whole
-    record that is not JSON: open_study then refuses it, untouched)."""
-    import time
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    with open(path, "rb+") as f:
-        f.seek(-1, 2)
-        if f.read(1) == b"\n":
-            return None
-        f.seek(0)
-        try:
-            for line in f.read().split(b"\n")[:-1]:
-                json.loads(line)
-        except ValueError:
-            return None
-        size = f.seek(0, 2)
-        block = min(size, 1 << 20)
-        f.seek(size - block)
-        tail = f.read(block)
-        cut = size - block + tail.rfind(b"\n") + 1 if b"\n" in tail else (0 if block == size else None)
-        if cut is None:
-            raise SearchError(f"{path} ends in a record over a megabyte long without a line end; it is not a study "
-                              "this command can read. Move it away to start a new one.")
-        f.seek(cut)
-        torn = f.read()
-        kept = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
-        files.write_bytes(kept, torn)
-        f.truncate(cut)
-    return kept, len(torn)
-
-
-def open_study(out, seed):
-    """The study kept in out/study.log, created or loaded."""
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    path = out / STUDY
-    try:
-        storage = JournalStorage(JournalFileBackend(str(path)))
-        return optuna.create_study(storage=storage, study_name="search", direction="minimize", load_if_exists=True,
-                                   sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8,
-                                                                      constant_liar=True),
-                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=4))
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
-        raise SearchError(f"{path} is not a study this command can read ({type(err).__name__}: {err}); move it "
-                          f"away to start a new study in {out}.") from None
-
-
-def requeue_interrupted(study):
-    """Trials left running by a session that was stopped or crashed: failed, and queued again to run with
-    the same settings. Returns how many."""
-    from optuna.trial import TrialState
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for t in stale:
-        study.tell(t.number, state=TrialState.FAIL)
-        study.set_user_attr(f"interrupted-{t.number}", True)
-        study.enqueue_trial(t.params, skip_if_exists=False)
-    return len(stale)
-
-
-def finished(study):
-    """The trials that count: complete, pruned, or failed for a reason other than an interruption."""
-    from optuna.trial import TrialState
-    gone = {int(k.split("-")[1]) for k in study.user_attrs if k.startswith("interrupted-")}
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or (t.state == TrialState.FAIL and t.number not in gone)]
-
-
 def hand_result(study):
     """The hand-found recipe's trial (the study's first, enqueued): its number and held-out bits."""
     for t in study.get_trials(deepcopy=False):
@@ -210,47 +133,6 @@ def write_best(study, out, n_done, seconds, updates, ngram=None):
             "hand_found": hand_result(study), "best_ngram": ngram}
     files.write_text(out / BEST, json.dumps(info, indent=2) + "\n")
     return info
-
-
-# --- reading a stored study (notebook 9) ----------------------------------------------------------
-
-def load(folder):
-    """(the study in folder/study.log, read with Optuna; best.json's dict). FileNotFoundError when the
-    folder holds no study."""
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-    folder = Path(folder)
-    if not (folder / STUDY).exists() or not (folder / BEST).exists():
-        raise FileNotFoundError(f"{folder} holds no finished study (study.log and best.json); run lib.search "
-                                f"with --out {folder} first.")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name="search", storage=JournalStorage(JournalFileBackend(str(folder / STUDY))))
-    return study, json.loads((folder / BEST).read_text())
-
-
-def facts(study):
-    """The study in numbers: trials finished (complete, pruned, failed), the hours from its first start to
-    its last end, the worker-hours the trials took, and the trials themselves for plots.search_history:
-    [(hours from the start when it ended, held-out bits (for a pruned trial, at its first part), state)]."""
-    from optuna.trial import TrialState
-    done = [t for t in finished(study) if t.datetime_complete is not None]
-    start = min(t.datetime_start for t in done)
-    hours = lambda t: (t.datetime_complete - start).total_seconds() / 3600     # noqa: E731
-    points = [(hours(t), t.value if t.state == TrialState.COMPLETE else t.intermediate_values.get(1), t.state.name)
-              for t in sorted(done, key=lambda t: t.datetime_complete)]
-    count = {s: sum(t.state == s for t in done) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
-    return {"trials": len(done), "complete": count[TrialState.COMPLETE], "pruned": count[TrialState.PRUNED],
-            "failed": count[TrialState.FAIL], "hours": max(hours(t) for t in done),
-            "worker_hours": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done) / 3600,
-            "points": points}
-
-
-def importances(study):
-    """{setting: its share of the variance of the held-out loss over the complete trials} (Optuna's
-    fANOVA), the most important first."""
-    import optuna
-    return optuna.importance.get_param_importances(study)
 
 
 # --- the workers ------------------------------------------------------------------------------

@@ -130,9 +130,9 @@ def test_insight_notebook(executed, workdir):
 
 def test_search_notebook_reads_the_stored_study(executed, workdir):
     """Notebook 9 reads data/search/ (it never searches): its facts, importances and the two recipes."""
-    from lib import search
-    study, best = search.load(report.ROOT / "data" / "search")
-    facts = search.facts(study)
+    from lib import journal
+    study, best = journal.load(report.ROOT / "data" / "search")
+    facts = journal.facts(study)
     text = outputs_text(executed["09_search.ipynb"])
     assert f"The study holds {facts['trials']} trials ({facts['complete']} complete, {facts['pruned']} pruned" in text
     assert "| setting | found by hand | found by the search |" in text and "| cell | gru |" in text
