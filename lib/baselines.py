@@ -268,10 +268,10 @@ def compare_with_network(corpus, run, best_ngram):
     as the network's validation reads it."""
     from lib import cells
     from lib.data import split
-    from lib.sample import validation_losses
+    from lib.sample import validation_losses, zero_state
     train_part, held = split(corpus.data, run.cfg)
     cell, theta = cells.of(run.cfg), run.state.best_theta
-    zero = np.zeros((1, cell.state_size(run.cfg.m)), dtype=theta.dtype)
+    zero = zero_state(cell, run.cfg, theta.dtype)
     net_bits = validation_losses(cell, cell.views(theta, corpus.vocab.K, run.cfg.m), train_part, held, zero)
     order = int(best_ngram.split("-")[1])
     ngram_bits = dict(kneser_ney_bits(corpus.data, len(train_part), corpus.vocab.K, order))[order]

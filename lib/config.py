@@ -140,12 +140,12 @@ class SettingError(ValueError):
     where another setting is named."""
 
     def __init__(self, name, must, value=None):
-        super().__init__(self.named(Naming(), name, must, value))
         self.name, self.must, self.value = name, must, value
+        super().__init__(self.named(Naming()))
 
-    def named(self, naming, *parts):
-        name, must, value = parts or (self.name, self.must, self.value)
-        return f"{naming(name)}{'' if value is None else f' = {value!r}'} {must.format_map(naming)}"
+    def named(self, naming):
+        value = "" if self.value is None else f" = {self.value!r}"
+        return f"{naming(self.name)}{value} {self.must.format_map(naming)}"
 
     def option(self):
         return (f"{COMMAND(self.name)}{'' if self.value is None else f' {self.value}'} "
@@ -272,9 +272,9 @@ def read_recipe(path):
             raise ValueError(f"{path}: unknown key {key!r} (a recipe holds settings of lib/config.py and "
                              "max_seconds; `python -m lib.train --help` lists them).")
     max_seconds = d.pop("max_seconds", None)
-    if max_seconds is not None and not CHECKS["positive"][0](max_seconds):
-        raise ValueError(f"{path}: max_seconds must be {CHECKS['positive'][1]}, got {max_seconds!r}.")
     try:
+        if max_seconds is not None:
+            require("positive", max_seconds, "max_seconds")
         Config(**d)
     except SettingError as err:
         raise ValueError(f"{path}: {err}") from None

@@ -126,11 +126,12 @@ def ppmd_bits(before, first, second):
 
 # --- the whole table ------------------------------------------------------------------------------
 
-def evaluate(run_dir, data=None, log=print):
-    """The table of the module's docstring for the run in run_dir, on its text (data: a path, or None
-    for the text it was trained on when that is the default corpus). Returns the dict of evaluation.json."""
+def evaluate(run_dir, data=None, log=print, run=None):
+    """The table of the module's docstring for the run in run_dir (run: that Run, when it is loaded
+    already), on its text (data: a path, or None for the text it was trained on when that is the default
+    corpus). Returns the dict of evaluation.json."""
     from lib.runs import load_run
-    run = load_run(run_dir)
+    run = run or load_run(run_dir)
     cfg, vocab, state = run.cfg, run.vocab, run.state
     if cfg.val_fraction == 0:
         raise EvaluationError(f"The run in {run_dir} has no held-out part (val_fraction 0): there is nothing to "
@@ -192,12 +193,11 @@ def main(argv=None):
                                   "corpus)")
     p.add_argument("--json", help="where the table goes (default: RUN/evaluation.json)")
     args = p.parse_args(argv)
+    from lib.runs import load_run
+    run = load_run(args.run)                # first: a folder that holds no run is not made to hold evaluation.json
     out = Path(args.json or Path(args.run) / "evaluation.json")
-    if args.json is None:                   # a folder that holds no run is not made to hold evaluation.json
-        from lib.runs import load_run
-        load_run(args.run)
     files.output_file(out, "--json")
-    result = evaluate(args.run, args.data)
+    result = evaluate(args.run, args.data, run=run)
     for name, b in result["bits_per_char"].items():
         print(f"{name:<16} {b:6.3f} bits per character")
     print(f"({result['chars_scored']:,} characters scored, the second half of the held-out part; dynamic "

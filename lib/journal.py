@@ -24,28 +24,17 @@ def mend_journal(path):
     if not path.exists() or path.stat().st_size == 0:
         return None
     with open(path, "rb+") as f:
-        f.seek(-1, 2)
-        if f.read(1) == b"\n":
+        *whole, torn = f.read().split(b"\n")
+        if not torn:
             return None
-        f.seek(0)
         try:
-            for line in f.read().split(b"\n")[:-1]:
+            for line in whole:
                 json.loads(line)
         except ValueError:
             return None
-        size = f.seek(0, 2)
-        block = min(size, 1 << 20)
-        f.seek(size - block)
-        tail = f.read(block)
-        cut = size - block + tail.rfind(b"\n") + 1 if b"\n" in tail else (0 if block == size else None)
-        if cut is None:
-            raise SearchError(f"{path} ends in a record over a megabyte long without a line end; it is not a study "
-                              "this command can read. Move it away to start a new one.")
-        f.seek(cut)
-        torn = f.read()
         kept = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
         files.write_bytes(kept, torn)
-        f.truncate(cut)
+        f.truncate(f.tell() - len(torn))
     return kept, len(torn)
 
 
