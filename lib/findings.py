@@ -31,53 +31,84 @@ def extensions(runs, budget_seconds):
 # --- notebook 7: the ladder ---------------------------------------------------------------------
 
 COMPRESSORS = ("gzip", "bz2", "lzma")
+ADAPTIVE_ONLY = ("ppmd", *COMPRESSORS)
 
 
-def yardstick_rows(bits):
-    """(name, bits per character) of each yardstick; the compressors are given the training text."""
-    return [(f"{name}{' (given the training text)' if name in COMPRESSORS else ''}", f"{b:.3f}")
-            for name, b in bits.items()]
+def scored(net):
+    """(static, adaptive) mean bits of a network on the second half of the held-out part, from the
+    (len(held),) arrays of lib.evaluate.network_bits: fixed, and learning while it reads."""
+    from lib.data import halves
+    return tuple(float(halves(net[k])[1].mean()) for k in ("static", "dynamic"))
 
 
-def ladder_rows(bits, best_ngram, runs, headline=None):
-    """The rungs, worst first: (name, held-out bits per character, parameters, updates, characters read),
-    the yardsticks and the networks (runs, and the headline run of docs/ladder.md when there is one)."""
-    rows = [(name, bits[name], "", "", "") for name in bits
-            if name in ("uniform", "unigram", best_ngram, *COMPRESSORS)]
-    networks = {f"{name} (m = {r.cfg.m})": r for name, r in runs.items()}
+def shown(b):
+    return "" if b is None else f"{b:.3f}"
+
+
+def yardstick_rows(yard):
+    """(name, static bits, adaptive bits) of each yardstick of baselines.yardsticks, "" where it has no
+    such form; the n-gram at its best orders (chosen on the first half)."""
+    return [(name, shown(a), shown(b)) for name, a, b in yardsticks(yard)]
+
+
+def yardsticks(yard):
+    """yardstick_rows' rows, with numbers (None where there is none)."""
+    st, ad, best_ = yard["static"], yard["adaptive"], yard["best"]
+    rows = [("uniform", st["uniform"], None), ("unigram", st["unigram"], None),
+            (f"Kneser-Ney n-gram ({best_['static'][6:]} / {best_['adaptive'][6:]})",
+             st[best_["static"]], ad[best_["adaptive"]])]
+    rows += [(name if name != "ppmd" else f"PPMd (order {best_['ppmd_order']})", None, ad[name])
+             for name in ADAPTIVE_ONLY]
+    return rows
+
+
+def ladder_rows(yard, nets, runs, headline=None):
+    """The rungs, worst first: (name, static bits, adaptive bits, parameters, updates, characters read),
+    the yardsticks and the networks (runs, and the headline run of docs/ladder.md when there is one);
+    nets: {name in runs or "headline": lib.evaluate.network_bits of it}."""
+    rows = [(*r, "", "", "") for r in yardsticks(yard)]
+    networks = {name: (f"{name} (m = {r.cfg.m})", r) for name, r in runs.items()}
     if headline is not None:
-        networks[headline_label(headline)] = headline
-    for name, r in networks.items():
+        networks["headline"] = (headline_label(headline), headline)
+    for name, (label, r) in networks.items():
         s = r.summary
-        rows.append((name, s["best_val_loss_bits"], f"{s['n_params']:,}", f"{s['steps']:,}",
+        rows.append((label, *scored(nets[name]), f"{s['n_params']:,}", f"{s['steps']:,}",
                      f"{s['chars_seen'] / 1e6:.1f} M"))
-    return [(r[0], f"{r[1]:.3f}", *r[2:]) for r in sorted(rows, key=lambda r: -r[1])]
+    key = lambda r: -(r[1] if r[1] is not None else r[2])                              # noqa: E731
+    return [(r[0], shown(r[1]), shown(r[2]), *r[3:]) for r in sorted(rows, key=key)]
 
 
 def headline_label(run):
     return f"{run.cfg.cell.upper()}, {run.state.seconds:.0f} s (the headline run of docs/ladder.md)"
 
 
-def ladder(runs, bits, best_ngram, kinds, budget_seconds, assignment, headline=None):
-    """Notebook 7's verdict: the best network against the yardsticks, and where counting still wins (kinds:
+def ladder(runs, nets, yard, kinds, budget_seconds, assignment, headline=None):
+    """Notebook 7's verdict: the best network (the lowest validation loss, on the first half) against the
+    yardsticks on the second half, fixed and reading while it learns, and where counting still wins (kinds:
     the rows of baselines.compare_by_kind, the n-gram first). assignment: the name among runs of the
-    assignment's own network, quoted beside the best."""
+    assignment's own network, quoted beside the best; nets: as for ladder_rows."""
     name = best(runs)
-    net, ng = runs[name].summary["best_val_loss_bits"], bits[best_ngram]
-    order = int(best_ngram.split("-")[1])
-    compressor = min(COMPRESSORS, key=bits.get)
-    first = runs[assignment].summary["best_val_loss_bits"]
-    by_kind = {k: (a, b) for k, _, a, b, _ in kinds if k != "all"}
-    ngram_wins = [k for k, (a, b) in by_kind.items() if a < b]
-    net_wins = [k for k, (a, b) in by_kind.items() if b <= a]
-    if net < min(ng, *(bits[c] for c in COMPRESSORS)):
-        verdict = f"beats every yardstick: {(ng - net) / ng:.1%} below the best n-gram"
+    (net, dyn), (first, _) = scored(nets[name]), scored(nets[assignment])
+    st, ad, b = yard["static"], yard["adaptive"], yard["best"]
+    ng, ng_ad = st[b["static"]], ad[b["adaptive"]]
+    order = int(b["static"].split("-")[1])
+    adaptive = min(ADAPTIVE_ONLY + (b["adaptive"],), key=ad.get)
+    by_kind = {k: (a, c) for k, _, a, c, _ in kinds if k != "all"}
+    ngram_wins = [k for k, (a, c) in by_kind.items() if a < c]
+    net_wins = [k for k, (a, c) in by_kind.items() if c <= a]
+    if net < ng:
+        verdict = f"beats the n-gram: {(ng - net) / ng:.1%} below it"
     else:
-        verdict = f"does not beat counting at this budget: the best n-gram is {net - ng:.3f} bits per character lower"
+        verdict = f"does not beat counting at this budget: the n-gram is {net - ng:.3f} bits per character lower"
+    adaptive_name = {"ppmd": "PPMd"}.get(adaptive, "the adaptive n-gram" if adaptive.startswith("ngram") else adaptive)
     text = [f"With {budget_seconds:.0f} s of training each, the best network, the {name}, reaches **{net:.3f}** "
-            f"bits per character and {verdict}. The {assignment} reaches {first:.3f}; the best "
-            f"compressor, {compressor}, {bits[compressor]:.3f}, and the best n-gram (order {order}, a context of "
-            f"{order - 1} characters) {ng:.3f}."]
+            f"bits per character with its weights fixed and {verdict} (order {order}, a context of {order - 1} "
+            f"characters, {ng:.3f}). The {assignment} reaches {first:.3f}."]
+    text.append(f"Reading while it learns, the same network reaches **{dyn:.3f}**, "
+                + (f"{(ad[adaptive] - dyn) / ad[adaptive]:.1%} below" if dyn < ad[adaptive] else
+                   f"{dyn - ad[adaptive]:.3f} bits per character above")
+                + f" the best yardstick that adapts too, {adaptive_name} ({ad[adaptive]:.3f}); "
+                f"the adaptive n-gram reaches {ng_ad:.3f}.")
     if ngram_wins:
         text.append("Counting still wins where the next character follows from a short context seen many times "
                     f"in training: the n-gram is better on average for {', '.join(ngram_wins)}.")
@@ -88,14 +119,13 @@ def ladder(runs, bits, best_ngram, kinds, budget_seconds, assignment, headline=N
                 "quotation, the speaker), and it shares what it learns between similar contexts instead of "
                 "counting each apart.")
     if headline is not None:
-        h = headline.summary["best_val_loss_bits"]
+        h, h_dyn = scored(nets["headline"])
         text.append(f"With {headline.state.seconds:.0f} s of training, the headline run of docs/ladder.md reaches "
-                    f"{h:.3f} bits per character, {(ng - h) / ng:.1%} below the best n-gram.")
+                    f"{h:.3f} bits per character fixed, {(ng - h) / ng:.1%} below the n-gram, and {h_dyn:.3f} "
+                    "reading while it learns.")
     else:
         text.append("Longer training moves the networks down the ladder: the headline command of docs/ladder.md "
                     "trains a GRU for 600 s, and this notebook shows it beside these once it has run.")
-    text.append("The n-gram has used all it can from this text: its best order is the one above, and longer "
-                "contexts only lose.")
     return " ".join(text)
 
 

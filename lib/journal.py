@@ -38,8 +38,18 @@ def mend_journal(path):
     return kept, len(torn)
 
 
+def sampler(seed, n_trials):
+    """Optuna's TPE sampler for a session of the study that holds n_trials trials: seeded by (seed,
+    n_trials), so that a fresh study repeats itself exactly, and a resumed one draws on where the one
+    before stopped instead of drawing its first settings again."""
+    import numpy as np
+    import optuna
+    return optuna.samplers.TPESampler(seed=int(np.random.SeedSequence([seed, n_trials]).generate_state(1)[0]),
+                                      n_startup_trials=8, constant_liar=True)
+
+
 def open_study(out, seed):
-    """The study kept in out/study.log, created or loaded."""
+    """The study kept in out/study.log, created or loaded, with sampler(seed, its trials so far)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -47,25 +57,65 @@ def open_study(out, seed):
     path = out / STUDY
     try:
         storage = JournalStorage(JournalFileBackend(str(path)))
-        return optuna.create_study(storage=storage, study_name="search", direction="minimize", load_if_exists=True,
-                                   sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8,
-                                                                      constant_liar=True),
-                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=4))
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=4)
+        if path.exists() and path.stat().st_size:          # loaded without a record appended
+            study = optuna.load_study(storage=storage, study_name="search", pruner=pruner)
+        else:
+            study = optuna.create_study(storage=storage, study_name="search", direction="minimize", pruner=pruner)
+        study.sampler = sampler(seed, len(study.get_trials(deepcopy=False)))
+        return study
     except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
         raise SearchError(f"{path} is not a study this command can read ({type(err).__name__}: {err}); move it "
                           f"away to start a new study in {out}.") from None
 
 
+def check_same(study, facts, out):
+    """A study goes on only with what it began with: the same text, the same trial budget, the same
+    validation (the first half of the held-out part). facts: {corpus_sha256, corpus, budget (the option as
+    given), validation} of this command, stored with a new study; SearchError naming the option when an old
+    study's differ."""
+    old = study.user_attrs.get("facts")
+    if old is None:
+        if study.get_trials(deepcopy=False):
+            raise SearchError(f"{out / STUDY} holds a study from before its text and budget were stored with it "
+                              "(its trials validated on the whole held-out part); its scores cannot be mixed with "
+                              "new ones. Use another --out for a new study.")
+        study.set_user_attr("facts", facts)
+        return
+    if old["corpus_sha256"] != facts["corpus_sha256"]:
+        raise SearchError(f"{out / STUDY} is a study of another text ({old['corpus']}), not --data "
+                          f"{facts['corpus']}; scores on different texts cannot be mixed. Give that text, or "
+                          "another --out for a new study.")
+    for key in ("budget", "validation"):
+        if old[key] != facts[key]:
+            raise SearchError(f"{out / STUDY} is a study of trials with {old[key]}, not {facts[key]}; their "
+                              f"scores cannot be mixed. Give {old[key]}, or another --out for a new study.")
+
+
 def requeue_interrupted(study):
-    """Trials left running by a session that was stopped or crashed: failed, and queued again to run with
-    the same settings. Returns how many."""
+    """Trials left running by a session that was stopped or crashed, or stopped by a failure of the
+    machine or the input (interrupt()): failed, and queued again with the same settings, to go on from
+    their run's checkpoint (folder_of()). Returns how many."""
     from optuna.trial import TrialState
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in stale:
-        study.tell(t.number, state=TrialState.FAIL)
-        study.set_user_attr(f"interrupted-{t.number}", True)
-        study.enqueue_trial(t.params, skip_if_exists=False)
+        interrupt(study, t)
     return len(stale)
+
+
+def interrupt(study, trial):
+    """Mark a trial (FrozenTrial or Trial) interrupted: failed, not counted, and queued again with the
+    same settings and its run's folder."""
+    from optuna.trial import TrialState
+    study.tell(trial.number, state=TrialState.FAIL)
+    study.set_user_attr(f"interrupted-{trial.number}", True)
+    study.enqueue_trial(trial.params, user_attrs={"folder": folder_of(trial)}, skip_if_exists=False)
+
+
+def folder_of(trial):
+    """The number of the trial whose run folder (trials/N) a trial trains in: its own, or, for a trial
+    queued again after an interruption, the interrupted one's, so that it resumes its checkpoint."""
+    return trial.user_attrs.get("folder", trial.number)
 
 
 def finished(study):

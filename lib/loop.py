@@ -13,8 +13,9 @@ do not depend on how a run was split into sessions.
 Beyond the assignment (the defaults leave them off), extended_step(): Adam instead of AdaGrad; B > 1
 sequences per update, either B evenly spaced streams through the text, each carrying its own hidden
 state, or B random start points with a zero hidden state; the loss divided by T B; dropout; weight
-averaging; a validation loss per character on a held-out tail of the text, which then also picks the best
-model and can lower eta when it stops improving. With B > 1 the loss recorded is the mean of the B losses.
+averaging; a validation loss per character on the first half of a held-out tail of the text (the second
+half is left to lib.evaluate's reported figures), which then also picks the best model and can lower eta
+when it stops improving. With B > 1 the loss recorded is the mean of the B losses.
 
 Ctrl-C (SIGINT), SIGTERM and SIGHUP finish the update, save the run and raise KeyboardInterrupt (for
 SIGINT) or lib.cli.Stopped (the others); a second signal of the same kind interrupts at once.
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import cells, checkpoint, kernels
-from lib.data import check_sizes, split
+from lib.data import check_sizes, halves, split
 from lib.sample import Abandoned, sample, validation_loss
 from lib.cli import deferred, stop_exception
 from lib.state import HeldBest, init_state
@@ -74,7 +75,7 @@ class View:
 def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=None, corpus_sha256=None):
     """Run updates until state.step == cfg.steps; returns the State (its histories are the history).
 
-    data: (N,) indices of the whole text; the last val_fraction of it is held out for validation.
+    data: (N,) indices of the whole text; the last val_fraction of it is held out, validation reads its first half.
     view: what is shown (View). ckpt: the checkpoint file, written every cfg.checkpoint_every updates, at
     the end, when a signal stops training and on divergence (None: nowhere), each time with summary.json
     beside it. max_seconds: stop (status "budget") once training has taken this long. corpus_sha256: the
@@ -135,7 +136,8 @@ class Session:
         check_sizes(cfg, len(data))
         self.cfg, self.data, self.vocab, self.view = cfg, data, vocab, view
         self.ckpt = None if ckpt is None else Path(ckpt)
-        self.train_data, self.val_data = split(data, cfg)
+        self.train_data, held = split(data, cfg)
+        self.val_data = None if held is None else halves(held)[0]   # the second half is evaluation's
         self.n_train = len(self.train_data)
         self.state = state = state or init_state(cfg, vocab.K)
         if ckpt is not None and corpus_sha256 is None:

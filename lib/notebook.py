@@ -14,7 +14,8 @@ from lib.data import ROOT
 
 PARAMETER_RULES = {   # a notebook parameter's rule (CHECKS) beyond the type of its default
     "steps": "count", "sample_every": "count", "m": "count", "seq_length": "count", "n_seeds": "count",
-    "val_chars": "count", "val_checks": "count", "n": "sample", "seed": "seed", "h": "positive", "sig": "positive",
+    "val_chars": "count", "val_checks": "count", "tune_chars": "count", "n": "sample", "seed": "seed",
+    "h": "positive", "sig": "positive",
     "budget_seconds": "positive", "val_fraction": "[0, 0.5)",
 }
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")

@@ -77,15 +77,15 @@ def validation(runs):
     return fig
 
 
-YARDSTICK_STYLE = {"uniform": ":", "unigram": ":", "gzip": "-.", "bz2": "-.", "lzma": "-."}
+YARDSTICK_STYLE = {"uniform": ":", "unigram": ":"}
 
 
-def ladder(networks, yardsticks, best_ngram):
-    """Held-out loss (bits per character) against training seconds for each network, with the yardsticks
-    as horizontal lines; those above the networks' range are named at the top edge.
+def ladder(networks, yardsticks):
+    """Validation loss (bits per character, on the first half of the held-out part) against training
+    seconds for each network, with yardsticks on the same characters as horizontal lines (the first one
+    drawn darkest); those above the networks' range are named at the top edge.
 
-    networks: {label: lib.runs.Run} with validation histories; yardsticks: {name: bits};
-    best_ngram: the name of the best n-gram order in yardsticks.
+    networks: {label: lib.runs.Run} with validation histories; yardsticks: {label: bits}.
     """
     fig, ax = plt.subplots(figsize=(10, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -97,40 +97,38 @@ def ladder(networks, yardsticks, best_ngram):
         ax.plot(seconds, bits, "o-", ms=3, lw=1.5, color=color, label=label)
         top = max(top, np.percentile(bits[1:] or bits, 90))
     lowest = min(r.summary["best_val_loss_bits"] for r in networks.values())
-    names = ["uniform", "unigram", best_ngram, "gzip", "bz2", "lzma"]
-    low = min([lowest] + [yardsticks[n] for n in names]) - 0.1
-    high = max(top, yardsticks[best_ngram]) + 0.25
+    main = next(iter(yardsticks))
+    low = min([lowest, *yardsticks.values()]) - 0.1
+    high = max(top, yardsticks[main]) + 0.25
     above = []
-    for name in names:
-        b = yardsticks[name]
+    for name, b in yardsticks.items():
         if b > high:
             above.append(f"{name} {b:.2f}")
             continue
-        ax.axhline(b, color="black" if name == best_ngram else "grey", lw=1.2 if name == best_ngram else 0.8,
-                   ls="--" if name == best_ngram else YARDSTICK_STYLE.get(name, "--"),
-                   label=f"{name} (given the training text)" if name in ("gzip", "bz2", "lzma") else
-                   f"{name}: {b:.3f}" if name == best_ngram else name)
+        ax.axhline(b, color="black" if name == main else "grey", lw=1.2 if name == main else 0.8,
+                   ls="--" if name == main else YARDSTICK_STYLE.get(name, "--"), label=f"{name}: {b:.3f}")
     ax.set_ylim(low, high)
     if above:
         ax.text(0.01, 0.98, "above this range: " + ", ".join(above), transform=ax.transAxes, va="top",
                 fontsize=8, color="grey")
     ax.set_xlabel("training time (s), validation excluded")
-    ax.set_ylabel("held-out loss (bits per character)")
+    ax.set_ylabel("validation loss (bits per character)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 
 
-def unit_texts(panels, width=64, lines=5):
-    """Text with each character's background coloured by a unit's activation (blue -1 .. red +1).
+def unit_texts(panels, width=64, lines=5, vmax=1.5):
+    """Text with each character's background coloured by a value (a unit's activation): blue at -vmax and
+    below, white at 0, red at +vmax and above.
 
-    panels: (title, text, activations (len(text),)) triples; each panel shows the text as one flowing
+    panels: (title, text, values (len(text),)) triples; each panel shows the text as one flowing
     paragraph of `lines` rows of `width` characters (a newline drawn as a return sign). The colours stop
     short of the darkest ends of the map, so that the black letters stay readable on every background.
     """
     from matplotlib.colors import Normalize
-    cmap, norm = plt.get_cmap("RdBu_r"), Normalize(-1.5, 1.5)
+    cmap, norm = plt.get_cmap("RdBu_r"), Normalize(-vmax, vmax)
     row_in = 0.2                                    # inches a row; a character cell is 7.4 / width wide
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.6, (row_in * lines + 0.3) * len(panels)), squeeze=False)
     for ax, (title, text, act) in zip(axes[:, 0], panels):
@@ -144,6 +142,31 @@ def unit_texts(panels, width=64, lines=5):
             ax.text(col + 0.5, row + 0.55, "\u21b5" if ch == "\n" else ch, ha="center", va="center",
                     fontsize=7.5, family="monospace", color="dimgrey" if ch == "\n" else "black")
     fig.tight_layout(h_pad=0.5)
+    return fig
+
+
+def running_gain(static, dynamic, window=2000):
+    """What reading while learning gains along the held-out text: static - dynamic bits per character,
+    averaged over a moving window and over everything read so far, with the two halves marked.
+
+    static, dynamic: (n,) bits of each held-out character, the network fixed and learning."""
+    gain = np.asarray(static) - np.asarray(dynamic)
+    n, half = len(gain), len(gain) // 2
+    x = np.arange(1, n + 1)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    w = max(1, min(window, n // 10))
+    ax.plot(x[w - 1:], np.convolve(gain, np.ones(w) / w, mode="valid"), lw=0.8, color="tab:blue", alpha=0.6,
+            label=f"over the last {w:,} characters")
+    ax.plot(x, np.cumsum(gain) / x, lw=1.8, color="tab:red", label="over everything read so far")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.axvline(half, color="grey", ls=":", lw=1)
+    ax.text(half, 0.97, " second half: the figures reported", va="top", fontsize=8, color="grey",
+            transform=ax.get_xaxis_transform())
+    ax.set_xlabel("held-out characters read")
+    ax.set_ylabel("bits per character saved")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
     return fig
 
 

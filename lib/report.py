@@ -41,7 +41,8 @@ def parameters(name, steps, corpus, run_dir, figures_dir, ext_dir, ladder_dir=No
     small = steps < FULL_STEPS
     extension = {} if not small else {
         "budget_seconds": max(2.0, 45 * scale), "val_fraction": 0.02, "val_chars": max(20_000, int(320_000 * scale))}
-    ladder = {} if not small else {"budget_seconds": max(2.0, 45 * scale), "val_fraction": 0.02, "val_checks": 2}
+    ladder = {} if not small else {"budget_seconds": max(2.0, 45 * scale), "val_fraction": 0.02, "val_checks": 2,
+                                   "tune_chars": 2000}
     seeds = {} if not small else {"n_seeds": 2, "steps": steps, "val_fraction": 0.02}
     return {
         "01_data.ipynb": {**common, "figures_dir": figures_dir},
@@ -72,6 +73,12 @@ def _ipc_kernel_manager():
 
     class IPCKernelManager(AsyncKernelManager):
         transport = "ipc"
+        stderr = None               # a file for the kernel process's own stderr (execute() sets it)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            if IPCKernelManager.stderr is not None:
+                kw["stderr"] = IPCKernelManager.stderr
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
     return IPCKernelManager
 
 
@@ -94,7 +101,10 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
         if progress:
             print(f"[{i}/{len(notebooks)}] {name}", flush=True)
         out, failed = out_dir / name, None
-        with atomic_path(out, suffix=".part.ipynb") as tmp:     # a failed notebook is kept too, to be read
+        kernel_log = out_dir / f"{Path(name).stem}.kernel.log"   # what the kernel process itself writes
+        with atomic_path(out, suffix=".part.ipynb") as tmp, open(kernel_log, "w") as log:
+            if manager:                     # (worker processes' tracebacks, say): kept out of the way
+                manager.stderr = log
             try:
                 papermill.execute_notebook(
                     without_interactive(ROOT / "notebooks" / name), str(tmp), kernel_name="python3",
@@ -103,9 +113,13 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
                     progress_bar=progress, **({"kernel_manager_class": manager} if manager else {}))
             except papermill.PapermillExecutionError as err:
                 failed = err
+        said = kernel_log.stat().st_size > 0
+        if not said:
+            kernel_log.unlink()
         if failed:
             raise NotebookFailed(f"{name} stopped with {failed.ename}: {' '.join(failed.evalue.split())} "
-                                 f"(cell {failed.exec_count}; the executed notebook is {out})")
+                                 f"(cell {failed.exec_count}; the executed notebook is {out}"
+                                 + (f"; what its kernel wrote besides is in {kernel_log}" if said else "") + ")")
         paths.append(out)
     return paths
 

@@ -216,9 +216,13 @@ MAX_ADAPT_CHARS, MAX_ADAPT_SECONDS = 1_000_000, 600   # without the decay (a tex
 
 def adapt(cell, cfg, theta0, ms, data, K, seconds, eta=ADAPT["eta"], decay=ADAPT["decay"], segment=ADAPT["segment"]):
     """(the weights after reading data (N,) again and again, each pass from a zero state, learning, for
-    `seconds`; the characters read). theta0 is not changed."""
-    reader = LearningReader(cell, cfg, theta0, ms, eta, decay, K)
+    `seconds`; the characters read). theta0 is not changed. Read so many times, a short text would let the
+    steps grow without bound where training's gradients were rare (AdaGrad's sum of squares is near zero
+    for a character seen a few times): ms is floored at its median, and the weights kept are those of the
+    pass after which the text scored lowest (theta0 itself when none did better)."""
+    reader = LearningReader(cell, cfg, theta0, np.maximum(ms, np.median(ms)), eta, decay, K)
     deadline, read = time.perf_counter() + seconds, 0
+    best_bits, best = text_bits(cell, cfg, theta0, data, K), theta0
     while time.perf_counter() < deadline:
         reader.h = zero_state(cell, cfg, theta0.dtype)
         for s in range(0, len(data) - 1, segment):
@@ -227,7 +231,12 @@ def adapt(cell, cfg, theta0, ms, data, K, seconds, eta=ADAPT["eta"], decay=ADAPT
             read += len(X)
             if time.perf_counter() >= deadline:
                 break
-    return reader.theta, read
+        bits = text_bits(cell, cfg, reader.theta, data, K)
+        if bits < best_bits:
+            best_bits, best = bits, reader.theta.copy()
+        else:                               # no better than before this pass: go on from the best
+            np.copyto(reader.theta, best)
+    return best, read
 
 
 def text_bits(cell, cfg, theta, data, K):
@@ -291,13 +300,29 @@ def adaptation_text(path, vocab):
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"--adapt {path} is not UTF-8 text (a binary file?); give a text file.") from None
+    return check_reading(text, vocab, f"--adapt {path}")
+
+
+def check_reading(text, vocab, name):
+    """text, unless it is too short, too long or holds characters outside the vocabulary: ValueError
+    naming it as name (--adapt FILE, or the panel's box)."""
     if len(text) < 2:
-        raise ValueError(f"--adapt {path} holds {len(text)} character(s); the network needs a text to read.")
-    limits.check_at_most(len(text), f"--adapt {path}'s length", MAX_ADAPT_CHARS)
+        raise ValueError(f"{name} holds {len(text)} character(s); the network needs a text to read.")
+    limits.check_at_most(len(text), f"{name}'s length", MAX_ADAPT_CHARS)
     missing = vocab.missing(text)
     if missing:
-        raise ValueError(f"--adapt {path} cannot be read by this network: {unknown_characters(missing)}")
+        raise ValueError(f"{name} cannot be read by this network: {unknown_characters(missing)}")
     return text
+
+
+def read_first(cfg, vocab, state, theta, text, seconds):
+    """(a copy of theta after reading text for `seconds`, learning; its bits per character on text
+    before, after; the characters read). theta and the run are not changed."""
+    data = vocab.encode(text)
+    cell = cells.of(cfg)
+    before = text_bits(cell, cfg, theta, data, vocab.K)
+    adapted, read = adapt(cell, cfg, theta, mean_square(cfg, state), data, vocab.K, seconds)
+    return adapted, before, text_bits(cell, cfg, adapted, data, vocab.K), read
 
 
 def main(argv=None):
@@ -329,12 +354,9 @@ def main(argv=None):
     if args.adapt:
         if args.adapt_seconds > MAX_ADAPT_SECONDS:
             raise ValueError(f"--adapt-seconds {args.adapt_seconds:g} is more than {MAX_ADAPT_SECONDS} s; read for less.")
-        data = vocab.encode(adaptation_text(args.adapt, vocab))
-        cell = cells.of(cfg)
-        before = text_bits(cell, cfg, theta, data, vocab.K)
-        theta, read = adapt(cell, cfg, theta, mean_square(cfg, state), data, vocab.K, args.adapt_seconds)
-        after = text_bits(cell, cfg, theta, data, vocab.K)
-        print(f"read {args.adapt} ({len(data):,} characters) for {args.adapt_seconds:g} s, {read:,} characters in "
+        text = adaptation_text(args.adapt, vocab)
+        theta, before, after, read = read_first(cfg, vocab, state, theta, text, args.adapt_seconds)
+        print(f"read {args.adapt} ({len(text):,} characters) for {args.adapt_seconds:g} s, {read:,} characters in "
               f"all: {before:.3f} -> {after:.3f} bits per character on it", file=sys.stderr, flush=True)
     print(prime + passage(cfg, vocab, theta, args.n, args.seed, args.temperature, args.top_p, prime))
 

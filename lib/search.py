@@ -5,12 +5,12 @@ this machine's cores or on a dask.distributed cluster, and the study is kept in 
 
 A trial trains one configuration for S seconds of training (validation not counted; or for a number of
 updates, --trial-updates, which makes a trial's result exactly repeatable) with the last 10% of the text
-held out, and scores its best held-out loss in bits per character. Optuna's TPE sampler chooses the
-settings of each trial from the results before it (suggest(): the cell, layers, m, eta, dropout, weight
-averaging (ema), seq_length and batch_size: SEARCHED); the rest is FIXED, as the recipe
-configs/gru-ladder.toml has it (Adam, the loss normalised, float32, ...). The first trial of a study is
-HAND, that recipe's own settings (found by hand, docs/ladder.md), so that the study measures what it must
-beat at its own budget.
+held out, and scores its best validation loss (on the first half of the held-out part) in bits per
+character. Optuna's TPE sampler chooses the settings of each trial from the results before it (suggest():
+the cell, layers, m, eta, dropout, weight averaging (ema), seq_length and batch_size: SEARCHED); the rest
+is FIXED, as the recipe configs/gru-ladder.toml has it (Adam, the loss normalised, float32, ...). The
+first trial of a study is HAND, that recipe's own settings (found by hand, docs/ladder.md), so that the
+study measures what it must beat at its own budget.
 A trial runs in two parts, a third of its budget and the rest: after the first, Optuna's median pruner
 stops it if its held-out loss is worse than the median of the trials before it at that point, so a
 hopeless configuration costs a third of a trial. The second part resumes the run from its checkpoint, to
@@ -21,27 +21,34 @@ What DIR holds:
     trials/N/      trial N's run (checkpoint.npz and summary.json, as lib.train writes them)
     best.json      best_val_loss_bits, n_trials, the best trial's config and the command that retrains it
 
-The same command again resumes the study: finished trials are kept, trials cut short by Ctrl-C or a crash
-run again with the same settings, and a study that has its N trials runs none. Trials run in dask
-workers: --workers N starts N worker processes here (one BLAS thread each; N defaults to the cores), and
---scheduler tcp://HOST:PORT uses a cluster started the usual way, `dask scheduler` and `dask worker`.
-Either way the workers must reach DIR and the text at the same paths (this machine, or a shared file
-system). A worker that dies in a trial is replaced and the trial runs again on another, from its last
-checkpoint; a trial whose workers die three times is marked failed with the reason, never dropped.
+The same command again resumes the study: finished trials are kept, trials cut short by Ctrl-C, a crash
+or a failure of the machine run again with the same settings from their run's checkpoint, a study that has
+its N trials runs none, and the sampler goes on drawing (it is seeded by --seed and the trials so far, so
+a resumed study does not draw its first settings again). A study goes on only with its own text and trial
+budget (they are stored with it). A failure of the machine or the input (a full disk, too little memory, a
+text changed under it) stops the study with one line and is not counted as a trial. Trials run in dask
+workers: --workers N starts N worker processes here (one BLAS thread each; N defaults to the cores and may
+not exceed them), and --scheduler tcp://HOST:PORT uses a cluster started the usual way, `dask scheduler`
+and `dask worker`. Either way the workers must reach DIR and the text at the same paths (this machine, or
+a shared file system). A worker that dies in a trial is replaced and the trial runs again on another, from
+its last checkpoint; a trial whose workers die three times is marked failed with the reason, never dropped.
+Before it starts, the study states its budget in worker-hours; beyond MAX_WORKER_HOURS it needs
+--allow-long.
 """
-import contextlib
 import json
-import logging
 import math
 import os
 from pathlib import Path
 
 from lib import files
-from lib.config import Config, command, recipe
-from lib.data import load_corpus
-from lib.loop import Diverged
+from lib.cluster import workers_of
+from lib.config import COMMAND, Config, command, recipe
+from lib.data import CorpusError, load_corpus
+from lib.limits import TooLarge
+from lib.loop import Diverged, TrainingStopped
 from lib.runs import budgeted, run
-from lib.journal import BEST, STUDY, SearchError, finished, mend_journal, open_study, requeue_interrupted
+from lib.journal import (BEST, STUDY, SearchError, check_same, finished, folder_of, interrupt,
+                         mend_journal, open_study, requeue_interrupted)
 
 # the starting point: configs/gru-ladder.toml, the headline until 4 December 2026 (docs/ladder.md); the study
 # in data/search/ began with it
@@ -52,6 +59,9 @@ FIXED = {k: v for k, v in START.items() if k not in SEARCHED}
 TRIALS = "trials"
 VAL_CHECKS = 8              # held-out losses per trial, about
 RATE = 60_000               # characters a second of a GRU with m = 256 on one core, to plan the validations
+MAX_WORKER_HOURS = 24       # a study beyond this much training needs --allow-long
+UPDATE_SECONDS = 0.1        # about the longest update of the searched space here (a 2-layer LSTM, m = 512,
+                            # B = 64, T = 100 on one core), to bound a study budgeted in updates
 
 
 def suggest(trial):
@@ -79,10 +89,10 @@ def run_trial(settings, data, folder, budget, part):
     """Train (or resume) a trial's run in folder to the end of its part (a dict: seconds or updates) of
     its whole budget (the same kind); in a worker. Returns {best_val_loss_bits, updates, seconds}."""
     cfg = trial_config(settings, **budget)
-    if part.get("updates"):
-        cfg = cfg.replace(steps=part["updates"])
+    if part.get("updates"):                 # a trial queued again may resume a run past its first part
+        cfg = cfg.replace(steps=max(part["updates"], min(_steps_done(folder), budget["updates"])))
     try:
-        result = run(cfg, data, folder, max_seconds=part.get("seconds"), progress=False, log=None)
+        result = run(cfg, data, folder, max_seconds=part.get("seconds"), progress=False, log=None, names=COMMAND)
     except Diverged:
         K = load_corpus(data).vocab.K
         return {"best_val_loss_bits": math.log2(K), "updates": None, "seconds": None, "diverged": True}
@@ -90,15 +100,31 @@ def run_trial(settings, data, folder, budget, part):
     return {"best_val_loss_bits": s["best_val_loss_bits"], "updates": s["steps"], "seconds": s["seconds"]}
 
 
-def best_ngram(corpus):
-    """{name, bits}: the best Kneser-Ney n-gram on the trials' held-out split, the yardstick to beat."""
-    from lib.baselines import TooShort, kneser_ney
-    from lib.data import held_out
-    n_val = held_out(corpus.n_chars, Config(val_fraction=FIXED["val_fraction"]))
+def _steps_done(folder):
     try:
-        bits = kneser_ney(corpus.data, corpus.n_chars - n_val, corpus.vocab.K)
+        return int(json.loads((Path(folder) / "summary.json").read_text())["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def best_ngram(corpus):
+    """{name, bits}: the best Kneser-Ney n-gram on what the trials' validation reads (the first half of
+    their held-out part), the yardstick to beat."""
+    from lib.baselines import TooShort, kneser_ney
+    from lib.data import check_sizes, held_out
+    largest = Config(**{**FIXED, "seq_length": 100, "batch_size": 64})     # the longest chunks suggest() draws
+    try:
+        check_sizes(largest, corpus.n_chars)
+    except ValueError as err:
+        raise SearchError(f"--data {corpus.path} is too short for the searched settings: {err}") from None
+    n_val = held_out(corpus.n_chars, Config(val_fraction=FIXED["val_fraction"]))
+    n_train = corpus.n_chars - n_val
+    try:
+        bits = kneser_ney(corpus.data[:n_train + n_val // 2], n_train, corpus.vocab.K)
     except TooShort as err:
         raise SearchError(f"{corpus.path} {err}") from None
+    except TooLarge as err:
+        raise SearchError(f"--data {corpus.path}: {err}") from None
     order = min(bits, key=bits.get)
     return {"name": f"ngram-{order}", "bits": bits[order]}
 
@@ -137,57 +163,38 @@ def write_best(study, out, n_done, seconds, updates, ngram=None):
 
 # --- the workers ------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def workers_of(n_workers, scheduler, log):
-    """A dask Client and its number of worker threads: a cluster of n_workers local processes, or the
-    cluster whose scheduler is at `scheduler`."""
-    import dask
-    from distributed import Client, LocalCluster
-    for name in ("distributed", "tornado"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as err:
-            raise SearchError(f"Cannot reach the dask scheduler at {scheduler} ({err or type(err).__name__}); "
-                              "start one with `dask scheduler` and workers with `dask worker ADDRESS`, or leave "
-                              "out --scheduler to use this machine's cores.") from None
-        try:
-            client.wait_for_workers(1, timeout=60)
-        except (TimeoutError, OSError):
-            client.close()
-            raise SearchError(f"The dask scheduler at {scheduler} has no workers after 60 s; start some with "
-                              f"`dask worker {scheduler}`.") from None
-        try:
-            yield client, max(1, sum(client.nthreads().values()))
-        finally:
-            client.close()
-        return
-    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
-    environ = {k: threads for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.CRITICAL)
-    client = Client(cluster)
-    log(f"{n_workers} local worker process{'es' if n_workers > 1 else ''}, {threads} thread(s) each")
-    try:
-        yield client, n_workers
-    finally:
-        client.close()
-        cluster.close()
+def plan(trials, seconds, updates, n_workers, allow_long):
+    """The study's training budget in worker-hours, at most (before pruning); SearchError beyond
+    MAX_WORKER_HOURS without allow_long, or for more local workers than cores."""
+    cores = os.cpu_count() or 1
+    if n_workers and n_workers > cores:
+        raise SearchError(f"--workers {n_workers} is more than this machine's {cores} cores (a worker trains on "
+                          f"one core); use --workers {cores} or fewer, or a cluster with --scheduler.")
+    hours = trials * (seconds if seconds is not None else updates * UPDATE_SECONDS) / 3600
+    if hours > MAX_WORKER_HOURS and not allow_long:
+        each = f"{seconds:g} s" if seconds is not None else f"{updates:,} updates"
+        raise SearchError(f"--trials {trials:,} of {each}"
+                          f" is up to {hours:,.0f} worker-hours of training, more than {MAX_WORKER_HOURS}; ask for "
+                          "fewer trials or a smaller budget, or add --allow-long.")
+    return hours
 
 
-def search(data, trials, out, seconds=None, updates=None, n_workers=None, scheduler=None, seed=0, log=print):
+def search(data, trials, out, seconds=None, updates=None, n_workers=None, scheduler=None, seed=0, log=print,
+           allow_long=False):
     """Run the study in out until it has `trials` finished trials; returns best.json's dict (or None)."""
+    hours = plan(trials, seconds, updates, None if scheduler else n_workers, allow_long)
     corpus = load_corpus(data)               # the text is read here first, so that a bad one fails at once
     ngram = best_ngram(corpus)
     out = Path(out)
     files.check_folder(out, f"--out {out}")
+    facts = {"corpus_sha256": corpus.sha256, "corpus": str(corpus.path),
+             "budget": f"--trial-seconds {seconds:g}" if seconds is not None else f"--trial-updates {updates}",
+             "validation": "validation on the first half of the held-out part"}
     with files.FolderLock(out, "search"):  # one search at a time writes a study (its trials lock their own folders)
-        return _search(out, corpus, ngram, trials, seconds, updates, n_workers, scheduler, seed, log)
+        return _search(out, corpus, ngram, facts, trials, seconds, updates, hours, n_workers, scheduler, seed, log)
 
 
-def _search(out, corpus, ngram, trials, seconds, updates, n_workers, scheduler, seed, log):
+def _search(out, corpus, ngram, facts, trials, seconds, updates, hours, n_workers, scheduler, seed, log):
     """search() once it holds the study's folder."""
     (out / TRIALS).mkdir(parents=True, exist_ok=True)
     mended = mend_journal(out / STUDY)
@@ -195,6 +202,7 @@ def _search(out, corpus, ngram, trials, seconds, updates, n_workers, scheduler, 
         log(f"{out / STUDY} ended in a torn record (a crash or a full disk while it was written); its "
             f"{mended[1]} byte(s) are kept in {mended[0]} and the study goes on from the records before it")
     study = open_study(out, seed)
+    check_same(study, facts, out)
     if not study.trials:                    # the yardstick the search must beat comes first
         study.enqueue_trial(HAND)
     again = requeue_interrupted(study)
@@ -204,6 +212,8 @@ def _search(out, corpus, ngram, trials, seconds, updates, n_workers, scheduler, 
         info = write_best(study, out, done, seconds, updates, ngram)
         log(f"the study has its {trials} trials; nothing to run")
         return info
+    log(f"{trials - done} trial(s) to run, up to {hours * (trials - done) / trials:.2f} worker-hours of training "
+        "(less where trials are pruned; validation not counted)")
     with workers_of(n_workers or os.cpu_count() or 1, scheduler, log) as (client, slots):
         flight, to_run = Flight(client, study, out, str(corpus.path.resolve()), seconds, updates, log), trials - done
         try:
@@ -221,6 +231,22 @@ def _search(out, corpus, ngram, trials, seconds, updates, n_workers, scheduler, 
     if info:
         log(f"best: trial {info['trial']}, {info['best_val_loss_bits']:.3f} bits per character; {out / BEST}")
     return info
+
+
+# the machine's failures or the input's, not a trial's (a run that diverged is the trial's: run_trial scores it)
+ENVIRONMENT = (OSError, MemoryError, TooLarge, CorpusError, TrainingStopped, files.FolderError)
+
+
+def environment(err, out):
+    """One line for a failure of the machine or the input, naming the user's option."""
+    import errno
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk of --out {out} is full ({err.strerror})"
+    if isinstance(err, OSError):
+        return f"{err.filename or '--out ' + str(out)}: {err.strerror or err}"
+    if isinstance(err, MemoryError):
+        return "this machine ran out of memory (fewer --workers, or a smaller text)"
+    return str(err)
 
 
 class Flight:
@@ -247,8 +273,8 @@ class Flight:
         self.started += 1
 
     def start(self, trial, part):
-        folder = str((self.out / TRIALS / str(trial.number)).resolve())
-        future = self.client.submit(run_trial, trial.params, self.data, folder, self.budget, self.parts[part],
+        where = str((self.out / TRIALS / str(folder_of(trial))).resolve())
+        future = self.client.submit(run_trial, trial.params, self.data, where, self.budget, self.parts[part],
                                     pure=False)
         self.running[future] = (trial, part)
         self.queue.add(future)
@@ -263,6 +289,11 @@ class Flight:
             result = future.result()
         except KilledWorker:
             return self.fail(trial, "its workers died three times", "the workers running it died three times")
+        except ENVIRONMENT as err:      # the machine or the input, not the settings: the study stops
+            interrupt(self.study, trial)
+            why = environment(err, self.out).rstrip(".")
+            raise SearchError(f"trial {trial.number} could not go on: {why}. It is not counted; the same command "
+                              "runs it again from its checkpoint once that is fixed.") from None
         except Exception as err:        # a problem of the trial's own: said, and the study goes on
             return self.fail(trial, f"{type(err).__name__}: {err}")
         bits = result["best_val_loss_bits"]
@@ -307,9 +338,11 @@ def main(argv=None):
     where.add_argument("--workers", type=positive_int, help="local worker processes (default: the cores)")
     where.add_argument("--scheduler", help="a dask scheduler's address, tcp://HOST:PORT")
     p.add_argument("--seed", type=arg_type("seed"), default=0, help="the sampler's seed (default 0)")
+    p.add_argument("--allow-long", action="store_true",
+                   help=f"run a study of more than {MAX_WORKER_HOURS} worker-hours of training")
     args = p.parse_args(argv)
     info = search(args.data, args.trials, args.out, args.trial_seconds, args.trial_updates, args.workers,
-                  args.scheduler, args.seed)
+                  args.scheduler, args.seed, allow_long=args.allow_long)
     if info:
         print(json.dumps({k: info[k] for k in ("best_val_loss_bits", "n_trials", "trial", "command")}, indent=2))
 

@@ -5,7 +5,9 @@ in Jupyter and is one fixed-width block in the PDF. Tables: Markdown, from a lis
 The slider panel of notebook 5 (speaker()): a trained model writes again whenever a setting changes.
 Every label is shown whole (a description width of its own, not the default that cuts "temperature"
 short); a priming text with characters the model does not know is answered in the panel's message line,
-and the passage keeps its last good state.
+and the passage keeps its last good state. A text to read first: the network learns from it for a few
+seconds (a copy of its weights), says how far its bits per character on it fell, and writes from then on
+with what it learned, until the box is emptied and read again.
 """
 import html
 
@@ -13,7 +15,7 @@ import ipywidgets as widgets
 import numpy as np
 from IPython.display import HTML, Markdown, display
 
-from lib.sample import passage, sample_line
+from lib.sample import MAX_ADAPT_CHARS, check_reading, passage, read_first, sample_line
 
 WIDE = {"description_width": "initial"}
 
@@ -100,9 +102,12 @@ def show_activations(panels):
     display(HTML("".join(parts)))
 
 
-def speaker(cfg, vocab, theta, title="Try it yourself: the best model writes", length=300):
-    """The panel (a VBox). Its children are named after their roles in .controls (temperature, top_p,
-    length, seed, prime), .message and .output, so that a test can drive it."""
+def speaker(cfg, vocab, state, title="Try it yourself: the best model writes", length=300):
+    """The panel (a VBox) for a run's State (its best weights write). Its children are named after their
+    roles in .controls (temperature, top_p, length, seed, prime), .reading (text, seconds, button),
+    .message and .output, so that a test can drive it."""
+    trained = state.best_theta
+    weights = {"theta": trained}            # what writes: the trained weights, or a copy that has read
     controls = {
         "temperature": widgets.FloatSlider(value=1.0, min=0.05, max=2.0, step=0.05, description="temperature",
                                            continuous_update=False, style=WIDE),
@@ -114,13 +119,40 @@ def speaker(cfg, vocab, theta, title="Try it yourself: the best model writes", l
         "prime": widgets.Text(value="", placeholder="a newline", description="priming text",
                               continuous_update=False, style=WIDE),
     }
-    message = widgets.HTML(value="")
+    reading = {
+        "text": widgets.Textarea(value="", placeholder="a text the network reads first, learning from it",
+                                 description="read first", layout=widgets.Layout(width="48em", height="6em"),
+                                 style=WIDE),
+        "seconds": widgets.BoundedFloatText(value=5.0, min=0.5, max=60.0, step=0.5, description="for seconds",
+                                            style=WIDE),
+        "button": widgets.Button(description="read, then write", button_style="info",
+                                 layout=widgets.Layout(width="14em")),
+    }
+    message, said = widgets.HTML(value=""), widgets.HTML(value="")
     output = widgets.Output(layout=widgets.Layout(border="1px solid #ddd", padding="4px", min_height="4em"))
+
+    def read(_=None):
+        text = reading["text"].value
+        if not text:
+            weights["theta"] = trained
+            said.value = "The box is empty: the network writes with its trained weights."
+            return write()
+        try:
+            check_reading(text, vocab, "The text to read first")
+        except ValueError as err:
+            message.value = f"<span style='color:#b00'>{html.escape(str(err), quote=False)}</span>"
+            return
+        said.value = "Reading..."
+        weights["theta"], before, after, n = read_first(cfg, vocab, state, trained, text, reading["seconds"].value)
+        said.value = (f"Read {len(text):,} characters for {reading['seconds'].value:g} s ({n:,} in all): "
+                      f"<b>{before:.3f} &rarr; {after:.3f}</b> bits per character on them. It writes with what it "
+                      "learned (the run is not changed; empty the box and read to forget).")
+        write()
 
     def write(_=None):
         c = {k: w.value for k, w in controls.items()}
         try:                                # passage checks every setting (and the priming text) first
-            text = passage(cfg, vocab, theta, c["length"], c["seed"], c["temperature"], c["top_p"],
+            text = passage(cfg, vocab, weights["theta"], c["length"], c["seed"], c["temperature"], c["top_p"],
                            c["prime"] or None)
         except ValueError as err:
             shown = html.escape(str(err), quote=False)
@@ -133,12 +165,15 @@ def speaker(cfg, vocab, theta, title="Try it yourself: the best model writes", l
 
     for w in controls.values():
         w.observe(write, names="value")
+    reading["button"].on_click(read)
     heading = widgets.HTML(f"<h3 style='margin:0.2em 0'>{title}</h3>"
                            "<p style='margin:0'>Move a slider or type a priming text: the passage is drawn "
-                           "again from the model.</p>")
-    panel = widgets.VBox([heading, *controls.values(), message, output],
+                           "again from the model. Give it a text to read first (a scene, a letter, up to "
+                           f"{MAX_ADAPT_CHARS:,} characters): it learns from it, then writes.</p>")
+    panel = widgets.VBox([heading, *controls.values(), reading["text"],
+                          widgets.HBox([reading["seconds"], reading["button"]]), said, message, output],
                          layout=widgets.Layout(border="1px solid #bbb", padding="8px", max_width="52em"))
-    panel.controls, panel.message, panel.output = controls, message, output
+    panel.controls, panel.reading, panel.said, panel.message, panel.output = controls, reading, said, message, output
     panel.add_class("char-rnn-panel")
     write()
     return panel

@@ -192,7 +192,8 @@ def summary(cfg, vocab, state, n_chars, corpus_sha256=None):
     }
     if state.val:
         best = min(state.val, key=lambda v: v["loss"])
-        info.update({"n_val_chars": n_val, "final_val_loss_per_char": state.val[-1]["loss"],
+        info.update({"n_val_chars": n_val, "n_validated_chars": n_val // 2,
+                     "final_val_loss_per_char": state.val[-1]["loss"],
                      "best_val_loss_per_char": best["loss"], "best_val_loss_bits": best["loss"] / math.log(2),
                      "best_val_step": best["step"], "best_val_chars": best["step"] * per_update})
     return info
@@ -203,7 +204,8 @@ def describe(cfg, corpus):
     vocab, n_chars = corpus.vocab, corpus.n_chars
     n_train = n_chars - held_out(n_chars, cfg)
     chars = cfg.steps * cfg.seq_length * cfg.batch_size
-    held = f"; the last {n_chars - n_train:,} held out for validation" if n_train < n_chars else ""
+    held = (f"; the last {n_chars - n_train:,} held out, validation reads the first {(n_chars - n_train) // 2:,}"
+            if n_train < n_chars else "")
     return (f"{cfg}\ncorpus: {short_path(corpus.path)} ({n_chars:,} characters{held})\n"
             f"K = {vocab.K}: {vocab.chars!r}\nparameters: {cells.of(cfg).n_params(vocab.K, cfg.m):,}; "
             + (f"updates of {cfg.batch_size} x {cfg.seq_length} characters until the time budget ends"

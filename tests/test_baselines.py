@@ -105,22 +105,31 @@ def test_the_distribution_sums_to_one(small):
         assert abs(total - 1) < 1e-12, order
 
 
-def test_the_split_is_the_trainers_and_compressors_are_measured_given_the_training_text(tmp_path):
+def test_the_yardsticks_score_the_second_half_having_read_all_before_it(tmp_path):
+    """The trainer's split; every figure over the second half of the held-out part; the compressors given
+    the training part and the first half; the best orders chosen on the first half."""
     path = tmp_path / "t.txt"
     path.write_text(TEXT * 20)
     corpus = load_corpus(path)
     result = baselines.yardsticks(corpus, val_fraction=0.1)
     train, held = split(corpus.data, Config(val_fraction=0.1))
+    half = len(held) // 2
     assert result["n_val_chars"] == len(held) and result["n_train_chars"] == len(train)
-    bits = result["bits_per_char"]
-    assert bits["uniform"] == math.log2(corpus.vocab.K)
+    assert result["n_scored_chars"] == len(held) - half
+    static, adaptive = result["static"], result["adaptive"]
+    assert static["uniform"] == math.log2(corpus.vocab.K)
     text = corpus.text
-    a, b = text[:len(train)].encode(), text[len(train):].encode()
-    expected = 8 * (len(bz2.compress(a + b, 9)) - len(bz2.compress(a, 9))) / len(held)
-    assert bits["bz2"] == expected and bits["bz2"] < bits["bz2-alone"]     # a repeated text: the past helps
-    assert bits["ngram-8"] < 0.2                                            # ... and the n-gram knows it all
-    for name in ["unigram", *[f"ngram-{n}" for n in range(1, baselines.MAX_ORDER + 1)], "gzip", "lzma", "gzip-alone", "lzma-alone"]:
-        assert 0 < bits[name] < 8, name
+    a, b, c = (t.encode() for t in (text[:len(train)], text[len(train):len(train) + half], text[len(train) + half:]))
+    expected = 8 * (len(bz2.compress(a + b + c, 9)) - len(bz2.compress(a + b, 9))) / (len(held) - half)
+    assert adaptive["bz2"] == expected
+    orders = dict(baselines.kneser_ney_bits(corpus.data, len(train), corpus.vocab.K))
+    assert static["ngram-5"] == orders[5][half:].mean() and result["first_half"]["ngram-5"] == orders[5][:half].mean()
+    assert result["best"]["static"] == min(result["first_half"], key=result["first_half"].get)
+    assert static["ngram-8"] < 0.2                                           # a repeated text: the n-gram knows it
+    for name in ["unigram", *[f"ngram-{n}" for n in range(1, baselines.MAX_ORDER + 1)]]:
+        assert 0 < static[name] < 8, name
+    for name in [*[f"ngram-{n}" for n in range(1, baselines.MAX_ORDER + 1)], "ppmd", "gzip", "bz2", "lzma"]:
+        assert 0 <= adaptive[name] < 8, name             # PPMd needs no byte more for a text it has read
 
 
 def test_command_line_writes_the_json(tmp_path, corpus_file):
@@ -128,12 +137,13 @@ def test_command_line_writes_the_json(tmp_path, corpus_file):
     printed = subprocess.run([sys.executable, "-m", "lib.baselines", "--data", str(corpus_file), "--val-fraction", "0.2",
                               "--json", str(out)], capture_output=True, text=True, check=True).stdout
     result = json.loads(out.read_text())
-    measured = baselines.yardsticks(load_corpus(corpus_file), 0.2)["bits_per_char"]
-    assert result["bits_per_char"] == measured                  # what the command wrote is what it measured
-    for name, bits in measured.items():                         # and what it printed
-        assert re.search(rf"{re.escape(name)}\s.*{bits:.3f}", printed), name
-    assert set(result["bits_per_char"]) == {"uniform", "unigram", *[f"ngram-{n}" for n in range(1, baselines.MAX_ORDER + 1)], "gzip",
-                                            "bz2", "lzma", "gzip-alone", "bz2-alone", "lzma-alone"}
+    measured = baselines.yardsticks(load_corpus(corpus_file), 0.2)
+    orders = [f"ngram-{n}" for n in range(1, baselines.MAX_ORDER + 1)]
+    for kind, names in (("static", {"uniform", "unigram", *orders}), ("adaptive", {*orders, "ppmd", "gzip", "bz2", "lzma"})):
+        assert result[kind] == measured[kind]                        # what the command wrote is what it measured
+        assert set(result[kind]) == names
+        for name, bits in measured[kind].items():                    # and what it printed
+            assert re.search(rf"{kind}\s+{re.escape(name)}\s.*{bits:.3f}", printed), name
     assert result["n_val_chars"] == int(364 * 0.2)
 
 
@@ -186,7 +196,7 @@ def test_the_yardsticks_state_their_memory_before_they_count(monkeypatch):
     from lib import limits
     corpus = load_corpus()
     monkeypatch.setattr(limits, "available_memory", lambda: 300e6)
-    monkeypatch.setattr(baselines, "kneser_ney", lambda *a, **k: pytest.fail("counted before checking"))
+    monkeypatch.setattr(baselines, "ngram_orders", lambda *a, **k: pytest.fail("counted before checking"))
     with pytest.raises(limits.TooLarge, match=r"Counting n-grams .* would need about .* of memory and this "
                                               r"machine has 286.1 MB available; use a shorter text"):
         baselines.yardsticks(corpus)

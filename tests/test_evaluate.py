@@ -2,6 +2,7 @@
 it), dynamic evaluation against the static network, the adaptive Kneser-Ney model against the static one
 and against a recount at every position, and the command on a small run."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,61 @@ def test_a_bad_text_to_read_first_is_one_line(small_run, tmp_path):
         assert done.returncode == 1 and needle in done.stderr and done.stderr.count("\n") == 1, (name, done.stderr)
     done = sample_cmd("--checkpoint", folder, "--adapt", tmp_path / "empty.txt", "--adapt-seconds", 1e6)
     assert done.returncode == 1 and "more than 600 s" in done.stderr
+
+
+def test_the_passage_shown_is_around_a_later_appearance_of_a_word_training_never_had(tmp_path):
+    """where_reading_helped: in the second half, around the second appearance of a word the training part
+    never has (the one where the gain is largest), and the best window where there is no such word."""
+    from types import SimpleNamespace
+    from lib.data import split
+    train_text = "the king and the queen walk in the garden.\n" * 40
+    held_text = ("the king and Zorblax walk. " * 3 + "the queen and Zorblax and Quenby walk. "
+                 + "the garden and the king. " * 6 + "Zorblax and Quenby and Quenby walk in the garden.\n")
+    text = train_text + held_text
+    cfg = Config(val_fraction=len(held_text) / len(text) + 1e-9)
+    corpus = SimpleNamespace(text=text, data=np.arange(len(text)))
+    assert len(split(corpus.data, cfg)[1]) == len(held_text)
+    gain = np.zeros(len(held_text))
+    last = held_text.rindex("Quenby")
+    gain[last:last + 6] = 3.0                               # reading helped most at Quenby's third appearance
+    start, word = evaluate.where_reading_helped(corpus, cfg, gain, n_chars=60)
+    assert word == "Quenby" and len(held_text) // 2 <= start <= last < start + 60
+    gain[:] = 0.0
+    gain[len(held_text) - 30:] = 1.0                        # no gain on a new word: the best window
+    held_old = held_text.replace("Zorblax", "the kin").replace("Quenby", "queen ")   # every word known
+    corpus = SimpleNamespace(text=train_text + held_old, data=np.arange(len(train_text + held_old)))
+    start, word = evaluate.where_reading_helped(corpus, cfg, gain, n_chars=60)
+    assert word is None and start == len(held_text) - 60
+
+
+def test_the_panel_reads_a_text_first_and_writes_with_what_it_learned(small_run, monkeypatch):
+    """The panel's "read first": the network reads the box's text for the seconds given, learning (a copy
+    of its weights), says how far its bits per character fell, and writes with what it learned; a text it
+    cannot read is answered in the message line; an empty box brings back the trained weights. The run's
+    weights are never changed."""
+    from lib import show
+    from lib.runs import load_run
+    run = load_run(small_run[0])
+    saved = run.state.best_theta.copy()
+    written = []                                            # the weights of each passage the panel draws
+    monkeypatch.setattr(show, "passage", lambda cfg, vocab, theta, *a: written.append(theta.copy()) or "text")
+    panel = show.speaker(run.cfg, run.vocab, run.state, length=100)
+    assert np.array_equal(written[-1], saved)
+    panel.reading["text"].value = small_run[2].text[:400]
+    panel.reading["seconds"].value = 1.0
+    panel.reading["button"].click()
+    said = panel.said.value
+    before, after = (float(b) for b in re.search(r"<b>([\d.]+) &rarr; ([\d.]+)</b>", said).groups())
+    assert after < before and "Read 400 characters for 1 s" in said
+    assert len(written) == 2 and not np.array_equal(written[-1], saved)     # it writes with what it learned
+    panel.controls["temperature"].value = 0.5
+    assert len(written) == 3 and np.array_equal(written[-1], written[-2])  # and goes on doing so
+    assert np.array_equal(run.state.best_theta, saved)
+    panel.reading["text"].value = "Zébra" * 3
+    panel.reading["button"].click()
+    assert "The text to read first cannot be read by this network" in panel.message.value
+    assert "U+00E9" in panel.message.value and len(written) == 3
+    panel.reading["text"].value = ""
+    panel.reading["button"].click()
+    assert "trained weights" in panel.said.value and np.array_equal(written[-1], saved)
+    assert np.array_equal(run.state.best_theta, saved)

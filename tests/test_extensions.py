@@ -221,11 +221,13 @@ def test_averaged_weights_are_what_validation_reads(small_data, small_vocab):
         a = min(0.9, (1 + i) / (10 + i))
         avg = a * avg + (1 - a) * state.theta
     assert np.allclose(state.avg_theta, avg, rtol=0, atol=1e-12) and not np.allclose(avg, state.theta)
-    from lib.data import split
+    from lib.data import halves, split
     from lib.sample import validation_loss
     train_part, held = split(small_data, cfg)
     P = cells.RNN.views(state.avg_theta, small_vocab.K, 12)
-    assert state.val[-1]["loss"] == validation_loss(cells.RNN, P, train_part, held, state.hprev[:1])
+    first, second = halves(held)                # validation reads the first half of the held-out part only
+    assert state.val[-1]["loss"] == validation_loss(cells.RNN, P, train_part, first, state.hprev[:1])
+    assert state.val[-1]["loss"] != validation_loss(cells.RNN, P, train_part, held, state.hprev[:1])
 
 
 def test_seeds_in_parallel_processes_equal_the_same_runs_one_after_another(corpus_file, tmp_path):

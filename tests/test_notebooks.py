@@ -103,16 +103,30 @@ def test_extension_notebook_compares_three_setups(executed, workdir):
 
 
 def test_ladder_notebook(executed, workdir):
+    from lib import cells, evaluate
+    from lib.data import halves, split
+    from lib.runs import load_run
     text = outputs_text(executed["07_ladder.ipynb"])
-    for rung in ("uniform", "unigram", "ngram-", "gzip", "bz2", "lzma", "assignment's RNN", "tuned RNN", "GRU",
-                 "LSTM"):
+    for rung in ("uniform", "unigram", "Kneser-Ney n-gram (", "PPMd (order", "gzip", "bz2", "lzma",
+                 "assignment's RNN", "tuned RNN", "GRU", "LSTM"):
         assert f"| {rung}" in text, rung
+    assert "| rung | static | adaptive |" in text
     assert "| predicting | share of characters |" in text and "| all |" in text
     for network in ("assignment", "tuned-rnn", "gru", "lstm"):
         info = json.loads((workdir / "ext-ladder" / network / "summary.json").read_text())
         assert info["status"] == "budget" and info["best_val_loss_bits"] < 6.2
-        assert f"| {info['best_val_loss_bits']:.3f} | {info['n_params']:,} | {info['steps']:,} |" in text, network
-    assert_figure(workdir / "figures" / "ladder.png")
+        assert info["n_validated_chars"] == info["n_val_chars"] // 2
+        assert f" | {info['n_params']:,} | {info['steps']:,} |" in text, network
+    run = load_run(workdir / "ext-ladder" / "assignment")      # its static figure: the second half, recomputed
+    book = load_corpus()
+    train_part, held = split(book.data, run.cfg)
+    cell = cells.of(run.cfg)
+    static = evaluate.static_bits(cell, run.cfg, cell.views(run.state.best_theta, book.vocab.K, run.cfg.m),
+                                  train_part, held)
+    assert f"| assignment's RNN (m = 100) | {halves(static)[1].mean():.3f} | " in text
+    assert "Reading while it learns, the same network reaches **" in text
+    for name in ("ladder", "reading_gain", "reading_passage"):
+        assert_figure(workdir / "figures" / f"{name}.png")
 
 
 def test_insight_notebook(executed, workdir):

@@ -56,6 +56,7 @@ def test_a_local_study_finishes_resumes_and_repeats_nothing(text, tmp_path):
     after = trials_of(out)
     assert len(after) == 4 and all(after[n] == trials[n] for n in trials)
     assert json.loads((out / "best.json").read_text())["n_trials"] == 4
+    assert after[3][0] not in [after[n][0] for n in (1, 2)]        # the sampler went on, it did not start over
 
 
 def test_ctrl_c_keeps_the_finished_trials_and_the_same_command_goes_on(text, tmp_path):
@@ -76,9 +77,11 @@ def test_ctrl_c_keeps_the_finished_trials_and_the_same_command_goes_on(text, tmp
     trials = trials_of(out)
     assert all(trials[n] == t for n, t in kept.items())             # finished trials are kept as they were
     assert sum(s in ("COMPLETE", "PRUNED") for _, s, _ in trials.values()) == 4
-    cut = [n for n, (_, s, _) in trials.items() if s == "FAIL"]     # the one Ctrl-C cut short ran again
-    for n in cut:
-        assert any(p == trials[n][0] and s == "COMPLETE" for m, (p, s, _) in trials.items() if m > n)
+    cut = [n for n, (_, s, _) in trials.items() if s == "FAIL"]     # the one Ctrl-C cut short ran again,
+    for n in cut:                                                   # in its own folder, from its checkpoint
+        again = [m for m, (p, s, _) in trials.items() if m > n and p == trials[n][0]]
+        assert len(again) == 1 and trials[again[0]][1] in ("COMPLETE", "PRUNED")
+        assert not (out / "trials" / str(again[0])).exists() and (out / "trials" / str(n) / "summary.json").exists()
 
 
 @pytest.fixture
@@ -152,11 +155,18 @@ def test_a_worker_that_dies_in_a_trial_loses_nothing(text, tmp_path, cluster):
     (["--scheduler", "tcp://127.0.0.1:9"], 1, r"Cannot reach the dask scheduler at tcp://127.0.0.1:9"),
     (["--workers", "0"], 2, r"--workers: must be a positive integer, got '0'"),
     (["--trial-seconds", "-5"], 2, r"--trial-seconds: must be a positive number, got '-5'"),
+    (["--workers", "100"], 1, rf"--workers 100 is more than this machine's {os.cpu_count()} cores"),
+    (["--trials", "1000000", "--trial-seconds", "1e9"], 1, r"--trials 1,000,000 of 1e\+09 s is up to .* worker-hours "
+                                                          r"of training, more than 24; .* or add --allow-long"),
+    (["--trials", "100", "--trial-seconds", "3600"], 1, r"up to 100 worker-hours"),
 ])
 def test_bad_input_is_one_line(text, tmp_path, args, code, needle):
     import re
     budget = [] if "--trial-seconds" in args else ["--trial-updates", "5"]
-    done = search("--data", text, "--trials", 2, *budget, "--out", tmp_path / "s", *args)
+    trials = [] if "--trials" in args else ["--trials", 2]
+    t0 = time.time()
+    done = search("--data", text, *trials, *budget, "--out", tmp_path / "s", *args)
+    assert time.time() - t0 < 60
     assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
     assert re.search(needle, done.stderr) and done.stderr.count("\n") == 1, done.stderr
 
@@ -177,7 +187,7 @@ def test_a_text_too_short_for_the_ngram_is_one_line(tmp_path):
     short.write_text("abc")
     done = search("--data", short, "--trials", 2, "--trial-updates", 5, "--out", tmp_path / "s", "--workers", 1)
     assert done.returncode == 1 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
-    assert "three.txt leaves" in done.stderr and "Use a longer text" in done.stderr
+    assert "three.txt is too short for the searched settings" in done.stderr and "needs at least" in done.stderr
 
 
 def test_a_torn_journal_is_mended_not_made_worse(text, tmp_path):
@@ -219,3 +229,115 @@ def test_a_second_search_on_the_same_folder_is_refused(text, tmp_path):
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=120)
     assert trials_of(out) is not None                   # its study is readable after it stopped
+
+
+def test_a_study_goes_on_only_with_its_own_text_and_budget(text, tmp_path):
+    """A study continued on another text, with another trial budget, or one stored before its text was
+    (whose trials validated on the whole held-out part), is refused in one line, untouched."""
+    out = tmp_path / "s"
+    first = search("--data", text, "--trials", 1, "--trial-updates", 5, "--out", out, "--workers", 1)
+    assert first.returncode == 0, first.stderr
+    before = (out / "study.log").read_bytes()
+    other = tmp_path / "other.txt"
+    other.write_text(text.read_text(encoding="utf-8")[::-1], encoding="utf-8")
+    for args, needle in ((["--data", other, "--trial-updates", 5], f"is a study of another text ({text}), not --data "
+                                                                    f"{other}"),
+                         (["--data", text, "--trial-updates", 6], "is a study of trials with --trial-updates 5, not "
+                                                                  "--trial-updates 6"),
+                         (["--data", text, "--trial-seconds", 5], "--trial-updates 5, not --trial-seconds 5")):
+        done = search(*args, "--trials", 2, "--out", out, "--workers", 1)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+    assert (out / "study.log").read_bytes() == before
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    old = tmp_path / "old"
+    old.mkdir()
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(old / "study.log"))), study_name="search")
+    study.enqueue_trial({"m": 128})
+    study.ask()
+    done = search("--data", text, "--trials", 2, "--trial-updates", 5, "--out", old, "--workers", 1)
+    assert done.returncode == 1 and "from before its text and budget were stored" in done.stderr, done.stderr
+
+
+def test_a_text_too_short_for_the_searched_settings_is_one_line(text, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text(text.read_text(encoding="utf-8")[:5000], encoding="utf-8")
+    done = search("--data", short, "--trials", 2, "--trial-updates", 5, "--out", tmp_path / "s", "--workers", 1)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "short.txt is too short for the searched settings" in done.stderr and "needs at least" in done.stderr
+
+
+def test_a_text_too_large_for_this_machine_is_refused_before_counting(text, tmp_path, monkeypatch):
+    """A text whose study would not fit in memory is refused at once, with the memory it needs, before
+    anything is counted or trained (the n-gram's own estimate stands behind the corpus's)."""
+    from lib import baselines, limits, search as lib_search
+    monkeypatch.setattr(limits, "available_memory", lambda: 1e6)
+    monkeypatch.setattr(baselines, "next_ids", lambda *a, **k: pytest.fail("counted before checking"))
+    t0 = time.time()
+    with pytest.raises(limits.TooLarge, match=r"text.txt \(29.3 KB\) would need about .* of memory and this "
+                                              r"machine has .* available; use a shorter text"):
+        lib_search.search(text, 2, tmp_path / "s", updates=5, n_workers=1, log=lambda *a: None)
+    assert time.time() - t0 < 10 and not (tmp_path / "s").exists()
+    from lib.data import load_corpus
+    monkeypatch.setattr(limits, "available_memory", lambda: 1e12)
+    corpus = load_corpus(text)
+    monkeypatch.setattr(limits, "available_memory", lambda: 1e6)
+    from lib.journal import SearchError
+    with pytest.raises(SearchError, match=r"--data .*text.txt: Counting n-grams of up to 16 characters in .* would "
+                                          r"need about"):
+        lib_search.best_ngram(corpus)
+
+
+@pytest.mark.parametrize("service", ["http", "garbage"])
+def test_a_scheduler_address_that_is_not_a_dask_scheduler_ends_in_one_line(text, tmp_path, service):
+    """A dashboard's port (an HTTP server, which never speaks first) or another service (which sends bytes
+    dask cannot read): one line within a bounded time, saying the address is not a dask scheduler."""
+    import socketserver
+    import threading
+
+    class Garbage(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"\xff" * 64 + b"HELLO FROM ANOTHER SERVICE\r\n" * 4)
+            time.sleep(30)
+
+    if service == "http":
+        import http.server
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    else:
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Garbage)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t0 = time.time()
+        done = search("--data", text, "--trials", 2, "--trial-updates", 5, "--out", tmp_path / "s",
+                      "--scheduler", f"tcp://127.0.0.1:{server.server_address[1]}", timeout=120)
+        assert time.time() - t0 < 60
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "not" in done.stderr and "a dask scheduler" in done.stderr, done.stderr
+    finally:
+        server.shutdown()
+
+
+def test_a_full_disk_stops_the_study_and_counts_nothing(text, tmp_path):
+    """--out on a real full disk (a small tmpfs): the study stops with one line naming --out and exits
+    non-zero; no trial is counted; once there is room, the same command runs the trials."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small disk here: {mounted.stderr.decode().strip()}")
+    try:
+        out = disk / "s"
+        done = search("--data", text, "--trials", 2, "--trial-updates", 5, "--out", out, "--workers", 1)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert f"--out {out}" in done.stderr and "not counted" in done.stderr, done.stderr
+        assert any(w in done.stderr for w in ("free; a checkpoint", "is full", "No space left")), done.stderr
+        assert not (out / "best.json").exists()
+        subprocess.run(["mount", "-o", "remount,size=512m", str(disk)], check=True)
+        again = search("--data", text, "--trials", 2, "--trial-updates", 5, "--out", out, "--workers", 1)
+        assert again.returncode == 0, again.stderr
+        finished = [s for _, s, _ in trials_of(out).values() if s in ("COMPLETE", "PRUNED")]
+        assert len(finished) == 2 and json.loads((out / "best.json").read_text())["n_trials"] == 2
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
