@@ -216,13 +216,15 @@ MAX_ADAPT_CHARS, MAX_ADAPT_SECONDS = 1_000_000, 600   # without the decay (a tex
 
 def adapt(cell, cfg, theta0, ms, data, K, seconds, eta=ADAPT["eta"], decay=ADAPT["decay"], segment=ADAPT["segment"]):
     """(the weights after reading data (N,) again and again, each pass from a zero state, learning, for
-    `seconds`; the characters read). theta0 is not changed. Read so many times, a short text would let the
-    steps grow without bound where training's gradients were rare (AdaGrad's sum of squares is near zero
-    for a character seen a few times): ms is floored at its median, and the weights kept are those of the
-    pass after which the text scored lowest (theta0 itself when none did better)."""
+    `seconds`; the characters read; the bits per character on data before, after). theta0 is not
+    changed. Read so many times, a short text would let the steps grow without bound where training's
+    gradients were rare (AdaGrad's sum of squares is near zero for a character seen a few times): ms is
+    floored at its median, and the weights kept are those of the pass after which the text scored lowest
+    (theta0 itself when none did better)."""
     reader = LearningReader(cell, cfg, theta0, np.maximum(ms, np.median(ms)), eta, decay, K)
     deadline, read = time.perf_counter() + seconds, 0
-    best_bits, best = text_bits(cell, cfg, theta0, data, K), theta0
+    before = best_bits = text_bits(cell, cfg, theta0, data, K)
+    best = theta0
     while time.perf_counter() < deadline:
         reader.h = zero_state(cell, cfg, theta0.dtype)
         for s in range(0, len(data) - 1, segment):
@@ -236,7 +238,7 @@ def adapt(cell, cfg, theta0, ms, data, K, seconds, eta=ADAPT["eta"], decay=ADAPT
             best_bits, best = bits, reader.theta.copy()
         else:                               # no better than before this pass: go on from the best
             np.copyto(reader.theta, best)
-    return best, read
+    return best, read, before, best_bits
 
 
 def text_bits(cell, cfg, theta, data, K):
@@ -318,11 +320,9 @@ def check_reading(text, vocab, name):
 def read_first(cfg, vocab, state, theta, text, seconds):
     """(a copy of theta after reading text for `seconds`, learning; its bits per character on text
     before, after; the characters read). theta and the run are not changed."""
-    data = vocab.encode(text)
-    cell = cells.of(cfg)
-    before = text_bits(cell, cfg, theta, data, vocab.K)
-    adapted, read = adapt(cell, cfg, theta, mean_square(cfg, state), data, vocab.K, seconds)
-    return adapted, before, text_bits(cell, cfg, adapted, data, vocab.K), read
+    adapted, read, before, after = adapt(cells.of(cfg), cfg, theta, mean_square(cfg, state), vocab.encode(text),
+                                         vocab.K, seconds)
+    return adapted, before, after, read
 
 
 def main(argv=None):
