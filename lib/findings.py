@@ -48,10 +48,10 @@ def shown(b):
 def yardstick_rows(yard):
     """(name, static bits, adaptive bits) of each yardstick of baselines.yardsticks, "" where it has no
     such form; the n-gram at its best orders (chosen on the first half)."""
-    return [(name, shown(a), shown(b)) for name, a, b in yardsticks(yard)]
+    return [(name, shown(a), shown(b)) for name, a, b in yardstick_figures(yard)]
 
 
-def yardsticks(yard):
+def yardstick_figures(yard):
     """yardstick_rows' rows, with numbers (None where there is none)."""
     st, ad, best_ = yard["static"], yard["adaptive"], yard["best"]
     rows = [("uniform", st["uniform"], None), ("unigram", st["unigram"], None),
@@ -66,7 +66,7 @@ def ladder_rows(yard, nets, runs, headline=None):
     """The rungs, worst first: (name, static bits, adaptive bits, parameters, updates, characters read),
     the yardsticks and the networks (runs, and the headline run of docs/ladder.md when there is one);
     nets: {name in runs or "headline": lib.evaluate.network_bits of it}."""
-    rows = [(*r, "", "", "") for r in yardsticks(yard)]
+    rows = [(*r, "", "", "") for r in yardstick_figures(yard)]
     networks = {name: (f"{name} (m = {r.cfg.m})", r) for name, r in runs.items()}
     if headline is not None:
         networks["headline"] = (headline_label(headline), headline)

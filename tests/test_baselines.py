@@ -191,6 +191,21 @@ def test_the_ngram_counting_stays_within_its_stated_memory():
     assert baselines.id_type(2 ** 31 // corpus.vocab.K, corpus.vocab.K) == np.int64
 
 
+def test_the_adaptive_ngram_stays_within_its_stated_memory():
+    """As above, for the n-gram whose counts grow (122 bytes a character measured for 16 orders)."""
+    import tracemalloc
+    corpus = load_corpus()
+    x = corpus.data[:300_000]
+    tracemalloc.start()
+    try:
+        for _ in baselines.adaptive_kneser_ney_bits(x, len(x) - 30_000, corpus.vocab.K):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / len(x) <= baselines.ADAPTIVE_BYTES_PER_CHAR, peak / len(x)
+
+
 def test_the_yardsticks_state_their_memory_before_they_count(monkeypatch):
     """On a machine with too little memory the yardsticks refuse at once, saying how much they need."""
     from lib import limits
