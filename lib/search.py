@@ -64,6 +64,9 @@ UPDATE_SECONDS = 0.1        # about the longest update of the searched space her
                             # B = 64, T = 100 on one core), to bound a study budgeted in updates
 
 
+SEQ_LENGTHS, BATCH_SIZES = [25, 50, 100], [16, 32, 64]     # suggest()'s choices of T and B
+
+
 def suggest(trial):
     """The settings of a trial, drawn by Optuna's sampler: SPACE."""
     return {"cell": trial.suggest_categorical("cell", ["gru", "lstm", "rnn"]),
@@ -72,8 +75,8 @@ def suggest(trial):
             "eta": trial.suggest_float("eta", 1e-3, 1e-2, log=True),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
             "ema": trial.suggest_categorical("ema", [0.0, 0.99, 0.999]),
-            "seq_length": trial.suggest_categorical("seq_length", [25, 50, 100]),
-            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64])}
+            "seq_length": trial.suggest_categorical("seq_length", SEQ_LENGTHS),
+            "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES)}
 
 
 def trial_config(settings, seconds=None, updates=None):
@@ -107,16 +110,21 @@ def _steps_done(folder):
         return 0
 
 
+def check_text(corpus):
+    """SearchError, naming --data, unless the text is long enough for the longest chunks suggest() draws."""
+    from lib.data import check_sizes
+    try:
+        check_sizes(Config(**{**FIXED, "seq_length": max(SEQ_LENGTHS), "batch_size": max(BATCH_SIZES)}),
+                    corpus.n_chars)
+    except ValueError as err:
+        raise SearchError(f"--data {corpus.path} is too short for the searched settings: {err}") from None
+
+
 def best_ngram(corpus):
     """{name, bits}: the best Kneser-Ney n-gram on what the trials' validation reads (the first half of
     their held-out part), the yardstick to beat."""
     from lib.baselines import TooShort, kneser_ney
-    from lib.data import check_sizes, held_out
-    largest = Config(**{**FIXED, "seq_length": 100, "batch_size": 64})     # the longest chunks suggest() draws
-    try:
-        check_sizes(largest, corpus.n_chars)
-    except ValueError as err:
-        raise SearchError(f"--data {corpus.path} is too short for the searched settings: {err}") from None
+    from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=FIXED["val_fraction"]))
     n_train = corpus.n_chars - n_val
     try:
@@ -184,6 +192,7 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
     """Run the study in out until it has `trials` finished trials; returns best.json's dict (or None)."""
     hours = plan(trials, seconds, updates, None if scheduler else n_workers, allow_long)
     corpus = load_corpus(data)               # the text is read here first, so that a bad one fails at once
+    check_text(corpus)
     ngram = best_ngram(corpus)
     out = Path(out)
     files.check_folder(out, f"--out {out}")
