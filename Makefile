@@ -18,7 +18,7 @@ TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pa
 
 OUT ?= runs/headline
 
-$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py lib/_kernels.c lib/_typed.h
+$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py lib/model/_kernels.c lib/model/_typed.h
 	$(PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); $(MAKE) --no-print-directory venv-package && \
 	  $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -87,4 +87,4 @@ bench: data
 	$(BIN)/python benchmarks/dynamic.py
 
 clean:
-	rm -rf $(VENV) report runs .pytest_cache .hypothesis build lib/*.so
+	rm -rf $(VENV) report runs .pytest_cache .hypothesis build lib/model/*.so

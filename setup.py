@@ -1,6 +1,6 @@
-"""Builds the optional compiled kernels (lib/_kernels.c); everything else is in pyproject.toml.
+"""Builds the optional compiled kernels (lib/model/_kernels.c); everything else is in pyproject.toml.
 
-Without a C compiler the build of lib._kernels is skipped with a warning, and lib/ runs the same
+Without a C compiler the build of lib.model._kernels is skipped with a warning, and lib/ runs the same
 computations as NumPy calls (slower for one sequence per update; see the README's speed section).
 """
 import platform
@@ -18,5 +18,6 @@ if platform.machine() == "x86_64" and libc == "glibc" and tuple(map(int, version
     libraries.append("mvec")                  # glibc's vectorised tanh (used where AVX2 is available)
     macros.append(("HAVE_LIBMVEC_IF_AVX2", "1"))
 
-setup(ext_modules=[Extension("lib._kernels", ["lib/_kernels.c"], depends=["lib/_typed.h"], extra_compile_args=args,
+setup(ext_modules=[Extension("lib.model._kernels", ["lib/model/_kernels.c"], depends=["lib/model/_typed.h"],
+                             extra_compile_args=args,
                              libraries=libraries, define_macros=macros, optional=True)])

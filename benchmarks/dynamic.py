@@ -12,10 +12,11 @@ import time
 
 import numpy as np
 
-from lib import cells, evaluate, kernels
+from lib import evaluate
+from lib.model import cells, kernels
 from lib.config import Config, recipe
 from lib.data import load_corpus, split
-from lib.state import init_state
+from lib.training.state import init_state
 
 GOAL = 60.0
 

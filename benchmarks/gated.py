@@ -7,8 +7,8 @@ shapes of issue 18 (m = 256, T = 64, Adam, the loss normalised):
                  step W h_{t-1} forwards and the product with W backwards (for the GRU also those with Wg),
                  the output layer's three products and the weight gradients' (one product over all T B
                  rows each). Nothing else: no gates, no softmax, no optimiser.
-    lib.train    a whole update of the training loop (lib.loop.train: gather, gates, softmax, gradients,
-                 clipping, Adam, bookkeeping), with the compiled kernels (lib/_kernels.c, lib/_typed.h)
+    lib.train    a whole update of the training loop (lib.training.loop.train: gather, gates, softmax, gradients,
+                 clipping, Adam, bookkeeping), with the compiled kernels (lib/model/_kernels.c, lib/model/_typed.h)
     NumPy only   the same with the compiled kernels switched off (as on a machine without a C compiler)
 
 Runs alternate (floor, lib.train, NumPy only, next set-up, ...) and the median of the repeats is
@@ -29,10 +29,10 @@ import time
 
 import numpy as np
 
-from lib import cells, kernels
+from lib.model import cells, kernels
 from lib.config import Config
 from lib.data import load_corpus
-from lib.loop import train
+from lib.training.loop import train
 
 PYTORCH = {"lstm": (86_152, 88_251), "gru": (56_640, 56_529)}   # characters a second, issue 18's two rounds
 
@@ -84,7 +84,7 @@ def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5):
 
 
 def train_seconds(cfg, corpus, compiled):
-    """Seconds per update of lib.loop.train with cfg (its whole run, divided by its updates)."""
+    """Seconds per update of lib.training.loop.train with cfg (its whole run, divided by its updates)."""
     saved = kernels.USE_COMPILED
     kernels.USE_COMPILED = saved and compiled
     try:

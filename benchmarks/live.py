@@ -12,8 +12,8 @@ CODE = """
 import time
 from lib.config import Config
 from lib.data import load_corpus
-from lib.loop import View, train
-from lib.progress import Progress
+from lib.training.loop import View, train
+from lib.training.progress import Progress
 corpus = load_corpus()
 t0 = time.perf_counter()
 cfg = Config(steps={steps})
@@ -43,7 +43,7 @@ def main():
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()
-    km = KernelManager(kernel_name="python3", transport="ipc")     # private sockets, as lib/report.py uses
+    km = KernelManager(kernel_name="python3", transport="ipc")     # private sockets, as lib/report/pdf.py uses
     km.start_kernel()
     kc = km.client()
     kc.start_channels()

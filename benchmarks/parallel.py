@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from lib.config import Config
-from lib.runs import seed_runs
+from lib.training.runs import seed_runs
 
 
 def main():

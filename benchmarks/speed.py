@@ -4,7 +4,7 @@ and the characters per second it reads with 32 sequences per update against one.
 Both train from the same seed on the same corpus for the same number of updates; the runs alternate
 (ours, ours with NumPy loops only, reference, ours, ...) so that a busy machine slows all alike, and the
 median of the repeats is reported. "NumPy loops only" is lib.train with its compiled kernels switched off
-(lib/_kernels.c), as on a machine without a C compiler. Our time includes what the trainer does besides
+(lib/model/_kernels.c), as on a machine without a C compiler. Our time includes what the trainer does besides
 updates (a sample before the first update and one after the last, the checkpoint at the end); the
 reference does only updates.
 
@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from lib import cells, kernels, reference
+from lib.model import cells, kernels, reference
 from lib.config import Config
 from lib.data import load_corpus
-from lib.loop import train
+from lib.training.loop import train
 
 CHECKED = 8
 
@@ -87,9 +87,9 @@ def main():
     us_ours, us_np, us_ref = (statistics.median(t) / cfg.steps * 1e6 for t in (ours, numpy_only, ref))
     print(f"corpus: {args.data or 'default'} ({corpus.n_chars:,} characters, K = {vocab.K}); m = {cfg.m}, "
           f"T = {cfg.seq_length}; {cfg.steps:,} updates, median of {args.repeats} alternating runs")
-    print(f"compiled kernels (lib/_kernels.c): {'built' if kernels.BUILT else 'NOT BUILT'}")
+    print(f"compiled kernels (lib/model/_kernels.c): {'built' if kernels.BUILT else 'NOT BUILT'}")
     print(f"{'implementation':<38} {'us/update':>10} {'100,000 updates':>16} {'speed-up':>9}")
-    for name, us in (("plain reference (lib/reference.py)", us_ref),
+    for name, us in (("plain reference (lib/model/reference.py)", us_ref),
                      ("lib.train, NumPy loops only", us_np),
                      ("lib.train (this project)", us_ours)):
         print(f"{name:<38} {us:>10.0f} {us * 0.1:>14.1f} s {us_ref / us:>8.1f}x")

@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from lib import limits
+from lib.util import limits
 from lib.data import halves, load_corpus, split
 
 MAX_ORDER = 16       # formulaic texts go on gaining up to here (the King James Bible: 1.570 bits at 8, 1.543 at 14)
@@ -270,9 +270,9 @@ def compare_by_kind(text, bits_a, bits_b):
 
 def compare_with_network(corpus, run, best_ngram):
     """compare_by_kind of the static n-gram best_ngram (a name of yardsticks') and the best model of run (a
-    lib.runs.Run trained on corpus with validation), on the second half of corpus's held-out part, each
+    lib.training.runs.Run trained on corpus with validation), on the second half of corpus's held-out part, each
     character scored as the network's validation reads it."""
-    from lib import cells
+    from lib.model import cells
     from lib.sample import validation_losses, zero_state
     train_part, held = split(corpus.data, run.cfg)
     half = len(halves(held)[0])
@@ -368,8 +368,8 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
 
 
 def main(argv=None):
-    from lib import files
-    from lib.cli import Parser
+    from lib.util import files
+    from lib.util.cli import Parser
     p = Parser(prog="python -m lib.baselines", description=__doc__.split("\n")[0])
     p.add_argument("--data", help="corpus text file (default: data/goblet_book.txt, else the default corpus)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="the held-out tail (default 0.1)")
@@ -392,5 +392,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from lib import cli
+    from lib.util import cli
     cli.command(main)

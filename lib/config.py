@@ -11,7 +11,7 @@ import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib.limits import MAX_SAMPLE
+from lib.util.limits import MAX_SAMPLE
 
 RESUMABLE = ("steps", "sample_every", "checkpoint_every")   # may change when a run is continued
 MAX_LAYERS = 8
@@ -68,7 +68,7 @@ positive_int, positive_number = arg_type("count"), arg_type("positive", float)
 
 def setting(default, rule, help, extension=False):
     """A Config field: its default, its rule (a key of CHECKS, or a tuple of the allowed values) and its help.
-    extension: only the extended update (lib/loop.py's extended_step) reads it; a run whose every extension
+    extension: only the extended update (lib/training/loop.py's extended_step) reads it; a run whose every extension
     setting keeps its default takes the assignment's own update (Config.is_assignment)."""
     return field(default=default, metadata={"rule": rule, "help": help, "extension": extension})
 
@@ -248,7 +248,7 @@ class Config:
         return "Config(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
 
-CELLS = Config.__dataclass_fields__["cell"].metadata["rule"]   # the cells lib/cells.py must provide
+CELLS = Config.__dataclass_fields__["cell"].metadata["rule"]   # the cells lib/model/cells.py must provide
 
 
 # --- the recipes: configs/*.toml ------------------------------------------------------------------

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.files import FolderError, human, regular_file, write_bytes
-from lib.limits import check_memory
+from lib.util.files import FolderError, human, regular_file, write_bytes
+from lib.util.limits import check_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
@@ -385,5 +385,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from lib import cli
+    from lib.util import cli
     cli.command(main)

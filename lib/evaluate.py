@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import baselines, cells, kernels
+from lib import baselines
+from lib.model import cells, kernels
 from lib.data import halves, load_corpus, split
 from lib.sample import dynamic_bits, mean_square, validation_losses, zero_state
 
@@ -131,7 +132,7 @@ def where_reading_helped(corpus, cfg, gain, n_chars=320):
 def network_bits(run, corpus, tune_chars=TUNE_CHARS, log=None):
     """{"static", "dynamic": (len(held),) bits of each held-out character, "setting": dynamic evaluation's
     (eta, decay, segment) chosen on the first half's first tune_chars characters, "tried": {setting: bits},
-    "seconds": of dynamic evaluation over the held-out part} for a run (lib.runs.Run) on its corpus."""
+    "seconds": of dynamic evaluation over the held-out part} for a run (lib.training.runs.Run) on its corpus."""
     cfg, state = run.cfg, run.state
     train_part, held = split(corpus.data, cfg)
     first, _ = halves(held)
@@ -151,7 +152,7 @@ def evaluate(run_dir, data=None, log=print, run=None):
     """The table of the module's docstring for the run in run_dir (run: that Run, when it is loaded
     already), on its text (data: a path, or None for the text it was trained on when that is the default
     corpus). Returns the dict of evaluation.json."""
-    from lib.runs import load_run
+    from lib.training.runs import load_run
     run = run or load_run(run_dir)
     cfg, vocab = run.cfg, run.vocab
     if cfg.val_fraction == 0:
@@ -201,15 +202,15 @@ def evaluate(run_dir, data=None, log=print, run=None):
 
 
 def main(argv=None):
-    from lib import files
-    from lib.cli import Parser
+    from lib.util import files
+    from lib.util.cli import Parser
     p = Parser(prog="python -m lib.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--run", required=True, help="a run's folder (trained with a held-out part)")
     p.add_argument("--data", help="the text it was trained on (default: data/goblet_book.txt, else the default "
                                   "corpus)")
     p.add_argument("--json", help="where the table goes (default: RUN/evaluation.json)")
     args = p.parse_args(argv)
-    from lib.runs import load_run
+    from lib.training.runs import load_run
     run = load_run(args.run)                # first: a folder that holds no run is not made to hold evaluation.json
     out = Path(args.json or Path(args.run) / "evaluation.json")
     files.output_file(out, "--json")
@@ -222,5 +223,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from lib import cli
+    from lib.util import cli
     cli.command(main)

@@ -1,4 +1,4 @@
-"""Gradient checking: the analytic gradients of a network (lib/cells.py, with lib/rnn.py, gru.py or lstm.py) against
+"""Gradient checking: the analytic gradients of a network (lib/model/cells.py, with lib/rnn.py, gru.py or lstm.py) against
 finite differences, entry by entry.
 
     python -m lib.gradcheck --cell rnn|gru|lstm --m 5
@@ -26,7 +26,8 @@ import time
 
 import numpy as np
 
-from lib import cells, sample
+from lib import sample
+from lib.model import cells
 
 TOLERANCE = 1e-6
 STEP = {2: 1e-4, 4: 1e-3}   # h by order: the assignment's 1e-4 for the centred difference (at 1e-3 its O(h^2)
@@ -99,16 +100,16 @@ HEADER = ["parameter", "shape", "entries", "max relative error", "mean relative 
 
 
 def table_rows(rows):
-    """The rows of check() as the cells of a table under HEADER (lib/show.py's table)."""
+    """The rows of check() as the cells of a table under HEADER (lib/report/show.py's table)."""
     return [[r["parameter"], r["shape"], r["entries"], f"{r['max_rel_error']:.2e}", f"{r['mean_rel_error']:.2e}",
              f"{r['max_abs_error']:.2e}"] for r in rows]
 
 
 def main(argv=None):
-    from lib.cli import Parser
+    from lib.util.cli import Parser
     from lib.config import arg_type, positive_int, positive_number
     from lib.data import load_corpus
-    from lib.show import markdown_table
+    from lib.report.show import markdown_table
     p = Parser(prog="python -m lib.gradcheck", description="Check a cell's gradients entry by entry.")
     p.add_argument("--cell", default="rnn", choices=list(cells.CELLS))
     p.add_argument("--m", type=positive_int, default=5, help="hidden units (default 5: every entry is checked)")
@@ -158,5 +159,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from lib import cli
+    from lib.util import cli
     cli.command(main)

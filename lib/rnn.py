@@ -16,19 +16,19 @@ and back, from the last step to the first (nothing comes from after the chunk):
 
 Shapes use fixed letters: K vocabulary size, m hidden units, T time steps, B sequences in a batch
 (B = 1 in the assignment). Parameters: U (m, K), W (m, m), b (m,), V (K, m), c (K,), views into one
-flat vector theta (lib/cells.py lays it out), so that the optimiser and the gradient clip each work on a
+flat vector theta (lib/model/cells.py lays it out), so that the optimiser and the gradient clip each work on a
 single array. Everything that is not sequential is one NumPy call for the whole chunk; the two loops over
-t are below. lib/kernels.py runs the same two loops compiled where it is built (its switch,
+t are below. lib/model/kernels.py runs the same two loops compiled where it is built (its switch,
 kernels.USE_COMPILED); the tests hold the two to 1e-10.
 
 The file reads top to bottom: the parameters, the forward loop, the output layer and the loss, the
 backward loop, one chunk (loss_and_grads, what an update calls), and one character (step, what the
-sampler calls). lib/cells.py builds the same network around the GRU and the LSTM, and stacks layers,
+sampler calls). lib/model/cells.py builds the same network around the GRU and the LSTM, and stacks layers,
 from the pieces here.
 """
 import numpy as np
 
-from lib import kernels
+from lib.model import kernels
 
 NAMES = ("U", "W", "b")     # the recurrent layer's parameters; V and c, the output layer's, follow them
 GATES, STATE = 1, 1         # a_t has m entries; the state carried from chunk to chunk is h (m,)
@@ -61,7 +61,7 @@ def forward(P, A, h0):
     T, B, m = A.shape
     H = np.empty((T + 1, B, m), dtype=h0.dtype)
     H[0] = h0
-    if kernels.compiled(B, H.dtype):        # the same loop, compiled (lib/kernels.py)
+    if kernels.compiled(B, H.dtype):        # the same loop, compiled (lib/model/kernels.py)
         kernels.tanh_recurrence(P.W, A, H)
         return H, H, H[T]
     WT = P.W.T
@@ -114,7 +114,7 @@ def backward(P, dH, H, G, dstates=None):
     each step."""
     T, B, m = dH.shape
     dA = np.empty_like(dH)
-    if kernels.compiled(B, H.dtype):        # the same loop, compiled (lib/kernels.py)
+    if kernels.compiled(B, H.dtype):        # the same loop, compiled (lib/model/kernels.py)
         kernels.tanh_backprop(P.W, dH, H, dA)
     else:
         D = 1.0 - H[1:] * H[1:]             # (T, B, m): tanh'(a_t) = 1 - h_t^2
@@ -157,6 +157,6 @@ def loss_and_grads(P, X, Y, h0, G):
 def step(P, h, u):
     """One character: h_t (m,) from h_{t-1} (m,) and u (m,) the input's part U x_t (the column of U of
     the input character; in a deeper layer, U times the h of the layer below), as the state and as the h
-    to read (o_t = V h_t + c is the caller's: lib/cells.py)."""
+    to read (o_t = V h_t + c is the caller's: lib/model/cells.py)."""
     h = np.tanh(P.W @ h + u + P.b)
     return h, h

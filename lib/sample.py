@@ -7,7 +7,7 @@ The command samples from the best model (the lowest validation loss when the run
 lowest smooth loss) unless --last is given, starting from a zero hidden state; the priming text (default:
 a newline) is fed through first and printed before the passage.
 
-Everything here works for any cell (lib/cells.py): each provides step(P, h, x) -> (h, o) for one
+Everything here works for any cell (lib/model/cells.py): each provides step(P, h, x) -> (h, o) for one
 character and scores(P, X, h0) -> (O, hT) for a chunk.
 """
 import math
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import cells, limits, optim
+from lib import optim
+from lib.model import cells
+from lib.util import limits
 from lib.config import COMMAND, require
 from lib.data import unknown_characters
 from lib.rnn import probs_and_losses
@@ -51,7 +53,7 @@ def check_settings(temperature, top_p, name=str):
 
 
 class Abandoned(Exception):
-    """A sample or a scoring given up half-way because training was asked to stop (see lib/loop.py)."""
+    """A sample or a scoring given up half-way because training was asked to stop (see lib/training/loop.py)."""
 
 
 def sample(cell, P, h0, x0, n, rng, temperature=1.0, top_p=1.0, prime=(), stopping=None):
@@ -291,7 +293,7 @@ def sample_line(sample):
 def adaptation_text(path, vocab):
     """The text of --adapt's file, checked: a regular file of UTF-8 text, not empty, at most
     MAX_ADAPT_CHARS characters, all of them in the vocabulary; ValueError naming --adapt otherwise."""
-    from lib import files
+    from lib.util import files
     st = files.regular_file(path, "--adapt")
     if st is None:
         raise ValueError(f"--adapt {path}: no such file.")
@@ -326,8 +328,8 @@ def read_first(cfg, vocab, state, theta, text, seconds):
 
 
 def main(argv=None):
-    from lib.checkpoint import in_folder, load_state
-    from lib.cli import Parser
+    from lib.training.checkpoint import in_folder, load_state
+    from lib.util.cli import Parser
     from lib.config import arg_type
 
     p = Parser(prog="python -m lib.sample", description="Print a passage from a trained model.")
@@ -361,5 +363,5 @@ def main(argv=None):
     print(prime + passage(cfg, vocab, theta, args.n, args.seed, args.temperature, args.top_p, prime))
 
 if __name__ == "__main__":
-    from lib import cli
+    from lib.util import cli
     cli.command(main)

@@ -2,7 +2,7 @@
 
 Every setting of lib/config.py is an option (--eta 0.05, --normalize-loss, --no-normalize-loss, ...),
 explained by --help; a recipe of configs/ gives many at once (--config configs/headline.toml), and the
-options given beside it override it. --max-seconds S without --steps trains for S seconds. lib/runs.py
+options given beside it override it. --max-seconds S without --steps trains for S seconds. lib/training/runs.py
 does the work.
 """
 import argparse
@@ -10,10 +10,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from lib import cli
-from lib.checkpoint import in_folder
+from lib.util import cli
+from lib.training.checkpoint import in_folder
 from lib.config import COMMAND, UNBOUNDED, Config, SettingError, option_name, positive_number, read_recipe
-from lib.runs import config_of, run
+from lib.training.runs import config_of, run
 
 
 def parser():

@@ -208,7 +208,7 @@ def test_the_adaptive_ngram_stays_within_its_stated_memory():
 
 def test_the_yardsticks_state_their_memory_before_they_count(monkeypatch):
     """On a machine with too little memory the yardsticks refuse at once, saying how much they need."""
-    from lib import limits
+    from lib.util import limits
     corpus = load_corpus()
     monkeypatch.setattr(limits, "available_memory", lambda: 300e6)
     monkeypatch.setattr(baselines, "ngram_orders", lambda *a, **k: pytest.fail("counted before checking"))

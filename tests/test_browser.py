@@ -65,7 +65,7 @@ def lab(tmp_path_factory):
     if CHROMIUM is None:
         pytest.fail("Chromium is missing: `make browser` (part of `make test`) installs Debian's chromium")
     from lib.config import Config
-    from lib.runs import run
+    from lib.training.runs import run
     root = tmp_path_factory.mktemp("lab")
     run(Config(steps=2000, sample_every=1000), None, root / "small-run", progress=False, log=lambda line: None)
     notebook_copy("05_synthesis.ipynb", root, run_dir=str(root / "small-run"))

@@ -6,12 +6,13 @@ import sys
 import numpy as np
 import pytest
 
-from lib import cells, gradcheck, reference, sample
-from lib.checkpoint import load_state
+from lib import gradcheck, sample
+from lib.model import cells, reference
+from lib.training.checkpoint import load_state
 from lib.config import Config
-from lib.runs import run
+from lib.training.runs import run
 from lib.sample import passage
-from lib.loop import train
+from lib.training.loop import train
 from conftest import QUIET, assert_same_state
 
 pytestmark = pytest.mark.fast
@@ -231,7 +232,7 @@ def test_gradients_through_time_match_finite_differences(small_data, small_vocab
     """insight.gradient_norms' dL_t/dh_{t-k}, against centred differences of L_t in each entry of h_{t-k}
     (the LSTM's cell state s_{t-k} held fixed), the last k characters read again from the perturbed state.
     With two layers h_{t-k} is both layers' h (k >= 1), and the top layer's at k = 0."""
-    from lib import insight
+    from lib.report import insight
     cfg, K, span, start, m = Config(cell=name, m=4, layers=layers), small_vocab.K, 6, 11, 4
     cell = cells.of(cfg)
     width = cell.state_size(m) // layers

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib import checkpoint
-from lib.checkpoint import CheckpointError, load_state, save_state
+from lib.training import checkpoint
+from lib.training.checkpoint import CheckpointError, load_state, save_state
 from lib.config import Config
-from lib.loop import train
+from lib.training.loop import train
 
 from conftest import forge
 

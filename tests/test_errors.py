@@ -13,15 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib import checkpoint, files, sample
+from lib import sample
+from lib.training import checkpoint
+from lib.util import files
 from lib import data as corpus
-from lib.checkpoint import CheckpointError, load_state
+from lib.training.checkpoint import CheckpointError, load_state
 from lib.config import Config
 from lib.data import CorpusError, Vocab, load_corpus
-from lib.runs import RunExists, run
+from lib.training.runs import RunExists, run
 from lib.sample import passage
-from lib.loop import TrainingStopped, train
-from lib.progress import Lines
+from lib.training.loop import TrainingStopped, train
+from lib.training.progress import Lines
 
 from conftest import QUIET
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,7 +291,7 @@ def test_ctrl_c_on_the_command_line(tmp_path, corpus_file):
 
 KILLER = """
 import sys, numpy as np
-from lib import files
+from lib.util import files
 path = sys.argv[1]
 for step in range(1_000_000):                   # 24 MB a write, each a different value throughout
     files.write_bytes(path, np.full(3_000_000, float(step)).tobytes())
@@ -377,7 +379,7 @@ def test_interrupting_the_jupyter_kernel_saves_the_run(tmp_path, corpus_file):
     from jupyter_client.manager import start_new_kernel
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
     try:
-        code = (f"from lib.config import Config\nfrom lib.runs import run\n"
+        code = (f"from lib.config import Config\nfrom lib.training.runs import run\n"
                 f"run(Config(m=12, steps=10**7, checkpoint_every=500, sample_every=10**6), "
                 f"{str(corpus_file)!r}, {str(tmp_path / 'run')!r})")
         msg_id = kc.execute(code)
@@ -422,7 +424,8 @@ def test_a_corpus_changed_while_it_is_read_is_refused(tmp_path, monkeypatch):
 
 
 def test_the_yardsticks_state_their_memory_before_counting(tmp_path, monkeypatch):
-    from lib import baselines, limits
+    from lib import baselines
+    from lib.util import limits
     book = load_corpus(_write(tmp_path / "t.txt", "some words and more words\n" * 400))
     monkeypatch.setattr(limits, "available_memory", lambda: 100 * book.n_chars)
     with pytest.raises(limits.TooLarge, match=r"Counting n-grams of up to 16 characters in 10,400 characters, "
@@ -431,7 +434,7 @@ def test_the_yardsticks_state_their_memory_before_counting(tmp_path, monkeypatch
 
 
 def test_a_run_folder_that_is_a_file_is_called_a_file(tmp_path):
-    from lib.runs import load_run
+    from lib.training.runs import load_run
     afile = tmp_path / "run"
     afile.write_text("not a run")
     with pytest.raises(FileNotFoundError, match="is a file, not a run's folder"):
@@ -443,7 +446,7 @@ def test_a_failing_notebook_is_one_line_and_its_kernels_own_output_is_kept_aside
     stderr (a worker process's traceback, say) goes to a log beside the executed notebook, which the line
     names, instead of before the line."""
     import nbformat
-    from lib import report
+    from lib.report import pdf
     root = tmp_path / "project"
     (root / "notebooks").mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
@@ -451,10 +454,10 @@ def test_a_failing_notebook_is_one_line_and_its_kernels_own_output_is_kept_aside
         "import os\nos.write(2, b'Traceback (most recent call last):\\n  noise of a worker process\\n' * 30)\n"
         "raise ValueError('the notebook failed')")]
     nbformat.write(nb, root / "notebooks" / "x.ipynb")
-    monkeypatch.setattr(report, "ROOT", root)
-    monkeypatch.setattr(report, "parameters", lambda *a, **k: {})
-    with pytest.raises(report.NotebookFailed) as err:
-        report.execute(tmp_path / "out", steps=300, notebooks=("x.ipynb",), progress=False)
+    monkeypatch.setattr(pdf, "ROOT", root)
+    monkeypatch.setattr(pdf, "parameters", lambda *a, **k: {})
+    with pytest.raises(pdf.NotebookFailed) as err:
+        pdf.execute(tmp_path / "out", steps=300, notebooks=("x.ipynb",), progress=False)
     shown = capfd.readouterr()
     assert "noise of a worker" not in shown.err + shown.out
     log = tmp_path / "out" / "x.kernel.log"

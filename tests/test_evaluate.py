@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_TEXT
-from lib import baselines, cells, evaluate
+from lib import baselines, evaluate
+from lib.model import cells
 from lib.config import Config
-from lib.loop import train
+from lib.training.loop import train
 
 pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ def test_the_adaptive_ngram_is_the_static_one_recounted_before_each_character(mo
 def small_run(tmp_path_factory):
     """A small GRU of two layers, trained with 20% held out, in a run folder; its text."""
     from lib.data import load_corpus
-    from lib.runs import run
+    from lib.training.runs import run
     folder = tmp_path_factory.mktemp("run")
     text = folder / "t.txt"
     text.write_text(SMALL_TEXT * 6, encoding="utf-8")
@@ -65,7 +66,7 @@ def small_run(tmp_path_factory):
 
 def network(small_run):
     from lib.data import split
-    from lib.runs import load_run
+    from lib.training.runs import load_run
     run = load_run(small_run[0])
     train_part, held = split(small_run[2].data, run.cfg)
     return run, cells.of(run.cfg), train_part, held
@@ -166,7 +167,7 @@ def test_bad_input_is_one_line(small_run, tmp_path, small_data):
     other = tmp_path / "other.txt"
     other.write_text(SMALL_TEXT * 5, encoding="utf-8")
     plain = tmp_path / "plain"
-    from lib.runs import run
+    from lib.training.runs import run
     run(Config(m=5, steps=5, sample_every=1000), str(text), plain, progress=False, log=None)
     for args, needle in ((["--run", str(folder), "--data", str(other)], "is not the text the run"),
                          (["--run", str(plain), "--data", str(text)], "has no held-out part"),
@@ -260,8 +261,8 @@ def test_the_panel_reads_a_text_first_and_writes_with_what_it_learned(small_run,
     of its weights), says how far its bits per character fell, and writes with what it learned; a text it
     cannot read is answered in the message line; an empty box brings back the trained weights. The run's
     weights are never changed."""
-    from lib import show
-    from lib.runs import load_run
+    from lib.report import show
+    from lib.training.runs import load_run
     run = load_run(small_run[0])
     saved = run.state.best_theta.copy()
     written = []                                            # the weights of each passage the panel draws

@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from lib import cells, gradcheck, loop, optim, sample
-from lib.checkpoint import load_state
+from lib import gradcheck, optim, sample
+from lib.model import cells
+from lib.training import loop
+from lib.training.checkpoint import load_state
 from lib.config import Config, SettingError
-from lib.loop import inputs_and_targets, train
+from lib.training.loop import inputs_and_targets, train
 from lib.data import split
 from conftest import QUIET, assert_same_state
 
@@ -197,7 +199,7 @@ def test_a_plateau_lowers_the_learning_rate(small_data, small_vocab):
 def test_a_run_stopped_by_its_budget_is_reproduced_by_its_update_count(tmp_path, corpus_file):
     """Equal-time comparisons: the command runs.command prints, without a budget, gives the same numbers."""
     from lib.config import command
-    from lib.runs import run
+    from lib.training.runs import run
     cfg = Config(m=12, steps=10**9, sample_every=50, checkpoint_every=10**9, val_fraction=0.2, val_every=20, seed=1,
                  optimizer="adam", eta=0.01)
     _, _, state, info = run(cfg, corpus_file, tmp_path / "budget", max_seconds=0.5, **QUIET)
@@ -232,7 +234,7 @@ def test_averaged_weights_are_what_validation_reads(small_data, small_vocab):
 
 def test_seeds_in_parallel_processes_equal_the_same_runs_one_after_another(corpus_file, tmp_path):
     """joblib's local backend (loky, two processes) gives each seed the run it gets alone, bit for bit."""
-    from lib.runs import seed_runs
+    from lib.training.runs import seed_runs
     configs = [Config(m=8, steps=40, sample_every=40, val_fraction=0.1, val_every=40, seed=s) for s in (0, 1)]
     parallel = seed_runs(configs, corpus_file, [tmp_path / "p" / f"seed-{s}" for s in (0, 1)], n_jobs=2)
     alone = seed_runs(configs, corpus_file, [tmp_path / "s" / f"seed-{s}" for s in (0, 1)], n_jobs=1)
@@ -257,7 +259,7 @@ def flipped(f):
 
 def after_updates(cfg, data, K, step, eta_scale):
     """theta, avg_theta and the losses recorded after three updates of a fresh run with cfg, each made by step."""
-    from lib.state import init_state
+    from lib.training.state import init_state
     state = init_state(cfg, K)
     state.eta_scale = eta_scale
     update = loop.Update(cfg, K, state.theta)

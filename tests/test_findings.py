@@ -1,11 +1,11 @@
-"""lib/findings.py, branch by branch, on runs made up for the purpose: each sentence says what its numbers
+"""lib/report/findings.py, branch by branch, on runs made up for the purpose: each sentence says what its numbers
 say (the winner, the gap, the verdict), and every number it quotes is the one given."""
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from lib import findings
+from lib.report import findings
 
 pytestmark = pytest.mark.fast
 

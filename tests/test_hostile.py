@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_TEXT, forge
-from lib.checkpoint import load_state
-from lib.runs import load_run
+from lib.training.checkpoint import load_state
+from lib.training.runs import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -168,7 +168,7 @@ def tiny_disk(d):
 def most_probable(stdout, d):
     """stdout is the prime (a newline) and then, at each step, the character the best model finds most
     probable: what a temperature near zero must give (not the last character of the vocabulary)."""
-    from lib import cells
+    from lib.model import cells
     cfg, vocab, state, _ = load_state(d / "prev" / "checkpoint.npz")
     P, h, x = cells.RNN.views(state.best_theta, vocab.K, cfg.m), np.zeros(cfg.m), vocab.encode("\n")[0]
     out = []
@@ -582,10 +582,10 @@ def test_a_run_without_summary_json_still_loads(prev, tmp_path):
 
 def test_a_full_disk_in_the_middle_of_training(prev, tmp_path, monkeypatch):
     """No space left while a periodic checkpoint is written: one line, the earlier checkpoint intact."""
-    from lib import files
+    from lib.util import files
     from lib.config import Config
-    from lib.runs import run
-    from lib.loop import TrainingStopped
+    from lib.training.runs import run
+    from lib.training.loop import TrainingStopped
     real, calls = files.atomic_path, []
 
     def full(path, suffix=".part"):                 # the second checkpoint finds the disk full
@@ -621,7 +621,7 @@ PARAMETER_CASES = [   # (name, notebook, values given, what papermill injected, 
 
 @pytest.mark.parametrize("case", PARAMETER_CASES, ids=[c[0] for c in PARAMETER_CASES])
 def test_notebook_parameters(case):
-    from lib.notebook import check_parameters
+    from lib.report.notebook import check_parameters
     _, notebook, given, injected, error, typed = case
     source = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
     namespace = {"In": ["", "# Parameters\n" + injected + "\n"]}
@@ -642,7 +642,7 @@ def test_a_notebook_names_its_own_parameters(prev, tmp_path):
     folder parameter it has."""
     from lib.config import Config
     from lib.config import in_notebook
-    from lib.runs import RunExists, run
+    from lib.training.runs import RunExists, run
     shutil.copytree(prev / "prev", tmp_path / "prev")
     with pytest.raises(RunExists) as err:
         run(Config(m=9, steps=10), str(prev / "small.txt"), tmp_path / "prev", names=in_notebook("run_dir"),

@@ -1,14 +1,15 @@
-"""The compiled loops (lib/_kernels.c) against the NumPy code they replace."""
+"""The compiled loops (lib/model/_kernels.c) against the NumPy code they replace."""
 import shutil
 import sysconfig
 
 import numpy as np
 import pytest
 
-from lib import cells, kernels, optim
+from lib import optim
+from lib.model import cells, kernels
 
 try:
-    from lib import _kernels as native      # the compiled module itself, for its own argument checks
+    from lib.model import _kernels as native      # the compiled module itself, for its own argument checks
 except ImportError:
     native = None
 
@@ -16,12 +17,12 @@ pytestmark = pytest.mark.fast
 
 
 def test_kernels_are_built_where_a_compiler_is():
-    """`pip install -e .` (make setup) builds lib._kernels whenever a C compiler is present;
+    """`pip install -e .` (make setup) builds lib.model._kernels whenever a C compiler is present;
     without it every update would silently run about 1.5x slower."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
         pytest.skip(f"no C compiler ({cc}): lib/ runs its NumPy loops")
-    assert kernels.BUILT, "lib._kernels was not built: run `make setup` (pip install -e .)"
+    assert kernels.BUILT, "lib.model._kernels was not built: run `make setup` (pip install -e .)"
     assert kernels.compiled(1) and not kernels.compiled(32)
 
 
@@ -51,7 +52,7 @@ def test_compiled_and_numpy_loops_agree(B, m, monkeypatch):
 
 def test_compiled_clip_adagrad_gives_the_same_bits():
     if not kernels.BUILT:
-        pytest.skip("lib._kernels is not built (test_kernels_are_built_where_a_compiler_is says why)")
+        pytest.skip("lib.model._kernels is not built (test_kernels_are_built_where_a_compiler_is says why)")
     rng = np.random.default_rng(0)
     n = 10_001
     theta, mem = rng.standard_normal(n), rng.random(n) * 10
@@ -69,7 +70,7 @@ def test_compiled_clip_adagrad_gives_the_same_bits():
 
 def test_kernels_refuse_wrong_arrays():
     if not kernels.BUILT:
-        pytest.skip("lib._kernels is not built")
+        pytest.skip("lib.model._kernels is not built")
     T, B, m = 3, 1, 4
     W, A, H = np.zeros((m, m)), np.zeros((T, B, m)), np.zeros((T + 1, B, m))
     with pytest.raises(ValueError, match="A: expected 12 float64"):
@@ -116,11 +117,11 @@ def gated_everything(cell, P, X, Y, h0, keep):
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
 @pytest.mark.parametrize("B,m,layers", [(1, 37, 1), (3, 16, 1), (5, 9, 2)])
 def test_compiled_gates_agree_with_the_numpy_steps(name, dtype, tol, B, m, layers, monkeypatch):
-    """The gated cells' compiled steps (lib/_typed.h) against their NumPy steps, the readable reference:
+    """The gated cells' compiled steps (lib/model/_typed.h) against their NumPy steps, the readable reference:
     loss, every gradient, the last state and the gradients through time, to 1e-10 in float64 (float32:
     to its own precision); m = 37 and 9 exercise the vector loops' remainders."""
     if not kernels.BUILT:
-        pytest.skip("lib._kernels is not built")
+        pytest.skip("lib.model._kernels is not built")
     cell, K, T = cells.get(name, layers), 13, 17
     rng = np.random.default_rng(B)
     theta = (rng.standard_normal(cell.n_params(K, m)) / np.sqrt(m)).astype(dtype)
@@ -142,7 +143,7 @@ def test_compiled_clip_adam_gives_the_same_bits(dtype):
     """The loss scaled, clipped and one Adam step in one compiled pass: the same bits as optim.clip_ and
     optim.adam_step_, in either type (the coefficients rounded to it as NumPy rounds them)."""
     if not kernels.BUILT:
-        pytest.skip("lib._kernels is not built")
+        pytest.skip("lib.model._kernels is not built")
     rng = np.random.default_rng(0)
     n = 1001
     a = [rng.standard_normal(n).astype(dtype), None, rng.standard_normal(n).astype(dtype) * 0.1,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lib import config, search
+from lib import config
+from lib.search import study
 from lib.config import Config, read_recipe, recipe
 
 pytestmark = pytest.mark.fast
@@ -26,9 +27,9 @@ def test_every_recipe_is_a_valid_config(name):
 
 def test_the_search_starts_from_the_gru_ladder_recipe():
     import optuna
-    assert {**search.HAND, **search.FIXED} == {**{k: getattr(Config(**recipe("gru-ladder")), k)
-                                                  for k in search.SEARCHED}, **recipe("gru-ladder")}
-    assert search.suggest(optuna.trial.FixedTrial(search.HAND)) == search.HAND   # SEARCHED is what it draws
+    assert {**study.HAND, **study.FIXED} == {**{k: getattr(Config(**recipe("gru-ladder")), k)
+                                                  for k in study.SEARCHED}, **recipe("gru-ladder")}
+    assert study.suggest(optuna.trial.FixedTrial(study.HAND)) == study.HAND   # SEARCHED is what it draws
 
 
 def test_nothing_else_in_the_tree_repeats_a_recipe():

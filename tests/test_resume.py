@@ -6,9 +6,9 @@ import signal
 import pytest
 
 from conftest import assert_same_state
-from lib.checkpoint import load_state
+from lib.training.checkpoint import load_state
 from lib.config import Config
-from lib.loop import View, train
+from lib.training.loop import View, train
 
 
 FEATURES = {   # every optional feature, one at a time and together

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from lib import cells, gradcheck, kernels, reference, rnn, sample
+from lib import gradcheck, rnn, sample
+from lib.model import cells, kernels, reference
 
 pytestmark = pytest.mark.fast
 
@@ -74,7 +75,7 @@ def test_fast_code_matches_plain_reference(small_data, small_vocab, sig, h_scale
     if loops == "numpy":
         monkeypatch.setattr(kernels, "USE_COMPILED", False)
     elif not kernels.BUILT:
-        pytest.skip("lib._kernels is not built (test_kernels_are_built_where_a_compiler_is says why)")
+        pytest.skip("lib.model._kernels is not built (test_kernels_are_built_where_a_compiler_is says why)")
     assert kernels.compiled(1) == (loops == "compiled")
     K, m, T = small_vocab.K, 100, 25
     _, P = make_params(K, m, sig, seed)
@@ -178,7 +179,7 @@ def test_sampler_refuses_bad_settings(kw):
 
 
 def test_the_model_file_is_what_the_network_runs():
-    """lib/rnn.py's loss_and_grads (what the assignment's update calls) and the network of lib/cells.py
+    """lib/rnn.py's loss_and_grads (what the assignment's update calls) and the network of lib/model/cells.py
     built around any cell (here the vanilla RNN, taken through its dropout path with nothing dropped)
     give the same loss, gradients and last state, to the bit."""
     K, m, T, B = 11, 7, 9, 2

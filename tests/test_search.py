@@ -271,7 +271,9 @@ def test_a_text_too_short_for_the_searched_settings_is_one_line(text, tmp_path):
 def test_a_text_too_large_for_this_machine_is_refused_before_counting(text, tmp_path, monkeypatch):
     """A text whose study would not fit in memory is refused at once, with the memory it needs, before
     anything is counted or trained (the n-gram's own estimate stands behind the corpus's)."""
-    from lib import baselines, limits, search as lib_search
+    from lib import baselines
+    from lib.search import study as lib_search
+    from lib.util import limits
     monkeypatch.setattr(limits, "available_memory", lambda: 1e6)
     monkeypatch.setattr(baselines, "next_ids", lambda *a, **k: pytest.fail("counted before checking"))
     t0 = time.time()
@@ -283,7 +285,7 @@ def test_a_text_too_large_for_this_machine_is_refused_before_counting(text, tmp_
     monkeypatch.setattr(limits, "available_memory", lambda: 1e12)
     corpus = load_corpus(text)
     monkeypatch.setattr(limits, "available_memory", lambda: 1e6)
-    from lib.journal import SearchError
+    from lib.search.journal import SearchError
     with pytest.raises(SearchError, match=r"--data .*text.txt: Counting n-grams of up to 16 characters in .* would "
                                           r"need about"):
         lib_search.best_ngram(corpus)

@@ -1,4 +1,4 @@
-"""Training (lib/loop.py, lib/optim.py, the command lib/train.py): the update, epochs, samples, checkpoints,
+"""Training (lib/training/loop.py, lib/optim.py, the command lib/train.py): the update, epochs, samples, checkpoints,
 resuming."""
 import json
 import math
@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from lib import cells, optim, reference
-from lib.checkpoint import load_state, save_state
+from lib import optim
+from lib.model import cells, reference
+from lib.training.checkpoint import load_state, save_state
 from lib.config import Config
-from lib.loop import train
-from lib.progress import Lines
+from lib.training.loop import train
+from lib.training.progress import Lines
 from conftest import assert_same_state
 
 pytestmark = pytest.mark.fast

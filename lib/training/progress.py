@@ -7,7 +7,7 @@ PDF made from it) holds only their final state: the last line and one final figu
 The plot drawn during training is a small SVG built by hand (about a millisecond); the final figure is
 drawn once, with matplotlib, when training ends.
 
-Two views (lib/loop.py's View says what a view does): Progress, the line and the plot, and Lines, plain
+Two views (lib/training/loop.py's View says what a view does): Progress, the line and the plot, and Lines, plain
 lines of text for the samples and messages (no progress bar).
 """
 import sys
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from lib.loop import View
+from lib.training.loop import View
 from lib.sample import sample_line
 
 
@@ -137,7 +137,7 @@ class Progress(View):
         if not self.show_samples:
             return
         if self.handle is not None:
-            from lib.show import show_samples
+            from lib.report.show import show_samples
             show_samples([s])
             return
         self.stream.write("\r" + " " * (len(self.line(self.total, 0.0)) + 8) + "\r")
@@ -157,7 +157,7 @@ class Progress(View):
 
             import matplotlib.pyplot as plt
 
-            from lib import plots
+            from lib.report import plots
             fig = plots.smooth_loss(state, self.seq_length, size=(8, 3))
             data = {}
             for fmt, mime in (("png", "image/png"), ("pdf", "application/pdf")):

@@ -1,11 +1,11 @@
 /* The loops of lib/rnn.py (its two recurrences and the sum that gives its dU), the gather U x_t + b,
- * the clipped AdaGrad and Adam steps of lib/optim.py, and the gate arithmetic of one step of lib/gru.py and
- * lib/lstm.py (lib/_typed.h, in float32 and float64), compiled. lib/kernels.py is the only module that
+ * the clipped AdaGrad and Adam steps of lib/optim.py, and the gate arithmetic of one step of lib/model/gru.py and
+ * lib/model/lstm.py (lib/model/_typed.h, in float32 and float64), compiled. lib/model/kernels.py is the only module that
  * calls this one, behind its switch USE_COMPILED.
  *
  * Optional: when this module was not built (no C compiler at install time), the loops run in NumPy where
- * they are written (lib/rnn.py, lib/gru.py, lib/lstm.py), the optimiser steps in lib/optim.py, and the
- * gather and the row sums in lib/kernels.py. For one sequence (B = 1) a NumPy call costs
+ * they are written (lib/rnn.py, lib/model/gru.py, lib/model/lstm.py), the optimiser steps in lib/optim.py, and the
+ * gather and the row sums in lib/model/kernels.py. For one sequence (B = 1) a NumPy call costs
  * about a microsecond whatever its size, and the recurrences make three calls per time step, so most of
  * an update's time went into call overhead; here each recurrence is one call.
  *
@@ -18,7 +18,7 @@
  *       g = clip(g, -clip, clip);  mem += g^2;  theta -= g / sqrt(mem + eps) * eta   (all (n,))
  * The sums inside W h and W^T d run in another order than NumPy's (the tests hold both to 1e-10);
  * clip_adagrad gives the same bits as lib/optim.py (it is compiled with -ffp-contract=off).
- * The gate kernels are described in lib/_typed.h; their matrix products stay NumPy's.
+ * The gate kernels are described in lib/model/_typed.h; their matrix products stay NumPy's.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -671,9 +671,9 @@ static PyMethodDef methods[] = {
     {"clip_adagrad", clip_adagrad, METH_VARARGS,
      "clip_adagrad(theta, g, mem, clip, eta, eps): clip g, then one AdaGrad step, in place."},
     {"lstm_forward", lstm_forward, METH_VARARGS,
-     "lstm_forward(z, wh, s_prev, s, ts, h, B, m): one LSTM step's gates and state (lib/_typed.h)."},
+     "lstm_forward(z, wh, s_prev, s, ts, h, B, m): one LSTM step's gates and state (lib/model/_typed.h)."},
     {"lstm_backward", lstm_backward, METH_VARARGS,
-     "lstm_backward(z, s_prev, ts, dh_out, carry, dh, ds, dz, B, m): one LSTM step backwards (lib/_typed.h)."},
+     "lstm_backward(z, s_prev, ts, dh_out, carry, dh, ds, dz, B, m): one LSTM step backwards (lib/model/_typed.h)."},
     {"gru_gates", gru_gates, METH_VARARGS, "gru_gates(a, wh, h, rh, B, m): a GRU step's z, r and r h."},
     {"gru_state", gru_state, METH_VARARGS, "gru_state(a, wgrh, h, h_new, B, m): a GRU step's g and new h."},
     {"gru_backward_a", gru_backward_a, METH_VARARGS,

@@ -5,7 +5,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lib.files import atomic_path
+from lib.util.files import atomic_path
 
 
 def char_frequencies(text, vocab, top=None):
@@ -50,7 +50,7 @@ def smooth_loss(state, seq_length, size=(8, 4)):
 def validation(runs):
     """Validation loss (bits per character) against characters read and against training seconds.
 
-    runs: {label: lib.runs.Run}. The smooth training loss per character is drawn dashed beside each
+    runs: {label: lib.training.runs.Run}. The smooth training loss per character is drawn dashed beside each
     validation curve: the gap between the two is what the model has memorised.
     """
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
@@ -85,7 +85,7 @@ def ladder(networks, yardsticks):
     seconds for each network, with yardsticks on the same characters as horizontal lines (the first one
     drawn darkest); those above the networks' range are named at the top edge.
 
-    networks: {label: lib.runs.Run} with validation histories; yardsticks: {label: bits}.
+    networks: {label: lib.training.runs.Run} with validation histories; yardsticks: {label: bits}.
     """
     fig, ax = plt.subplots(figsize=(10, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -211,7 +211,7 @@ def seed_band(states, seq_length):
 def search_history(points, hand_bits, ngram_bits=None):
     """The trials of a search over time: each complete trial's held-out bits per character (a dot) and
     each pruned one's at its first part (a cross), the best so far (a step line), the hand-found recipe's
-    trial and the best n-gram (dashed). points: lib.journal.facts()["points"]."""
+    trial and the best n-gram (dashed). points: lib.search.journal.facts()["points"]."""
     fig, ax = plt.subplots(figsize=(8, 4))
     complete = [(h, v) for h, v, s in points if s == "COMPLETE" and v is not None]
     pruned = [(h, v) for h, v, s in points if s == "PRUNED" and v is not None]

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 
 from lib.data import ROOT
-from lib.files import atomic_path, write_bytes
+from lib.util.files import atomic_path, write_bytes
 
 NOTEBOOKS = ("01_data.ipynb", "02_gradcheck.ipynb", "03_training.ipynb", "04_smooth_loss.ipynb",
              "05_synthesis.ipynb", "06_extensions.ipynb", "07_ladder.ipynb", "08_insight.ipynb", "09_search.ipynb")
@@ -158,12 +158,13 @@ def merged(paths, intro):
 def appendix():
     """The appendix, as Markdown, in three pieces: the model file whole (lib/rnn.py), one update of the
     assignment with its AdaGrad step, and the sampler, highlighted."""
-    from lib import loop, optim, sample
+    from lib import optim, sample
+    from lib.training import loop
     source = inspect.getsource
     parts = [("The model, `lib/rnn.py`", "", (ROOT / "lib" / "rnn.py").read_text()),
-             ("One update, from `lib/loop.py` and `lib/optim.py`",
+             ("One update, from `lib/training/loop.py` and `lib/optim.py`",
               "`kernels.clip_adagrad_` runs the clip and the AdaGrad step below in one compiled pass where "
-              "`lib/_kernels.c` is built, with the same bits.\n\n",
+              "`lib/model/_kernels.c` is built, with the same bits.\n\n",
               "\n\n".join(source(f) for f in (loop.assignment_step, optim.clip_, optim.adagrad_step_))),
              ("Drawing a passage, from `lib/sample.py`", "",
               "\n\n".join(source(f) for f in (sample.next_char_probs, sample.sample)))]
@@ -192,7 +193,7 @@ def to_pdf(nb, path):
             f"{' and '.join(missing)} not found: the PDF needs XeLaTeX and pandoc. On Debian or Ubuntu run "
             "`make tex`; elsewhere see docs/setup.md (MacTeX or TeX Live, and pandoc).")
     from nbconvert import PDFExporter
-    exporter = PDFExporter(template_file=str(ROOT / "lib" / "report_latex.tex.j2"))
+    exporter = PDFExporter(template_file=str(Path(__file__).with_name("latex.tex.j2")))
     exporter.register_filter("whole_tables", whole_tables)
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
@@ -226,26 +227,11 @@ def build(out_dir="report", steps=FULL_STEPS, corpus=None, run_dir=None, figures
     return pdf
 
 
-def main(argv=None):
-    from lib.cli import Parser
-    from lib.config import positive_int
-    p = Parser(prog="python -m lib.report", description=__doc__.split("\n")[0])
-    p.add_argument("--only", choices=tuple(PARTS), default="all",
-                   help="all: the nine notebooks into report.pdf (the default); assignment: notebooks 1-5, the "
-                        "report a student hands in, into assignment.pdf")
-    p.add_argument("--steps", type=positive_int, default=FULL_STEPS, help="training updates (default 100000)")
-    p.add_argument("--corpus", default=None, help="a text file (default: goblet_book.txt or the default corpus)")
-    p.add_argument("--out", default=str(ROOT / "report"))
-    args = p.parse_args(argv)
-    corpus = None if args.corpus is None else str(Path(args.corpus).absolute())   # the notebooks run in notebooks/
-    check_before(args.out, args.steps, corpus, args.only)
-    build(args.out, args.steps, corpus, only=args.only)
-
-
 def check_before(out_dir, steps, corpus, only="all"):
     """What the report needs, checked before any notebook runs (they take minutes): the PDF's tools, the
     output folder and the report's file in it, and a corpus long enough for every notebook's held-out part."""
-    from lib import data, files
+    from lib import data
+    from lib.util import files
     missing = [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(f"The PDF needs {' and '.join(missing)}, which this machine lacks: `make tex` installs "
@@ -261,8 +247,3 @@ def check_before(out_dir, steps, corpus, only="all"):
         raise data.CorpusError(f"{text.path} has {text.n_chars:,} characters; the report's notebooks hold out "
                                f"{smallest:.0%} of the text and read at least {MIN_HELD_OUT:,} held-out characters, "
                                f"so they need {need:,}. Use a longer text.")
-
-
-if __name__ == "__main__":
-    from lib import cli
-    cli.command(main)

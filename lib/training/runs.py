@@ -10,8 +10,8 @@ record (cfg, vocab, state, summary), as load_run() and seed_runs() do:
      run is complete. Otherwise nothing is touched and RunExists names the choices: continue that run
      with its own settings, use another folder, or overwrite, which moves the old run aside into
      replaced-<date>-<time>/ in the folder (nothing is ever deleted);
-  4. training writes summary.json beside the checkpoint each time it saves it (lib/loop.py's Session).
-The facts of a run (summary, describe) and what it costs (memory, checkpoint, samples) are lib/state.py's;
+  4. training writes summary.json beside the checkpoint each time it saves it (lib/training/loop.py's Session).
+The facts of a run (summary, describe) and what it costs (memory, checkpoint, samples) are lib/training/state.py's;
 the command line that trains a Config again is lib/config.py's.
 """
 import contextlib
@@ -19,13 +19,14 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from lib import checkpoint, files
-from lib.checkpoint import CKPT, SUMMARY
+from lib.training import checkpoint
+from lib.util import files
+from lib.training.checkpoint import CKPT, SUMMARY
 from lib.config import PYTHON, RESUMABLE, UNBOUNDED, Config, option_name, require
 from lib.data import Corpus, Vocab, check_sizes, default_corpus_path, load_corpus
-from lib.loop import train
-from lib.progress import Lines, Progress
-from lib.state import State, check_memory, check_sampling, checkpoint_bytes, describe, summary
+from lib.training.loop import train
+from lib.training.progress import Lines, Progress
+from lib.training.state import State, check_memory, check_sampling, checkpoint_bytes, describe, summary
 
 
 class Run(NamedTuple):

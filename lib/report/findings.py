@@ -1,6 +1,6 @@
 """What the measurements of notebooks 6 to 8 say: their tables' rows and the sentences that read them.
 
-Every number comes from a run (lib.runs.Run) or a measurement passed in; the words that depend on the
+Every number comes from a run (lib.training.runs.Run) or a measurement passed in; the words that depend on the
 numbers (which set-up won, whether a gap is larger than the seeds' spread) are chosen here, so that each
 notebook cell holds a call and a sentence.
 """
@@ -216,7 +216,7 @@ def seed_spread(runs, extensions, pairs):
 # --- notebook 9: what the automatic search found -------------------------------------------------
 
 def search_facts(facts, best):
-    """Notebook 9's account of a stored study (lib.journal.facts and best.json)."""
+    """Notebook 9's account of a stored study (lib.search.journal.facts and best.json)."""
     budget = (f"{best['trial_seconds']:g} s of training" if best["trial_seconds"] else
               f"{best['trial_updates']:,} updates")
     failed = f", {facts['failed']} failed" if facts["failed"] else ""

@@ -3,7 +3,7 @@
 The file is a zip of .npy arrays stored without compression, so numpy.load reads it as an .npz:
     meta.npy        (L,) uint8   a JSON record, UTF-8 (below)
     digest.npy      (32,) uint8  the sha256 of meta
-    U.npy .. c.npy               the parameters (names from lib/cells.py); best_U .. best_c the best
+    U.npy .. c.npy               the parameters (names from lib/model/cells.py); best_U .. best_c the best
                                  model's; avg_U .. with ema; held_U .. when the last validation held a
                                  best (see State); opt_mem_U .. (AdaGrad) or opt_m_U .., opt_v_U .. (Adam)
     hprev.npy       (B, S)       the hidden state of each stream
@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import cells, files
+from lib.model import cells
+from lib.util import files
 from lib.config import Config
 from lib.data import CorpusError, Vocab
-from lib.state import MAX_COUNT, OPTIMIZER_STATE, SCALARS, State, summary
+from lib.training.state import MAX_COUNT, OPTIMIZER_STATE, SCALARS, State, summary
 
 CKPT, SUMMARY = "checkpoint.npz", "summary.json"    # a run's two files, in its folder
 FORMAT = "dd2424-char-rnn-checkpoint"
@@ -86,7 +87,7 @@ def _arrays_of(cfg, vocab, state):
 
 
 def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
-    """Write the whole run to path, atomically (see lib/files.py)."""
+    """Write the whole run to path, atomically (see lib/util/files.py)."""
     arrays = _arrays_of(cfg, vocab, state)
     meta = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "vocab": vocab.chars,
             "corpus": {"sha256": corpus_sha256, "n_chars": int(n_chars)},
@@ -104,7 +105,7 @@ def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
 
 
 def save_summary(path, cfg, vocab, state, n_chars, corpus_sha256):
-    """Write the run's summary (lib/state.py's summary(), as JSON) to path, atomically."""
+    """Write the run's summary (lib/training/state.py's summary(), as JSON) to path, atomically."""
     info = summary(cfg, vocab, state, n_chars, corpus_sha256)
     files.write_text(path, json.dumps(info, indent=2) + "\n")
 

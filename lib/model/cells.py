@@ -11,8 +11,8 @@ output layer:
 The cells, by name; each module holds its own equations (forward and backward) and nothing else:
 
     rnn   lib/rnn.py    the vanilla RNN of the assignment (the default)
-    gru   lib/gru.py    a gated recurrent unit
-    lstm  lib/lstm.py   a long short-term memory cell
+    gru   lib/model/gru.py    a gated recurrent unit
+    lstm  lib/model/lstm.py   a long short-term memory cell
 
 A cell module provides
     NAMES                 its layer's parameters, U first (G m, K) and b (G m,) among them
@@ -40,7 +40,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from lib import config, gru, kernels, lstm, rnn
+from lib import config, rnn
+from lib.model import gru, kernels, lstm
 
 
 def flat_views(theta, names, dims):

@@ -10,7 +10,8 @@ units in LSTMs; the code here is this project's own.
 """
 import numpy as np
 
-from lib import cells, rnn
+from lib import rnn
+from lib.model import cells
 
 VOWELS = set("aeiouyAEIOUY")
 

@@ -1,6 +1,6 @@
-"""The accelerator: the model's loops compiled (lib/_kernels.c, lib/_typed.h), behind one switch.
+"""The accelerator: the model's loops compiled (lib/model/_kernels.c, lib/model/_typed.h), behind one switch.
 
-The models hold their own loops over time in NumPy (lib/rnn.py, lib/gru.py, lib/lstm.py) and ask here
+The models hold their own loops over time in NumPy (lib/rnn.py, lib/model/gru.py, lib/model/lstm.py) and ask here
 first, in one style:
 
     if kernels.compiled(B, dtype):          # rnn.py; gru.py and lstm.py ask kernels.gates_compiled(dtype)
@@ -8,7 +8,7 @@ first, in one style:
         return ...
     for t in range(T): ...                  # the loop in NumPy, the reference the tests hold it to
 
-USE_COMPILED is the switch: True where `pip install -e .` could build lib/_kernels.c (a C compiler was
+USE_COMPILED is the switch: True where `pip install -e .` could build lib/model/_kernels.c (a C compiler was
 present); the tests and benchmarks switch it off to compare. For one sequence a NumPy call costs about a
 microsecond whatever its size and a recurrence makes three calls per time step, so compiled it is about
 twice as fast; for batches of more than KERNEL_MAX_B sequences one NumPy matrix product per time step is
@@ -23,11 +23,11 @@ import numpy as np
 from lib import optim
 
 try:
-    from lib import _kernels
+    from lib.model import _kernels
 except ImportError:                         # not built: the models' NumPy loops do the same work
     _kernels = None
 
-BUILT = _kernels is not None      # lib/_kernels.c was compiled at install time
+BUILT = _kernels is not None      # lib/model/_kernels.c was compiled at install time
 USE_COMPILED = BUILT              # the switch: the compiled loops where they apply, else NumPy's
 KERNEL_MAX_B = 4
 
@@ -54,7 +54,7 @@ def compiled(B=1, dtype=np.float64):
 
 
 def gates_compiled(dtype):
-    """Whether the gated cells' per-step arithmetic runs compiled (lib/_typed.h) for arrays of dtype."""
+    """Whether the gated cells' per-step arithmetic runs compiled (lib/model/_typed.h) for arrays of dtype."""
     return USE_COMPILED and dtype in (np.float32, np.float64)
 
 
@@ -137,11 +137,11 @@ def clip_adagrad_(theta, g, mem, clip, eta, eps, tmp):
         optim.adagrad_step_(theta, g, mem, eta, eps, tmp)
 
 
-# --- the gated cells' loops (lib/gru.py, lib/lstm.py): the products stay NumPy's, the gate arithmetic
+# --- the gated cells' loops (lib/model/gru.py, lib/model/lstm.py): the products stay NumPy's, the gate arithmetic
 # of a step is one compiled call; for a few sequences, the whole chunk is one call, products included.
 
 def gru_forward(P, Z, H, RH):
-    """lib/gru.py's forward loop: Z (T, B, 3m) the gates, in place; H (T + 1, B, m); RH (T, B, m)."""
+    """lib/model/gru.py's forward loop: Z (T, B, 3m) the gates, in place; H (T + 1, B, m); RH (T, B, m)."""
     T, B, m = RH.shape
     if B <= KERNEL_MAX_B:
         _kernels.gru_forward_seq(Z, P.W, P.Wg, H, RH, np.empty(2 * m, P.W.dtype), T, B, m)
@@ -156,7 +156,7 @@ def gru_forward(P, Z, H, RH):
 
 
 def gru_backward(P, dH, H, Z, dZ, dstates):
-    """lib/gru.py's backward loop: dZ (T, B, 3m), and dstates (T, B, m) if given. The product with W
+    """lib/model/gru.py's backward loop: dZ (T, B, 3m), and dstates (T, B, m) if given. The product with W
     (carry) is added to dh at the start of the step before, in the order the NumPy loop adds it."""
     T, B, m = dH.shape
     if B <= KERNEL_MAX_B and dstates is None:
@@ -173,7 +173,7 @@ def gru_backward(P, dH, H, Z, dZ, dstates):
 
 
 def lstm_forward(P, Z, H, S, TS):
-    """lib/lstm.py's forward loop: Z (T, B, 4m) the gates, in place; H, S (T + 1, B, m); TS (T, B, m)."""
+    """lib/model/lstm.py's forward loop: Z (T, B, 4m) the gates, in place; H, S (T + 1, B, m); TS (T, B, m)."""
     T, B, m = TS.shape
     if B <= KERNEL_MAX_B:
         _kernels.lstm_forward_seq(Z, P.W, H, S, TS, np.empty(4 * m, P.W.dtype), T, B, m)
@@ -185,7 +185,7 @@ def lstm_forward(P, Z, H, S, TS):
 
 
 def lstm_backward(P, dH, S, Z, TS, dZ, dstates):
-    """lib/lstm.py's backward loop: dZ (T, B, 4m), and dstates (T, B, 2m) if given."""
+    """lib/model/lstm.py's backward loop: dZ (T, B, 4m), and dstates (T, B, 2m) if given."""
     T, B, m = dH.shape
     if B <= KERNEL_MAX_B and dstates is None:
         _kernels.lstm_backward_seq(Z, S, TS, dH, P.W, dZ, np.empty(2 * B * m, dH.dtype), T, B, m)

@@ -12,15 +12,15 @@ For one time step t, with x_t the one-hot encoding of the input character and si
 
 (Cho et al. 2014, the form with the reset gate applied to h_{t-1} before W_g.) Parameters: the three
 input weights stacked in the order z, r, g, U (3m, K), with b (3m,); the gates' recurrent weights W (2m, m)
-for z, r; the candidate's Wg (m, m); V (K, m) and c (K,), the output layer, from lib/cells.py, which puts
+for z, r; the candidate's Wg (m, m); V (K, m) and c (K,), the output layer, from lib/model/cells.py, which puts
 the input U x_t + b and the output layer around the equations here; all biases start at 0.
 """
 import numpy as np
 
-from lib import kernels
-from lib.kernels import row_sums, sigmoid_
+from lib.model import kernels
+from lib.model.kernels import row_sums, sigmoid_
 
-NAMES = ("U", "W", "Wg", "b")   # with V and c from lib/cells.py
+NAMES = ("U", "W", "Wg", "b")   # with V and c from lib/model/cells.py
 GATES, STATE = 3, 1             # z, r, g; the state carried is h (m,)
 WORK = 10                       # floats per unit and character: the gates and their gradients, H, RH, dH
 column_sums = row_sums        # how the bias gradients sum over the chunk's rows (as they always have)
@@ -41,7 +41,7 @@ def forward(P, Z, h0):
     dtype = P.W.dtype
     H, RH = np.empty((T + 1, B, m), dtype), np.empty((T, B, m), dtype)
     H[0] = h0
-    if kernels.gates_compiled(dtype):       # the same loop, compiled (lib/kernels.py)
+    if kernels.gates_compiled(dtype):       # the same loop, compiled (lib/model/kernels.py)
         kernels.gru_forward(P, Z, H, RH)
         return H, (H, Z, RH), H[T]
     WT, WgT = P.W.T, P.Wg.T
@@ -65,7 +65,7 @@ def backward(P, dH, cache, G, dstates=None):
     H, Z, RH = cache
     T, B, m = dH.shape
     dZ = np.empty_like(Z)
-    if kernels.gates_compiled(dH.dtype):    # the same loop, compiled (lib/kernels.py)
+    if kernels.gates_compiled(dH.dtype):    # the same loop, compiled (lib/model/kernels.py)
         kernels.gru_backward(P, np.ascontiguousarray(dH), H, Z, dZ, dstates)
     else:
         dh = np.zeros((B, m), dH.dtype)

@@ -1,14 +1,14 @@
-/* The kernels written once for both element types: the gate arithmetic of one time step of lib/gru.py
- * and lib/lstm.py, and the clipped Adam step of lib/optim.py.
+/* The kernels written once for both element types: the gate arithmetic of one time step of lib/model/gru.py
+ * and lib/model/lstm.py, and the clipped Adam step of lib/optim.py.
  *
- * lib/_kernels.c includes this file twice: with REAL float and SUFFIX f32, and with REAL double and
+ * lib/model/_kernels.c includes this file twice: with REAL float and SUFFIX f32, and with REAL double and
  * SUFFIX f64. Each gate function does, for the B rows of one step, what the NumPy loop body of the cell
  * does between its matrix products (which stay NumPy's: one BLAS call per product and step), in the same
  * order of operations. Arrays are C-contiguous, rows of a batch one after another; m is the number of
  * units.
  *
  * The letters are those of the cells' docstrings: LSTM gates i, f, q, g stacked in z (B, 4m), state s;
- * GRU gates z, r, g stacked in a (B, 3m) (called z in lib/gru.py), candidate input r * h.
+ * GRU gates z, r, g stacked in a (B, 3m) (called z in lib/model/gru.py), candidate input r * h.
  */
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)

@@ -4,7 +4,7 @@ import contextlib
 import logging
 import os
 
-from lib.journal import SearchError
+from lib.search.journal import SearchError
 
 
 def probe(address, seconds=10.0):

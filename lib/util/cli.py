@@ -49,7 +49,7 @@ def _raise(signum, frame):
 
 def quiet_exits(pipe="die"):
     """For a command-line program: SIGTERM and SIGHUP raise Stopped as SIGINT raises KeyboardInterrupt
-    (lib.cli turns both into an exit code without a traceback). pipe="die": a closed output pipe (as in
+    (lib.util.cli turns both into an exit code without a traceback). pipe="die": a closed output pipe (as in
     `| head`) ends the program at once, as it does any Unix tool; pipe="survive" leaves that to the
     program (training keeps going and saves its run)."""
     for s in STOPPING:

@@ -18,8 +18,8 @@ half is left to lib.evaluate's reported figures), which then also picks the best
 when it stops improving. With B > 1 the loss recorded is the mean of the B losses.
 
 Ctrl-C (SIGINT), SIGTERM and SIGHUP finish the update, save the run and raise KeyboardInterrupt (for
-SIGINT) or lib.cli.Stopped (the others); a second signal of the same kind interrupts at once.
-lib/runs.py starts or resumes a run in a folder; lib/train.py is the command line (python -m lib.train).
+SIGINT) or lib.util.cli.Stopped (the others); a second signal of the same kind interrupts at once.
+lib/training/runs.py starts or resumes a run in a folder; lib/train.py is the command line (python -m lib.train).
 """
 import hashlib
 import math
@@ -29,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import cells, checkpoint, kernels
+from lib.model import cells, kernels
+from lib.training import checkpoint
 from lib.data import check_sizes, halves, split
 from lib.sample import Abandoned, sample, validation_loss
-from lib.cli import deferred, stop_exception
-from lib.state import HeldBest, init_state
+from lib.util.cli import deferred, stop_exception
+from lib.training.state import HeldBest, init_state
 
 DIVERGED = 10.0   # a loss above DIVERGED * T ln K (ten times a uniform guess) stops training
 
@@ -49,7 +50,7 @@ class Diverged(TrainingStopped):
 
 
 class View:
-    """What a run shows while it trains; this one shows nothing. lib/progress.py has the others."""
+    """What a run shows while it trains; this one shows nothing. lib/training/progress.py has the others."""
 
     def update(self, state):
         """After each update."""
@@ -320,7 +321,7 @@ def assignment_step(cfg, state, X, Y, u):
     state.smooth_loss = loss if state.step == 0 else 0.999 * state.smooth_loss + 0.001 * loss
     record_loss(cfg, state, loss)
     # g clipped to [-clip, clip]; mem += g^2; theta -= eta g / sqrt(mem + eps)  (lib/optim.py's clip_ and
-    # adagrad_step_, in one compiled pass where lib/kernels.py is built)
+    # adagrad_step_, in one compiled pass where lib/model/kernels.py is built)
     kernels.clip_adagrad_(state.theta, u.g, state.opt["mem"], cfg.clip, cfg.eta, cfg.eps, u.tmp)
     state.hprev, state.step = h, state.step + 1             # hprev carried to the next chunk
     return loss

@@ -7,7 +7,7 @@ that no command can run for hours by a slip of the keyboard.
 import os
 import sys
 
-from lib.files import human
+from lib.util.files import human
 
 MAX_SAMPLE = 1_000_000      # characters in one sample or passage (about half a minute of sampling)
 MAX_PRIME = 100_000         # characters of priming text

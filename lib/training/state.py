@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from lib import cells, limits
+from lib.model import cells
+from lib.util import limits
 from lib.config import UNBOUNDED, SettingError
 from lib.data import held_out, short_path
 
@@ -32,7 +33,7 @@ def _loss(v, meta):                         # None before the first update, a fi
 def scalar(default, check):
     """A field of State that the checkpoint's meta record holds as a JSON scalar, under its own name (None
     where the value is not a finite number; read back as the field's default). check(value, meta): whether
-    a value read from a checkpoint is one a run can have (lib/checkpoint.py refuses it otherwise)."""
+    a value read from a checkpoint is one a run can have (lib/training/checkpoint.py refuses it otherwise)."""
     return field(default=default, metadata={"check": check})
 
 

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from lib import files
+from lib.util import files
 
 STUDY, BEST = "study.log", "best.json"
 

@@ -2,7 +2,7 @@
 
 One-hot column vectors, a Python loop over time in both directions, an outer product per step, and
 a separate clip and AdaGrad update per parameter. It is deliberately simple and slow: the tests check
-the fast code in lib/rnn.py and lib/cells.py against it, and benchmarks/ measures the speed-up over it.
+the fast code in lib/rnn.py and lib/model/cells.py against it, and benchmarks/ measures the speed-up over it.
 Parameters are a dict of column-vector arrays: U (m, K), W (m, m), V (K, m), b (m, 1), c (K, 1).
 """
 import numpy as np

@@ -40,14 +40,14 @@ import math
 import os
 from pathlib import Path
 
-from lib import files
-from lib.cluster import workers_of
+from lib.util import files
+from lib.search.cluster import workers_of
 from lib.config import COMMAND, Config, command, recipe
 from lib.data import CorpusError, load_corpus
-from lib.limits import TooLarge
-from lib.loop import Diverged, TrainingStopped
-from lib.runs import budgeted, run
-from lib.journal import (BEST, STUDY, SearchError, check_same, finished, folder_of, interrupt,
+from lib.util.limits import TooLarge
+from lib.training.loop import Diverged, TrainingStopped
+from lib.training.runs import budgeted, run
+from lib.search.journal import (BEST, STUDY, SearchError, check_same, finished, folder_of, interrupt,
                          mend_journal, open_study, requeue_interrupted)
 
 # the starting point: configs/gru-ladder.toml, the headline until 4 December 2026 (docs/ladder.md); the study
@@ -329,33 +329,3 @@ class Flight:
     def cancel(self):
         for future in list(self.running):
             future.cancel()
-
-
-def main(argv=None):
-    from lib.cli import Parser
-    from lib.config import arg_type, positive_int, positive_number
-    p = Parser(prog="python -m lib.search", description=__doc__.split("\n")[0])
-    p.add_argument("--data", help="the text (default: data/goblet_book.txt, else the default corpus)")
-    p.add_argument("--trials", type=positive_int, required=True, help="finished trials the study should have")
-    budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--trial-seconds", type=positive_number,
-                        help="training time of a trial (validation not counted)")
-    budget.add_argument("--trial-updates", type=positive_int,
-                        help="updates of a trial (its result exactly repeatable)")
-    p.add_argument("--out", required=True, help="the study's folder (study.log, trials/, best.json)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=positive_int, help="local worker processes (default: the cores)")
-    where.add_argument("--scheduler", help="a dask scheduler's address, tcp://HOST:PORT")
-    p.add_argument("--seed", type=arg_type("seed"), default=0, help="the sampler's seed (default 0)")
-    p.add_argument("--allow-long", action="store_true",
-                   help=f"run a study of more than {MAX_WORKER_HOURS} worker-hours of training")
-    args = p.parse_args(argv)
-    info = search(args.data, args.trials, args.out, args.trial_seconds, args.trial_updates, args.workers,
-                  args.scheduler, args.seed, allow_long=args.allow_long)
-    if info:
-        print(json.dumps({k: info[k] for k in ("best_val_loss_bits", "n_trials", "trial", "command")}, indent=2))
-
-
-if __name__ == "__main__":
-    from lib import cli
-    cli.command(main)

@@ -17,17 +17,17 @@ letters q for the output gate and s for the cell state are those of Goodfellow, 
 Deep Learning, so that o_t and c keep their meaning from the vanilla RNN.)
 
 The four gates' parameters are stacked in the order i, f, q, g: U (4m, K), W (4m, m), b (4m,); with
-V (K, m) and c (K,), the output layer, from lib/cells.py, which puts the input U x_t + b and the output
+V (K, m) and c (K,), the output layer, from lib/model/cells.py, which puts the input U x_t + b and the output
 layer around the equations here. The state carried from chunk to chunk is [h, s] (2m,). The forget
 gate's bias starts at 1, so that an untrained cell keeps its memory (Jozefowicz, Zaremba and Sutskever
 2015); all other biases start at 0.
 """
 import numpy as np
 
-from lib import kernels
-from lib.kernels import row_sums, sigmoid_
+from lib.model import kernels
+from lib.model.kernels import row_sums, sigmoid_
 
-NAMES = ("U", "W", "b")     # with V and c from lib/cells.py
+NAMES = ("U", "W", "b")     # with V and c from lib/model/cells.py
 GATES, STATE = 4, 2         # i, f, q, g; the state carried is [h, s] (2m,)
 WORK = 13                   # floats per unit and character: the gates and their gradients, H, S, tanh(s), dH
 column_sums = row_sums        # how the bias gradients sum over the chunk's rows (as they always have)
@@ -54,7 +54,7 @@ def forward(P, Z, hs0):
     H, S = np.empty((T + 1, B, m), dtype), np.empty((T + 1, B, m), dtype)
     TS = np.empty((T, B, m), dtype)
     H[0], S[0] = hs0[:, :m], hs0[:, m:]
-    if kernels.gates_compiled(dtype):       # the same loop, compiled (lib/kernels.py)
+    if kernels.gates_compiled(dtype):       # the same loop, compiled (lib/model/kernels.py)
         kernels.lstm_forward(P, Z, H, S, TS)
         return H, (H, S, Z, TS), np.concatenate([H[T], S[T]], axis=1)
     WT = P.W.T
@@ -78,7 +78,7 @@ def backward(P, dH, cache, G, dstates=None):
     H, S, Z, TS = cache
     T, B, m = dH.shape
     dZ = np.empty_like(Z)
-    if kernels.gates_compiled(dH.dtype):    # the same loop, compiled (lib/kernels.py)
+    if kernels.gates_compiled(dH.dtype):    # the same loop, compiled (lib/model/kernels.py)
         kernels.lstm_backward(P, np.ascontiguousarray(dH), S, Z, TS, dZ, dstates)
     else:
         dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
