@@ -14,7 +14,8 @@ import numpy as np
 
 from lib import evaluate
 from lib.model import cells, kernels
-from lib.config import Config, recipe
+from lib.config import Config
+from lib.recipes import recipe
 from lib.data import load_corpus, split
 from lib.training.state import init_state
 

@@ -273,7 +273,7 @@ def compare_with_network(corpus, run, best_ngram):
     lib.training.runs.Run trained on corpus with validation), on the second half of corpus's held-out part, each
     character scored as the network's validation reads it."""
     from lib.model import cells
-    from lib.sample import validation_losses, zero_state
+    from lib.reading import validation_losses, zero_state
     train_part, held = split(corpus.data, run.cfg)
     half = len(halves(held)[0])
     cell, theta = cells.of(run.cfg), run.state.best_theta

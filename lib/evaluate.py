@@ -40,7 +40,7 @@ import numpy as np
 from lib import baselines
 from lib.model import cells, kernels
 from lib.data import halves, load_corpus, split
-from lib.sample import dynamic_bits, mean_square, validation_losses, zero_state
+from lib.reading import dynamic_bits, mean_square, validation_losses, zero_state
 
 LN2 = math.log(2)
 ETAS = (3e-5, 1e-4, 1.5e-4)         # dynamic evaluation's step sizes tried on the first half (3e-4 diverged

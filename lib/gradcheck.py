@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from lib import sample
+from lib import reading
 from lib.model import cells
 
 TOLERANCE = 1e-6
@@ -45,7 +45,7 @@ def numerical_grads(P, X, Y, h0, h=1e-4, cell=cells.RNN, order=2):
             old, L = A[i], {}
             for k in offsets:
                 A[i] = old + k * h
-                L[k] = sample.step_losses(cell, P, X, Y, h0)
+                L[k] = reading.step_losses(cell, P, X, Y, h0)
             A[i] = old
             if order == 2:
                 G[i] = np.sum(L[1] - L[-1]) / (2 * h)
@@ -60,7 +60,7 @@ def estimate(P, X, Y, h0, cell, order):
     (2 or 4 a entry)."""
     t0 = time.perf_counter()
     for _ in range(3):
-        sample.step_losses(cell, P, X, Y, h0)
+        reading.step_losses(cell, P, X, Y, h0)
     per_eval = (time.perf_counter() - t0) / 3
     return per_eval * sum(a.size for a in P) * (2 if order == 2 else 4)
 
@@ -74,7 +74,7 @@ def floor(P, X, Y, h0, h, cell=cells.RNN, order=2):
     """The smallest |g_a| + |g_n| that finite differences resolve to TOLERANCE: the rounding of the step
     losses, 2^-52 ||l||_2 |stencil| / h, over TOLERANCE (see the module's docstring)."""
     stencil = 1.0 if order == 2 else 1.5
-    return 2.0 ** -52 * float(np.linalg.norm(sample.step_losses(cell, P, X, Y, h0))) * stencil / h / TOLERANCE
+    return 2.0 ** -52 * float(np.linalg.norm(reading.step_losses(cell, P, X, Y, h0))) * stencil / h / TOLERANCE
 
 
 def check(P, X, Y, h0, h=1e-4, eps=1e-9, cell=cells.RNN, order=2):

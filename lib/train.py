@@ -12,7 +12,8 @@ from pathlib import Path
 
 from lib.util import cli
 from lib.training.checkpoint import in_folder
-from lib.config import COMMAND, UNBOUNDED, Config, SettingError, option_name, positive_number, read_recipe
+from lib.config import COMMAND, UNBOUNDED, Config, SettingError, option_name, positive_number
+from lib.recipes import read_recipe
 from lib.training.runs import config_of, run
 
 

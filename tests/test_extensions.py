@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from lib import gradcheck, optim, sample
+from lib import gradcheck, optim, reading
 from lib.model import cells
 from lib.training import loop
 from lib.training.checkpoint import load_state
@@ -154,11 +154,11 @@ def test_validation_scores_each_held_out_character_once(small_data, small_vocab)
     train_part, val_part = split(small_data, cfg)
     P = cells.RNN.views(cells.RNN.init_params(small_vocab.K, 8, 0.3, np.random.default_rng(0)), small_vocab.K, 8)
     h0 = np.zeros((1, 8))
-    _, h = sample.text_loss(cells.RNN, P, train_part, h0)             # warm-up over all the training text
+    _, h = reading.text_loss(cells.RNN, P, train_part, h0)             # warm-up over all the training text
     joined = np.concatenate([train_part, val_part])
-    losses = sample.step_losses(cells.RNN, P, joined[:-1], joined[1:], np.zeros(8))
+    losses = reading.step_losses(cells.RNN, P, joined[:-1], joined[1:], np.zeros(8))
     expected = losses[len(train_part) - 1:].mean()               # the predictions of the held-out characters
-    from lib.sample import validation_loss
+    from lib.reading import validation_loss
     assert abs(validation_loss(cells.RNN, P, train_part, val_part, h0, warmup=len(train_part) - 1) - expected) < 1e-12
 
 
@@ -198,7 +198,7 @@ def test_a_plateau_lowers_the_learning_rate(small_data, small_vocab):
 
 def test_a_run_stopped_by_its_budget_is_reproduced_by_its_update_count(tmp_path, corpus_file):
     """Equal-time comparisons: the command runs.command prints, without a budget, gives the same numbers."""
-    from lib.config import command
+    from lib.recipes import command
     from lib.training.runs import run
     cfg = Config(m=12, steps=10**9, sample_every=50, checkpoint_every=10**9, val_fraction=0.2, val_every=20, seed=1,
                  optimizer="adam", eta=0.01)
@@ -224,7 +224,7 @@ def test_averaged_weights_are_what_validation_reads(small_data, small_vocab):
         avg = a * avg + (1 - a) * state.theta
     assert np.allclose(state.avg_theta, avg, rtol=0, atol=1e-12) and not np.allclose(avg, state.theta)
     from lib.data import halves, split
-    from lib.sample import validation_loss
+    from lib.reading import validation_loss
     train_part, held = split(small_data, cfg)
     P = cells.RNN.views(state.avg_theta, small_vocab.K, 12)
     first, second = halves(held)                # validation reads the first half of the held-out part only

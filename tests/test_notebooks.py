@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from conftest import assert_figure
-from lib.report import pdf
+from lib.report import pdf as report
 from lib.data import load_corpus
 
 STEPS = 400
@@ -36,13 +36,13 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def executed(workdir):
     """All the notebooks run in order, sharing one run folder and one figures folder."""
-    paths = pdf.execute(workdir / "out", steps=STEPS, run_dir=str(workdir / "run"),
-                           figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
+    paths = report.execute(workdir / "out", steps=STEPS, run_dir=str(workdir / "run"),
+                              figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
     return {p.name: p for p in paths}
 
 
 def test_every_notebook_is_committed_clean():
-    for path in sorted((pdf.ROOT / "notebooks").glob("*.ipynb")):
+    for path in sorted((report.ROOT / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells
                    if c.cell_type == "code"), path.name
@@ -146,7 +146,7 @@ def test_insight_notebook(executed, workdir):
 def test_search_notebook_reads_the_stored_study(executed, workdir):
     """Notebook 9 reads data/search/ (it never searches): its facts, importances and the two recipes."""
     from lib.search import journal
-    study, best = journal.load(pdf.ROOT / "data" / "search")
+    study, best = journal.load(report.ROOT / "data" / "search")
     facts = journal.facts(study)
     text = outputs_text(executed["09_search.ipynb"])
     assert f"The study holds {facts['trials']} trials ({facts['complete']} complete, {facts['pruned']} pruned" in text
@@ -158,7 +158,7 @@ def test_search_notebook_reads_the_stored_study(executed, workdir):
 
 def test_rerunning_training_gives_the_same_results_and_no_new_files(executed, workdir):
     first = outputs_text(executed["03_training.ipynb"])
-    again = pdf.execute(workdir / "again", steps=STEPS, run_dir=str(workdir / "run"),
+    again = report.execute(workdir / "again", steps=STEPS, run_dir=str(workdir / "run"),
                            figures_dir=str(workdir / "figures"), progress=False,
                            notebooks=("03_training.ipynb",))[0]
     second = outputs_text(again)
@@ -169,9 +169,9 @@ def test_rerunning_training_gives_the_same_results_and_no_new_files(executed, wo
 
 
 def test_notebook_opened_before_training_says_which_to_run(workdir):
-    with pytest.raises(pdf.NotebookFailed, match=r"04_smooth_loss.ipynb stopped with FileNotFoundError.*"
+    with pytest.raises(report.NotebookFailed, match=r"04_smooth_loss.ipynb stopped with FileNotFoundError.*"
                                                     r"03_training.ipynb first"):
-        pdf.execute(workdir / "early", steps=STEPS, run_dir=str(workdir / "no-run-here"),
+        report.execute(workdir / "early", steps=STEPS, run_dir=str(workdir / "no-run-here"),
                        figures_dir=str(workdir / "figures"), progress=False,
                        notebooks=("04_smooth_loss.ipynb",))
 
@@ -200,8 +200,8 @@ def tables(nb):
 def pdf(executed, workdir):
     """The small report, built once from the executed notebooks' runs."""
     assert shutil.which("pdftotext"), "pdftotext is missing: `make tex` installs it (poppler-utils)"
-    return pdf.build(workdir / "report", steps=STEPS, run_dir=str(workdir / "run"),
-                        figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
+    return report.build(workdir / "report", steps=STEPS, run_dir=str(workdir / "run"),
+                           figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"))
 
 
 def test_small_report_pdf(pdf, workdir):
@@ -228,7 +228,7 @@ def test_small_report_pdf(pdf, workdir):
 def test_no_line_of_the_appendix_wraps(pdf):
     """Every line of the appendix's code is one line of the PDF: the code's font fits its longest line."""
     lines = {" ".join(line.split()) for page in pdf_pages(pdf) for line in page.splitlines()}
-    code = "\n".join(block.split("\n", 1)[1].split("```")[0] for block in pdf.appendix().split("```python")[1:])
+    code = "\n".join(block.split("\n", 1)[1].split("```")[0] for block in report.appendix().split("```python")[1:])
     source = [" ".join(line.split()) for line in code.splitlines()]
     missing = [line for line in source if line and not any(line in pdf_line for pdf_line in lines)]
     assert missing == [], missing[:3]
@@ -236,7 +236,7 @@ def test_no_line_of_the_appendix_wraps(pdf):
 
 def test_no_table_is_split_across_pages(pdf, workdir):
     pages = pdf_pages(pdf)
-    merged = pdf.merged(sorted((workdir / "report").glob("0*.ipynb")), "intro")
+    merged = report.merged(sorted((workdir / "report").glob("0*.ipynb")), "intro")
     checked = 0
     def row(cells):                 # a row as pdftotext lays it out: its first cell, then the next one's start
         return re.compile(re.escape(cells[0]) + r"\s+" + re.escape(cells[1][:6]))
@@ -258,25 +258,25 @@ def test_pages_render(pdf, tmp_path):
 
 
 def test_the_appendix_prints_the_model_file_whole_in_three_pieces():
-    appendix = pdf.appendix()
+    appendix = report.appendix()
     assert appendix.count("\n## ") == 3
-    model = (pdf.ROOT / "lib" / "rnn.py").read_text()
+    model = (report.ROOT / "lib" / "rnn.py").read_text()
     assert model.rstrip() in appendix
     assert "for t in range(T):" in model and "for t in reversed(range(T)):" in model   # both loops, in the file
 
 
 def test_the_assignment_report_holds_notebooks_1_to_5_and_the_appendix(executed, workdir):
     """`make report ONLY=assignment`: the report a student hands in, from the runs the notebooks made."""
-    pdf = pdf.build(workdir / "assignment", steps=STEPS, run_dir=str(workdir / "run"),
-                       figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"),
-                       only="assignment")
-    assert pdf.name == "assignment.pdf"
-    pages = pdf_pages(pdf)
+    made = report.build(workdir / "assignment", steps=STEPS, run_dir=str(workdir / "run"),
+                     figures_dir=str(workdir / "figures"), progress=False, ext_dir=str(workdir / "ext"),
+                     only="assignment")
+    assert made.name == "assignment.pdf"
+    pages = pdf_pages(made)
     text = "\n".join(pages)
     for title in ("The data", "Gradient check", "Training", "The smooth loss", "Synthesis", "Appendix: the code",
                   "def loss_and_grads(P, X, Y, h0, G):", "def assignment_step(", "def sample("):
         assert title in text, title
     for beyond in ("The ladder", "What the network learned", "What an automatic search found", "Extension: Adam"):
         assert beyond not in text, beyond
-    assert sorted(p.name for p in (workdir / "assignment").glob("*.ipynb")) == list(pdf.NOTEBOOKS[:5])
+    assert sorted(p.name for p in (workdir / "assignment").glob("*.ipynb")) == list(report.NOTEBOOKS[:5])
     assert len(pages) - 1 <= 16             # about a dozen pages (pdftotext ends with an empty page)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lib import config
+from lib import config, recipes
 from lib.search import study
-from lib.config import Config, read_recipe, recipe
+from lib.config import Config
+from lib.recipes import read_recipe, recipe
 
 pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,7 @@ PY = sys.executable
 
 @pytest.mark.parametrize("name", ["headline", "2025", "mine", "gru-ladder", "lstm-ladder"])
 def test_every_recipe_is_a_valid_config(name):
-    settings, max_seconds = read_recipe(config.RECIPES / f"{name}.toml")
+    settings, max_seconds = read_recipe(recipes.RECIPES / f"{name}.toml")
     assert Config(**settings) != Config()
     assert max_seconds == (600 if name == "headline" else None)
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lib import gradcheck, rnn, sample
+from lib import gradcheck, rnn, reading, sample
 from lib.model import cells, kernels, reference
 
 pytestmark = pytest.mark.fast
@@ -107,7 +107,7 @@ def test_step_losses_sum_to_the_chunk_loss(small_data, small_vocab):
     K, m, T = small_vocab.K, 10, 25
     _, P = make_params(K, m, 0.1, 4)
     loss, _, _ = cells.RNN.loss_and_grads(P, small_data[:T], small_data[1:T + 1], np.zeros(m))
-    assert abs(sample.step_losses(cells.RNN, P, small_data[:T], small_data[1:T + 1], np.zeros(m)).sum() - loss) < 1e-10
+    assert abs(reading.step_losses(cells.RNN, P, small_data[:T], small_data[1:T + 1], np.zeros(m)).sum() - loss) < 1e-10
 
 
 # --- sampling ---------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import ipywidgets as widgets
 import numpy as np
 from IPython.display import HTML, Markdown, display
 
-from lib.sample import MAX_ADAPT_CHARS, check_reading, passage, read_first, sample_line
+from lib.sample import passage, sample_line
+from lib.reading import MAX_ADAPT_CHARS, check_reading, read_first
 
 WIDE = {"description_width": "initial"}
 

@@ -42,7 +42,8 @@ from pathlib import Path
 
 from lib.util import files
 from lib.search.cluster import workers_of
-from lib.config import COMMAND, Config, command, recipe
+from lib.config import COMMAND, Config
+from lib.recipes import command, recipe
 from lib.data import CorpusError, load_corpus
 from lib.util.limits import TooLarge
 from lib.training.loop import Diverged, TrainingStopped

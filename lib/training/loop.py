@@ -32,7 +32,9 @@ import numpy as np
 from lib.model import cells, kernels
 from lib.training import checkpoint
 from lib.data import check_sizes, halves, split
-from lib.sample import Abandoned, sample, validation_loss
+from lib.sample import sample
+from lib.reading import validation_loss
+from lib.util.cli import Abandoned
 from lib.util.cli import deferred, stop_exception
 from lib.training.state import HeldBest, init_state
 

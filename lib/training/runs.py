@@ -12,7 +12,7 @@ record (cfg, vocab, state, summary), as load_run() and seed_runs() do:
      replaced-<date>-<time>/ in the folder (nothing is ever deleted);
   4. training writes summary.json beside the checkpoint each time it saves it (lib/training/loop.py's Session).
 The facts of a run (summary, describe) and what it costs (memory, checkpoint, samples) are lib/training/state.py's;
-the command line that trains a Config again is lib/config.py's.
+the command line that trains a Config again is lib/recipes.py's.
 """
 import contextlib
 import time

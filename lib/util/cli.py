@@ -89,6 +89,9 @@ def deferred():
         for s, h in previous.items():
             signal.signal(s, h)
 
+class Abandoned(Exception):
+    """A sample or a scoring given up half-way because training was asked to stop (lib/training/loop.py)."""
+
 
 def stop_exception(signum):
     """The exception to raise after saving, for the signal that asked training to stop."""

@@ -1,0 +1,61 @@
+"""A run's settings as text: the recipes of configs/ (TOML files) read and checked, and the command line
+that trains a Config again (best.json's, notebook 6's)."""
+import dataclasses
+from pathlib import Path
+
+from lib.config import Config, SettingError, option_name, require
+
+RECIPES = Path(__file__).resolve().parent.parent / "configs"   # the named recipes, one TOML file each
+
+
+def read_recipe(path):
+    """The settings of a recipe file, checked: (settings (dict), max_seconds or None). The file is TOML,
+    one `key = value` a setting of Config, and optionally max_seconds, the training time it is meant for.
+    A missing or unreadable file, bad TOML, an unknown key or a bad value: ValueError, in one line that
+    names the file (and the key)."""
+    import tomllib
+    path = Path(path)
+    try:
+        d = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the recipe ({err.strerror or err}).") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a TOML recipe ({err}).") from None
+    names = {f.name for f in dataclasses.fields(Config)}
+    for key in d:
+        if key not in names and key != "max_seconds":
+            raise ValueError(f"{path}: unknown key {key!r} (a recipe holds settings of lib/config.py and "
+                             "max_seconds; `python -m lib.train --help` lists them).")
+    max_seconds = d.pop("max_seconds", None)
+    try:
+        if max_seconds is not None:
+            require("positive", max_seconds, "max_seconds")
+        Config(**d)
+    except SettingError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return d, max_seconds
+
+
+def recipe(name):
+    """The settings of the recipe configs/NAME.toml (without its max_seconds), as a dict."""
+    return read_recipe(RECIPES / f"{name}.toml")[0]
+
+
+def commands(runs, root):
+    """The command lines that train each of runs ({name: Run}) again, into root/name, to its update count."""
+    return "\n".join(command(r.cfg, r.summary["steps"], f"{root}/{name}") for name, r in runs.items())
+
+
+def command(cfg, steps=None, out="DIR"):
+    """The command line that trains cfg (its settings that differ from the defaults) to steps updates:
+    for a run stopped by its time budget, the update count that reproduces it without one."""
+    default, given = Config().to_dict(), cfg.replace(steps=steps or cfg.steps).to_dict()
+    options = [_option(k, v) for k, v in given.items() if v != default[k] and k != "checkpoint_every"]
+    return " ".join(["python -m lib.train", *options, f"--out {out}"])
+
+
+def _option(name, value):
+    option = option_name(name)
+    if isinstance(value, bool):
+        return option if value else "--no-" + option[2:]
+    return f"{option} {value}"
