@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from lib.util import limits
-from lib.data import halves, load_corpus, split
+from lib.data import halves, load_corpus
 
 MAX_ORDER = 16       # formulaic texts go on gaining up to here (the King James Bible: 1.570 bits at 8, 1.543 at 14)
 BYTES_PER_CHAR = 75    # the most memory the n-gram counting takes per character (measured: 67 for 16 orders)
@@ -268,23 +268,6 @@ def compare_by_kind(text, bits_a, bits_b):
     return rows
 
 
-def compare_with_network(corpus, run, best_ngram):
-    """compare_by_kind of the static n-gram best_ngram (a name of yardsticks') and the best model of run (a
-    lib.training.runs.Run trained on corpus with validation), on the second half of corpus's held-out part, each
-    character scored as the network's validation reads it."""
-    from lib.model import cells
-    from lib.reading import validation_losses, zero_state
-    train_part, held = split(corpus.data, run.cfg)
-    half = len(halves(held)[0])
-    cell, theta = cells.of(run.cfg), run.state.best_theta
-    zero = zero_state(cell, run.cfg, theta.dtype)
-    net_bits = validation_losses(cell, cell.views(theta, corpus.vocab.K, run.cfg.m), train_part, held, zero)
-    order = int(best_ngram.split("-")[1])
-    ngram_bits = dict(kneser_ney_bits(corpus.data, len(train_part), corpus.vocab.K, order))[order]
-    text = corpus.vocab.decode(held[half - 1:])
-    return compare_by_kind(text, ngram_bits[half:], net_bits[half:] / math.log(2))
-
-
 def ngram_orders(x, n_train, K, adaptive=False, max_order=MAX_ORDER):
     """{n: (N - n_train,) bits of each held-out character} of the static or the adaptive Kneser-Ney
     n-gram of every order n = 1 .. max_order."""
@@ -327,7 +310,9 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
     the characters it scores, and an order is chosen on the first half. "static": from the counts of the
     training part alone; "adaptive": learning from everything before each character (the n-gram's counts
     grow; PPMd and the compressors adapt by construction). "first_half": the static n-grams on the first
-    half, which validation reads (the training curves' yardsticks)."""
+    half, which validation reads (the training curves' yardsticks). "ngram_bits": the bits of each held-out
+    character (len(held),) of the best static and the best adaptive n-gram, for lib/evaluate.py's mixtures
+    (arrays: left out of the JSON)."""
     from lib.config import Config
     from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=val_fraction))
@@ -344,13 +329,14 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
                          "the yardsticks need 4 or more, two in each half.")
     first, second = halves(np.arange(n_val))
     half = len(first)
-    seconds, static, adaptive, first_half, best = {}, {"uniform": math.log2(K)}, {}, {}, {}
+    seconds, static, adaptive, first_half, best, per_char = {}, {"uniform": math.log2(K)}, {}, {}, {}, {}
     t0 = time.perf_counter()
     freq = np.bincount(x[:n_train], minlength=K) + 1.0
     static["unigram"] = float(-np.mean(np.log2(freq[x[n_train + half:]] / freq.sum())))
     for kind, table in (("static", static), ("adaptive", adaptive)):
         orders = ngram_orders(x, n_train, K, kind == "adaptive", max_order)
         best[kind] = f"ngram-{best_order(orders, half)}"
+        per_char[kind] = orders[best_order(orders, half)]
         table.update({f"ngram-{n}": float(b[half:].mean()) for n, b in orders.items()})
         if kind == "static":
             first_half.update({f"ngram-{n}": float(b[:half].mean()) for n, b in orders.items()})
@@ -364,7 +350,7 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
     return {"static": static, "adaptive": adaptive, "first_half": first_half, "best": best,
             "corpus": str(corpus.path), "sha256": corpus.sha256, "K": K, "n_chars": corpus.n_chars,
             "n_train_chars": n_train, "n_val_chars": n_val, "n_scored_chars": len(second),
-            "val_fraction": val_fraction, "seconds": seconds}
+            "val_fraction": val_fraction, "seconds": seconds, "ngram_bits": per_char}
 
 
 def main(argv=None):
@@ -388,7 +374,7 @@ def main(argv=None):
           f"adaptive; n-grams in {result['seconds']['ngram_static'] + result['seconds']['ngram_adaptive']:.1f} s, "
           f"PPMd and the compressors in {result['seconds']['compressors']:.1f} s)")
     if args.json:
-        files.write_text(args.json, json.dumps(result, indent=2) + "\n")
+        files.write_text(args.json, json.dumps({k: v for k, v in result.items() if k != "ngram_bits"}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

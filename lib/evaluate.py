@@ -92,12 +92,32 @@ def mixed(bits_a, bits_b, w):
     return -np.log2(w * 2.0 ** -bits_a + (1 - w) * 2.0 ** -bits_b)
 
 
-def ngram_bits(x, n_train, n_first, K, adaptive):
-    """(the order chosen on the first half, (N - n_train,) bits of each held-out character at that order)
-    of the static or the adaptive Kneser-Ney n-gram."""
-    orders = baselines.ngram_orders(x, n_train, K, adaptive)
-    order = baselines.best_order(orders, n_first)
-    return order, orders[order]
+def by_kind(corpus, yard, net):
+    """lib/baselines.py's compare_by_kind of the best static n-gram (yard: yardsticks()) and a network fixed
+    (net: network_bits()), on the second half of the held-out part: [(kind, share, n-gram bits, network
+    bits, share where the n-gram is better)]."""
+    n_train, half = yard["n_train_chars"], yard["n_val_chars"] - yard["n_scored_chars"]
+    text = corpus.text[n_train + half - 1:]         # each character with the one before it
+    return baselines.compare_by_kind(text, yard["ngram_bits"]["static"][half:], net["static"][half:])
+
+
+def helped_passage(corpus, cfg, net, n_chars):
+    """(text, gain, word): where_reading_helped's window of n_chars in the second half of the held-out part,
+    its characters and the bits per character reading saved on each (net: network_bits of a run of cfg)."""
+    gain = net["static"] - net["dynamic"]
+    start, word = where_reading_helped(corpus, cfg, gain, n_chars)
+    at = len(split(corpus.data, cfg)[0]) + start
+    return corpus.text[at:at + n_chars], gain[start:start + n_chars], word
+
+
+def comparable(folder, corpus, val_fraction):
+    """The complete run in folder when it was trained on corpus, holds out val_fraction of it and validated
+    on the first half of that only (this protocol), so that its figures stand beside the others'; else None."""
+    from lib.training.runs import load_runs
+    run = load_runs({"run": folder}, corpus).get("run")
+    if run is None or run.cfg.val_fraction != val_fraction or "n_validated_chars" not in run.summary:
+        return None
+    return run
 
 
 def where_reading_helped(corpus, cfg, gain, n_chars=320):
@@ -154,7 +174,7 @@ def evaluate(run_dir, data=None, log=print, run=None):
     corpus). Returns the dict of evaluation.json."""
     from lib.training.runs import load_run
     run = run or load_run(run_dir)
-    cfg, vocab = run.cfg, run.vocab
+    cfg = run.cfg
     if cfg.val_fraction == 0:
         raise EvaluationError(f"The run in {run_dir} has no held-out part (val_fraction 0): there is nothing to "
                               "score that it was not trained on. Train with --val-fraction 0.1.")
@@ -173,16 +193,12 @@ def evaluate(run_dir, data=None, log=print, run=None):
     net = network_bits(run, corpus, log=log)
     static, dynamic = net["static"], net["dynamic"]
     (eta, decay, segment), tried, dynamic_seconds = net["setting"], net["tried"], net["seconds"]
-    K = vocab.K
-    n_train, x = len(train_part), corpus.data
-    order, ngram = ngram_bits(x, n_train, half, K, adaptive=False)
-    order_adaptive, ngram_adaptive = ngram_bits(x, n_train, half, K, adaptive=True)
+    yard = baselines.yardsticks(corpus, cfg.val_fraction)      # the n-grams, PPMd and lzma, by the same protocol
+    ngram, ngram_adaptive = yard["ngram_bits"]["static"], yard["ngram_bits"]["adaptive"]
+    order, order_adaptive = (int(yard["best"][kind].split("-")[1]) for kind in ("static", "adaptive"))
     w_static = mix_weight(static[:half], ngram[:half])
     w_dynamic = mix_weight(dynamic[:half], ngram_adaptive[:half])
-    text = corpus.text
-    before, first_text, second_text = text[:n_train], text[n_train:n_train + half], text[n_train + half:]
-    ppmd_order, ppmd = baselines.ppmd_bits(before, first_text, second_text)
-    _, lz = baselines.compressed(baselines.COMPRESSORS["lzma"], before, first_text, second_text)
+    ppmd_order, ppmd, lz = yard["best"]["ppmd_order"], yard["adaptive"]["ppmd"], yard["adaptive"]["lzma"]
     scored = slice(half, None)
     bits = {"static": static[scored].mean(), "dynamic": dynamic[scored].mean(),
             "mixture_static": mixed(static, ngram, w_static)[scored].mean(),

@@ -14,6 +14,7 @@ from lib.util import cli
 from lib.training.checkpoint import in_folder
 from lib.config import COMMAND, UNBOUNDED, Config, SettingError, option_name, positive_number
 from lib.recipes import read_recipe
+from lib.training.progress import Show
 from lib.training.runs import config_of, run
 
 
@@ -72,7 +73,7 @@ def main(argv=None):
                 raise ValueError("--out DIR is needed (where checkpoint.npz and summary.json go).")
             folder, cfg = Path(args.out), Config(**given)
         summary = run(cfg, args.data, folder, overwrite=args.overwrite, max_seconds=max_seconds,
-                      progress=not args.no_progress, names=COMMAND).summary
+                      show=Show(progress=not args.no_progress), names=COMMAND).summary
     except SettingError as err:
         raise ValueError(err.option()) from None
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from lib.data import Vocab
+from lib.training import progress
 
-QUIET = dict(progress=False, log=None)     # lib.training.runs.run without a word
+QUIET = dict(show=progress.QUIET)     # lib.training.runs.run without a word
 
 # A small text written for the tests: K = 24 characters, some repeated words, two lines.
 SMALL_TEXT = ("a cat sat on the mat, and the dog ran far.\n"

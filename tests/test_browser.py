@@ -65,9 +65,10 @@ def lab(tmp_path_factory):
     if CHROMIUM is None:
         pytest.fail("Chromium is missing: `make browser` (part of `make test`) installs Debian's chromium")
     from lib.config import Config
+    from lib.training.progress import QUIET
     from lib.training.runs import run
     root = tmp_path_factory.mktemp("lab")
-    run(Config(steps=2000, sample_every=1000), None, root / "small-run", progress=False, log=lambda line: None)
+    run(Config(steps=2000, sample_every=1000), None, root / "small-run", show=QUIET)
     notebook_copy("05_synthesis.ipynb", root, run_dir=str(root / "small-run"))
     notebook_copy("03_training.ipynb", root, steps=100_000, sample_every=25_000, run_dir=str(root / "live-run"))
     port, token = free_port(), secrets.token_hex(16)

@@ -23,7 +23,7 @@ from lib.data import CorpusError, Vocab, load_corpus
 from lib.training.runs import RunExists, run
 from lib.sample import passage
 from lib.training.loop import TrainingStopped, train
-from lib.training.progress import Lines
+from lib.training.progress import Lines, Show
 
 from conftest import QUIET
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,7 +191,7 @@ def test_a_run_on_another_corpus_is_refused_or_kept_aside(tmp_path, saved, corpu
         run(cfg, other, path.parent, **QUIET)
     assert load_state(path)[2].step == 12                    # untouched
     lines = []
-    _, vocab, state, _ = run(cfg, other, path.parent, overwrite=True, progress=False, log=lines.append)
+    _, vocab, state, _ = run(cfg, other, path.parent, overwrite=True, show=Show(progress=False, log=lines.append))
     assert any("another text" in line for line in lines) and vocab.K != 24 and state.step == 12
     aside = list(path.parent.glob("replaced-*/checkpoint.npz"))
     assert len(aside) == 1 and load_state(aside[0])[1].K == 24     # the old run is kept
@@ -368,7 +368,7 @@ def test_an_unreadable_checkpoint_is_refused_or_kept_aside(tmp_path, corpus_file
         run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, **QUIET)
     lines = []
     _, _, state, _ = run(Config(m=8, steps=4, sample_every=4), corpus_file, tmp_path, overwrite=True,
-                      progress=False, log=lines.append)
+                      show=Show(progress=False, log=lines.append))
     assert state.step == 4 and any("cannot be resumed" in line for line in lines)
     aside = list(tmp_path.glob("replaced-*/checkpoint.npz"))
     assert aside[0].read_bytes().startswith(b"PK\x03\x04 not really")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SMALL_TEXT
+from conftest import QUIET, SMALL_TEXT
 from lib import baselines, evaluate
 from lib.model import cells
 from lib.config import Config
@@ -60,7 +60,7 @@ def small_run(tmp_path_factory):
     text.write_text(SMALL_TEXT * 6, encoding="utf-8")
     cfg = Config(cell="gru", layers=2, m=12, steps=150, sample_every=1000, val_fraction=0.2, val_every=50,
                  optimizer="adam", eta=0.01, batch_size=2, seq_length=20)
-    run(cfg, str(text), folder / "run", progress=False, log=None)
+    run(cfg, str(text), folder / "run", **QUIET)
     return folder / "run", text, load_corpus(str(text))
 
 
@@ -160,6 +160,28 @@ def test_the_command_writes_the_table_and_leaves_the_run_as_it_was(small_run, tm
     assert result["chars_scored"] == held - held // 2 and result["dynamic_seconds"] >= 0
     assert all(0 < b < 8 for b in result["bits_per_char"].values())
     assert (folder / "checkpoint.npz").read_bytes() == ckpt
+    yard = baselines.yardsticks(small_run[2], 0.2)      # the evaluation's yardsticks are the yardsticks, once
+    st, ad, best = yard["static"], yard["adaptive"], yard["best"]
+    assert result["bits_per_char"]["ngram"] == round(st[best["static"]], 6)
+    assert result["bits_per_char"]["ngram_adaptive"] == round(ad[best["adaptive"]], 6)
+    assert (result["bits_per_char"]["ppmd"], result["bits_per_char"]["lzma"]) == (round(ad["ppmd"], 6),
+                                                                                  round(ad["lzma"], 6))
+    assert result["settings"]["ngram_order"] == int(best["static"].split("-")[1])
+
+
+def test_by_kind_compares_the_best_ngram_and_the_network_on_the_second_half(small_run):
+    """by_kind, from the yardsticks and the network's bits, against both recomputed here."""
+    run, cell, train_part, held = network(small_run)
+    corpus, K = small_run[2], run.vocab.K
+    yard = baselines.yardsticks(corpus, run.cfg.val_fraction)
+    static = evaluate.static_bits(cell, run.cfg, cell.views(run.state.best_theta, K, run.cfg.m), train_part, held)
+    order = int(yard["best"]["static"].split("-")[1])
+    ngram = dict(baselines.kneser_ney_bits(corpus.data, len(train_part), K, order))[order]
+    half = len(held) // 2
+    expected = baselines.compare_by_kind(run.vocab.decode(held[half - 1:]), ngram[half:], static[half:])
+    got = evaluate.by_kind(corpus, yard, {"static": static})
+    assert [r[0] for r in got] == [r[0] for r in expected] and got[-1][0] == "all"
+    assert np.allclose([r[1:] for r in got], [r[1:] for r in expected], rtol=0, atol=1e-12)
 
 
 def test_bad_input_is_one_line(small_run, tmp_path, small_data):
@@ -168,7 +190,7 @@ def test_bad_input_is_one_line(small_run, tmp_path, small_data):
     other.write_text(SMALL_TEXT * 5, encoding="utf-8")
     plain = tmp_path / "plain"
     from lib.training.runs import run
-    run(Config(m=5, steps=5, sample_every=1000), str(text), plain, progress=False, log=None)
+    run(Config(m=5, steps=5, sample_every=1000), str(text), plain, **QUIET)
     for args, needle in ((["--run", str(folder), "--data", str(other)], "is not the text the run"),
                          (["--run", str(plain), "--data", str(text)], "has no held-out part"),
                          (["--run", str(tmp_path / "none"), "--data", str(text)], "No training run in")):

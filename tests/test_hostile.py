@@ -26,6 +26,7 @@ import pytest
 
 from conftest import SMALL_TEXT, forge
 from lib.training.checkpoint import load_state
+from lib.training.progress import QUIET
 from lib.training.runs import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -597,7 +598,7 @@ def test_a_full_disk_in_the_middle_of_training(prev, tmp_path, monkeypatch):
     monkeypatch.setattr(files, "atomic_path", full)
     with pytest.raises(TrainingStopped, match=r"\(No space left on device\); the checkpoint of update 10 is intact"):
         run(Config(m=8, steps=40, checkpoint_every=10, sample_every=100), prev / "small.txt", tmp_path / "r",
-            progress=False, log=lambda line: None)
+            show=QUIET)
     assert load_state(tmp_path / "r" / "checkpoint.npz")[2].step == 10
 
 
@@ -646,7 +647,7 @@ def test_a_notebook_names_its_own_parameters(prev, tmp_path):
     shutil.copytree(prev / "prev", tmp_path / "prev")
     with pytest.raises(RunExists) as err:
         run(Config(m=9, steps=10), str(prev / "small.txt"), tmp_path / "prev", names=in_notebook("run_dir"),
-            progress=False, log=None)
+            show=QUIET)
     message = str(err.value)
     assert re.search(r"another folder \(the parameter run_dir\), or overwrite \(the parameter overwrite = True\)",
                      message) and not re.search(r"--out|--overwrite|--data", message), message

@@ -1,4 +1,4 @@
-"""What the measurements of notebooks 6 to 8 say: their tables' rows and the sentences that read them.
+"""What the measurements of notebooks 3 and 6 to 9 say: their tables' rows and the sentences that read them.
 
 Every number comes from a run (lib.training.runs.Run) or a measurement passed in; the words that depend on the
 numbers (which set-up won, whether a gap is larger than the seeds' spread) are chosen here, so that each
@@ -12,6 +12,25 @@ LN2 = np.log(2)
 def best(runs, field="best_val_loss_bits"):
     """The name of the run with the lowest value of a summary field."""
     return min(runs, key=lambda name: runs[name].summary[field])
+
+
+# --- notebook 3: the assignment's run ----------------------------------------------------------
+
+def first_loss_gap(summary):
+    """How far the first loss is from T ln K (an untrained network's), relative to it."""
+    return abs(summary["first_loss"] - summary["uniform_loss"]) / summary["uniform_loss"]
+
+
+def assignment_rows(summary):
+    """Notebook 3's table: (what, this run) rows from a run's summary."""
+    s = summary
+    return [("first loss", f"{s['first_loss']:.2f} (25 ln K = {s['uniform_loss']:.2f}: "
+                           f"{100 * first_loss_gap(s):.2f}% apart)"),
+            ("final smooth loss", f"{s['final_smooth_loss']:.2f} after {s['steps']:,} updates ({s['epochs']:.2f} epochs)"),
+            ("lowest smooth loss", f"{s['lowest_smooth_loss']:.2f} at update {s['lowest_smooth_update']:,} (the best "
+                                   "model: the parameters behind it)"),
+            ("training time", f"{s['seconds']:.1f} s, {s['us_per_step']:.0f} µs per update (samples and checkpoints "
+                              "not counted)")]
 
 
 # --- notebook 6: Adam, mini-batches and a validation loss --------------------------------------
@@ -76,6 +95,42 @@ def ladder_rows(yard, nets, runs, headline=None):
                      f"{s['chars_seen'] / 1e6:.1f} M"))
     key = lambda r: -(r[1] if r[1] is not None else r[2])                              # noqa: E731
     return [(r[0], shown(r[1]), shown(r[2]), *r[3:]) for r in sorted(rows, key=key)]
+
+
+def yardstick_note(yard, n_chars):
+    """The sentence under the yardsticks' table: what was scored, and the n-gram's orders."""
+    n_orders = sum(k.startswith("ngram-") for k in yard["static"])
+    seconds = yard["seconds"]["ngram_static"] + yard["seconds"]["ngram_adaptive"]
+    return (f"Bits per character on the last {yard['n_scored_chars']:,} of {yard['n_val_chars']:,} held-out "
+            f"characters ({n_chars:,} in all); the n-gram's orders (static / adaptive, in brackets) chosen on the "
+            f"first half among {n_orders}, counted in {seconds:.1f} s.")
+
+
+def reader_label(name, run):
+    """The network that reads while it learns, as the text names it: the headline run, or a ladder's name."""
+    return f"headline {run.cfg.cell.upper()}" if name == "headline" else name
+
+
+def reading_title(label, word):
+    """The title of the coloured passage (lib.evaluate.helped_passage's)."""
+    return (f"the {label}; red: bits saved by reading (up to 4), blue: bits lost"
+            + (f"; '{word}' is not in the training text" if word else ""))
+
+
+def dynamic_note(label, net):
+    """How the network read while it learned (net: lib.evaluate.network_bits)."""
+    eta, decay, segment = net["setting"]
+    return (f"Dynamic evaluation of the {label}: segments of {segment} characters, step size {eta:g}, decay "
+            f"{decay:g} (chosen on the first half); all {len(net['static']):,} held-out characters read in "
+            f"{net['seconds']:.1f} s.")
+
+
+def kind_table(kinds, ngram, network):
+    """(rows, header, align) of show.table for lib.evaluate.by_kind's rows: the n-gram ngram against the
+    network named network, by what is predicted."""
+    rows = [(k, f"{share:.1%}", f"{a:.3f}", f"{b:.3f}", f"{won:.0%}") for k, share, a, b, won in kinds]
+    return (rows, ["predicting", "share of characters", f"{ngram} (bits)", f"{network} (bits)",
+                   f"where {ngram} is better"], ["l", "r", "r", "r", "r"])
 
 
 def headline_label(run):

@@ -47,6 +47,7 @@ from lib.recipes import command, recipe
 from lib.data import CorpusError, load_corpus
 from lib.util.limits import TooLarge
 from lib.training.loop import Diverged, TrainingStopped
+from lib.training.progress import QUIET
 from lib.training.runs import budgeted, run
 from lib.search.journal import (BEST, STUDY, SearchError, check_same, finished, folder_of, interrupt,
                          mend_journal, open_study, requeue_interrupted)
@@ -96,7 +97,7 @@ def run_trial(settings, data, folder, budget, part):
     if part.get("updates"):                 # a trial queued again may resume a run past its first part
         cfg = cfg.replace(steps=max(part["updates"], min(_steps_done(folder), budget["updates"])))
     try:
-        result = run(cfg, data, folder, max_seconds=part.get("seconds"), progress=False, log=None, names=COMMAND)
+        result = run(cfg, data, folder, max_seconds=part.get("seconds"), show=QUIET, names=COMMAND)
     except Diverged:
         K = load_corpus(data).vocab.K
         return {"best_val_loss_bits": math.log2(K), "updates": None, "seconds": None, "diverged": True}

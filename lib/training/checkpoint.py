@@ -32,7 +32,7 @@ from lib.model import cells
 from lib.util import files
 from lib.config import Config
 from lib.data import CorpusError, Vocab
-from lib.training.state import MAX_COUNT, OPTIMIZER_STATE, SCALARS, State, summary
+from lib.training.state import MAX_COUNT, OPTIMIZER_STATE, SCALARS, State
 
 CKPT, SUMMARY = "checkpoint.npz", "summary.json"    # a run's two files, in its folder
 FORMAT = "dd2424-char-rnn-checkpoint"
@@ -104,9 +104,8 @@ def save_state(path, cfg, vocab, state, corpus_sha256, n_chars):
                 np.lib.format.write_array(f, a, allow_pickle=False)
 
 
-def save_summary(path, cfg, vocab, state, n_chars, corpus_sha256):
-    """Write the run's summary (lib/training/state.py's summary(), as JSON) to path, atomically."""
-    info = summary(cfg, vocab, state, n_chars, corpus_sha256)
+def save_summary(path, info):
+    """Write a run's summary (the dict of lib/training/state.py's summary()) to path as JSON, atomically."""
     files.write_text(path, json.dumps(info, indent=2) + "\n")
 
 

@@ -34,9 +34,8 @@ from lib.training import checkpoint
 from lib.data import check_sizes, halves, split
 from lib.sample import sample
 from lib.reading import validation_loss
-from lib.util.cli import Abandoned
-from lib.util.cli import deferred, stop_exception
-from lib.training.state import HeldBest, init_state
+from lib.util.cli import Abandoned, deferred, stop_exception
+from lib.training.state import HeldBest, init_state, summary
 
 DIVERGED = 10.0   # a loss above DIVERGED * T ln K (ten times a uniform guess) stops training
 
@@ -84,6 +83,13 @@ def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=N
     beside it. max_seconds: stop (status "budget") once training has taken this long. corpus_sha256: the
     text's sha256 for the checkpoint (computed when None).
     """
+    return trained(cfg, data, vocab, state, view=view, ckpt=ckpt, max_seconds=max_seconds,
+                   corpus_sha256=corpus_sha256)[0]
+
+
+def trained(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=None, corpus_sha256=None):
+    """train(), returning (the State, the run's summary: the dict written last to summary.json, or made
+    once at the end when there is no checkpoint file)."""
     kernels.keep_freed_memory()                 # one update's arrays reused by the next
     with deferred() as stop:
         run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, stop)
@@ -207,8 +213,7 @@ class Session:
         try:
             checkpoint.save_state(self.ckpt, self.cfg, self.vocab, self.state, self.corpus_sha256, len(self.data))
             written = self.state.step
-            checkpoint.save_summary(self.ckpt.parent / checkpoint.SUMMARY, self.cfg, self.vocab, self.state,
-                                    len(self.data), self.corpus_sha256)
+            checkpoint.save_summary(self.ckpt.parent / checkpoint.SUMMARY, self.summary())
         except OSError as err:
             last = self.saved if written is None else written
             before = "no checkpoint was written" if last is None else f"the checkpoint of update {last:,} is intact"
@@ -232,9 +237,15 @@ class Session:
             state.losses, state.smooth_losses = state.losses[:state.step], state.smooth_losses[:state.step]
             self.view.close(state)
 
+    def summary(self):
+        """The run's facts as they stand (lib/training/state.py's summary), kept as the last one made."""
+        self.last_summary = summary(self.cfg, self.vocab, self.state, len(self.data), self.corpus_sha256)
+        return self.last_summary
+
     def finish(self, stop):
-        """After the loop: the last validation loss and sample, and the checkpoint; returns the state. A run
-        a signal stopped (before, or while the last sample was drawn) is saved, and its signal raised."""
+        """After the loop: the last validation loss and sample, and the checkpoint; returns (the state, the
+        summary written with it). A run a signal stopped (before, or while the last sample was drawn) is
+        saved, and its signal raised."""
         state = self.state
         if not stop:
             state.status = "done" if state.step >= self.cfg.steps else "budget"
@@ -247,7 +258,7 @@ class Session:
                           f"{' in ' + str(self.ckpt) + ' and resumes from there' if self.ckpt else ''}.")
             raise stop_exception(stop.signal)
         self.checkpoint()
-        return state
+        return state, self.last_summary if self.ckpt is not None else self.summary()
 
 
 def _due(history, step, every, last):

@@ -8,10 +8,13 @@ The plot drawn during training is a small SVG built by hand (about a millisecond
 drawn once, with matplotlib, when training ends.
 
 Two views (lib/training/loop.py's View says what a view does): Progress, the line and the plot, and Lines, plain
-lines of text for the samples and messages (no progress bar).
+lines of text for the samples and messages (no progress bar). Show, what a caller of lib/training/runs.py's
+run() asks to see, makes the one that fits.
 """
 import sys
 import time
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -169,3 +172,28 @@ class Progress(View):
         if self.handle is None:
             self.stream.write("\n")
             self.stream.flush()
+
+
+@dataclass(frozen=True)
+class Show:
+    """What a run shows while it runs (run()'s `show`): progress, a progress line (and in Jupyter the live
+    plot) or not; log, where lines of text go (the facts of the run, samples, messages; None: nowhere);
+    samples, whether the samples are shown as they are drawn."""
+    progress: bool = True
+    log: Optional[Callable[[str], None]] = print
+    samples: bool = True
+
+    def say(self, line):
+        if self.log is not None:
+            self.log(line)
+
+    def view(self, cfg, start, budget):
+        """The View of a run of cfg from update start (budget: its max_seconds, or None)."""
+        log = self.log or (lambda line: None)
+        if self.progress:
+            return Progress(cfg.steps, start, budget=budget, seq_length=cfg.seq_length, log=log,
+                            show_samples=self.samples)
+        return Lines(log, self.samples)
+
+
+QUIET = Show(progress=False, log=None)      # nothing at all: the search's trials, parallel seeds, the tests

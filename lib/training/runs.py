@@ -24,8 +24,8 @@ from lib.util import files
 from lib.training.checkpoint import CKPT, SUMMARY
 from lib.config import PYTHON, RESUMABLE, UNBOUNDED, Config, option_name, require
 from lib.data import Corpus, Vocab, check_sizes, default_corpus_path, load_corpus
-from lib.training.loop import train
-from lib.training.progress import Lines, Progress
+from lib.training.loop import trained
+from lib.training.progress import QUIET, Show
 from lib.training.state import State, check_memory, check_sampling, checkpoint_bytes, describe, summary
 
 
@@ -42,38 +42,36 @@ class RunExists(ValueError):
     """The folder holds another run; the message names the choices."""
 
 
-def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, progress=True, log=print,
-        show_samples=True, names=PYTHON):
+def run(cfg, corpus=None, out_dir=None, *, overwrite=False, max_seconds=None, show=Show(), names=PYTHON):
     """Train with cfg on corpus (a path, a Corpus, or None for the default corpus), in out_dir (None:
     nowhere), resuming the run there as the module docstring says. With max_seconds, training stops
-    once it has taken that long, and a run that stopped so is complete. progress: a progress line (and
-    in Jupyter a live plot); log: where lines of text go (the facts of the run, samples, messages); None
-    for neither. names: how the user wrote these options (lib.config.Naming: PYTHON, COMMAND or a notebook's),
-    for the messages. Returns a Run."""
+    once it has taken that long, and a run that stopped so is complete. show: what is shown while it runs
+    (lib/training/progress.py's Show; QUIET for nothing). names: how the user wrote these options
+    (lib.config.Naming: PYTHON, COMMAND or a notebook's), for the messages. Returns a Run, whose summary is
+    the one written to summary.json."""
     if not isinstance(corpus, Corpus):
         corpus = load_corpus(corpus or default_corpus_path(), cfg.seq_length + 1)
-    vocab, log = corpus.vocab, log or (lambda line: None)
+    vocab = corpus.vocab
     preflight(cfg, corpus, out_dir, max_seconds, names)
-    log(describe(cfg, corpus))
+    show.say(describe(cfg, corpus))
     out = None if out_dir is None else Path(out_dir)
     with files.FolderLock(out) if out else contextlib.nullcontext():
-        state = None if out is None else _resumable(out, cfg, corpus, overwrite, log, names)
+        state = None if out is None else _resumable(out, cfg, corpus, overwrite, show.say, names)
         complete = state is not None and (
             (state.status == "done" and state.step == cfg.steps) or
             (state.status == "budget" and max_seconds is not None and state.seconds >= max_seconds))
         if state is not None:
-            log(f"{'loading the complete run' if complete else 'resuming'} {out / CKPT} at update {state.step:,}")
-        view = Progress(cfg.steps, 0 if state is None else state.step, budget=max_seconds,
-                        seq_length=cfg.seq_length, log=log, show_samples=show_samples) if progress else \
-            Lines(log, show_samples)        # a progress line, or lines of text
+            show.say(f"{'loading the complete run' if complete else 'resuming'} {out / CKPT} at update {state.step:,}")
+        view = show.view(cfg, 0 if state is None else state.step, max_seconds)
         if complete:                        # loaded as it is, not written again; shown as training showed it
             view.replay(state)
+            info = summary(cfg, vocab, state, corpus.n_chars, corpus.sha256)
             if not (out / SUMMARY).exists():
-                checkpoint.save_summary(out / SUMMARY, cfg, vocab, state, corpus.n_chars, corpus.sha256)
+                checkpoint.save_summary(out / SUMMARY, info)
         else:
-            state = train(cfg, corpus.data, vocab, state, view=view, ckpt=out and out / CKPT,
-                          max_seconds=max_seconds, corpus_sha256=corpus.sha256)
-    return Run(cfg, vocab, state, summary(cfg, vocab, state, corpus.n_chars, corpus.sha256))
+            state, info = trained(cfg, corpus.data, vocab, state, view=view, ckpt=out and out / CKPT,
+                                  max_seconds=max_seconds, corpus_sha256=corpus.sha256)
+    return Run(cfg, vocab, state, info)
 
 
 def preflight(cfg, corpus, out_dir, max_seconds, names=PYTHON):
@@ -201,8 +199,7 @@ def seed_runs(configs, corpus, folders, n_jobs=-1, backend="loky", max_seconds=N
 
 
 def _quiet_run(cfg, corpus, folder, max_seconds, overwrite, names):
-    return run(cfg, corpus, folder, overwrite=overwrite, progress=False, log=None, max_seconds=max_seconds,
-               names=names)
+    return run(cfg, corpus, folder, overwrite=overwrite, show=QUIET, max_seconds=max_seconds, names=names)
 
 
 def config_of(ckpt, **changes):
