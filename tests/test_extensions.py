@@ -13,7 +13,8 @@ from lib.model import cells
 from lib.training import loop
 from lib.training.checkpoint import load_state
 from lib.config import Config, SettingError
-from lib.training.loop import inputs_and_targets, train
+from lib.training.chunks import inputs_and_targets
+from lib.training.loop import train
 from lib.data import split
 from conftest import QUIET, assert_same_state
 

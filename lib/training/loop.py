@@ -35,6 +35,7 @@ from lib.data import check_sizes, halves, split
 from lib.sample import sample
 from lib.reading import validation_loss
 from lib.util.cli import Abandoned, deferred, stop_exception
+from lib.training.chunks import advance, inputs_and_targets
 from lib.training.state import HeldBest, init_state, summary
 
 DIVERGED = 10.0   # a loss above DIVERGED * T ln K (ten times a uniform guess) stops training
@@ -74,8 +75,14 @@ class View:
 
 # --- the loop ---------------------------------------------------------------------------------
 
-def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=None, corpus_sha256=None):
-    """Run updates until state.step == cfg.steps; returns the State (its histories are the history).
+def train(cfg, data, vocab, state=None, **options):
+    """trained()'s State alone (its histories are the history)."""
+    return trained(cfg, data, vocab, state, **options)[0]
+
+
+def trained(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=None, corpus_sha256=None):
+    """Run updates until state.step == cfg.steps; returns (the State, the run's summary: the dict written
+    last to summary.json, or made once at the end when there is no checkpoint file).
 
     data: (N,) indices of the whole text; the last val_fraction of it is held out, validation reads its first half.
     view: what is shown (View). ckpt: the checkpoint file, written every cfg.checkpoint_every updates, at
@@ -83,13 +90,6 @@ def train(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=N
     beside it. max_seconds: stop (status "budget") once training has taken this long. corpus_sha256: the
     text's sha256 for the checkpoint (computed when None).
     """
-    return trained(cfg, data, vocab, state, view=view, ckpt=ckpt, max_seconds=max_seconds,
-                   corpus_sha256=corpus_sha256)[0]
-
-
-def trained(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds=None, corpus_sha256=None):
-    """train(), returning (the State, the run's summary: the dict written last to summary.json, or made
-    once at the end when there is no checkpoint file)."""
     kernels.keep_freed_memory()                 # one update's arrays reused by the next
     with deferred() as stop:
         run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, stop)
@@ -265,41 +265,6 @@ def _due(history, step, every, last):
     """Whether a history (samples or validation losses) is due an entry at step: every `every` updates
     and at the end (last), once."""
     return (step % every == 0 or last) and not (history and history[-1]["step"] == step)
-
-
-# --- the data an update reads -----------------------------------------------------------------
-
-def inputs_and_targets(cfg, train_data, e, step):
-    """X, Y (T, B): the inputs and targets of update `step`.
-
-    "sequential": stream b reads the b-th of B equal parts of the text, at offset e
-    (B = 1: data[e:e+T] and data[e+1:e+T+1], as in the assignment); views, not copies.
-    "random": B start points drawn by the Generator seeded by (seed, 1, step).
-    """
-    T, B = cfg.seq_length, cfg.batch_size
-    if cfg.chunks == "random":
-        starts = np.random.default_rng([cfg.seed, 1, step]).integers(0, len(train_data) - T, size=B)
-        pos = np.arange(T)[:, None] + starts
-        return train_data[pos], train_data[pos + 1]
-    L = len(train_data) // B
-    streams = train_data[:B * L].reshape(B, L).T        # (L, B): column b is stream b's part
-    return streams[e:e + T], streams[e + 1:e + T + 1]
-
-
-def advance(cfg, state, n_train):
-    """Move to the next chunk after an update; start a new epoch where the text runs out."""
-    T, B = cfg.seq_length, cfg.batch_size
-    if cfg.chunks == "random":               # epochs counted in characters read
-        epoch = state.step * T * B // n_train
-        if epoch > state.epoch:
-            state.epoch = epoch
-            state.epoch_starts.append(state.step)
-        return
-    state.e += T
-    if state.e + T + 1 > n_train // B:      # the next chunk would run past a stream's part of the text
-        state.e, state.hprev = 0, np.zeros_like(state.hprev)
-        state.epoch += 1
-        state.epoch_starts.append(state.step)
 
 
 # --- one update -------------------------------------------------------------------------------
