@@ -1,7 +1,7 @@
 """Builds the optional compiled kernels (lib/model/_kernels.c); everything else is in pyproject.toml.
 
 Without a C compiler the build of lib.model._kernels is skipped with a warning, and lib/ runs the same
-computations as NumPy calls (slower for one sequence per update; see the README's speed section).
+computations as NumPy calls (slower for one sequence per update; see docs/speed.md).
 """
 import platform
 import sys

@@ -70,7 +70,7 @@ SEQ_LENGTHS, BATCH_SIZES = [25, 50, 100], [16, 32, 64]     # suggest()'s choices
 
 
 def suggest(trial):
-    """The settings of a trial, drawn by Optuna's sampler: SPACE."""
+    """The settings of a trial (SEARCHED), drawn by Optuna's sampler from the choices and ranges below."""
     return {"cell": trial.suggest_categorical("cell", ["gru", "lstm", "rnn"]),
             "layers": trial.suggest_int("layers", 1, 2),
             "m": trial.suggest_categorical("m", [128, 256, 384, 512]),
