@@ -14,7 +14,7 @@ STEPS  ?= 100000
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEX_PACKAGES := texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc poppler-utils
 
-.PHONY: setup venv-package data tex browser report test test-fast lab bench headline clean
+.PHONY: setup venv-package data tex browser report report-args test test-fast lab bench headline headline-args clean
 
 OUT ?= runs/headline
 
@@ -62,7 +62,14 @@ browser:
 	  echo "Install Chromium by hand (the browser test looks for a 'chromium' command): see the README." >&2; exit 1; \
 	fi
 
-report: data tex
+# What a target was given is checked before it installs, downloads or trains anything.
+report-args:
+	@case "$(ONLY)" in ""|all|assignment) ;; *) echo "error: ONLY=$(ONLY): give ONLY=assignment (notebooks 1-5)" \
+	  "or leave it out (the whole report)." >&2; exit 1;; esac
+	@case "$(STEPS)" in ""|*[!0-9]*|0|00*) echo "error: STEPS=$(STEPS): must be a positive integer (100000, the" \
+	  "assignment's, by default)." >&2; exit 1;; esac
+
+report: report-args data tex
 	$(BIN)/python -m lib.report --steps $(STEPS) $(if $(ONLY),--only $(ONLY))
 
 test: data tex browser
@@ -71,7 +78,12 @@ test: data tex browser
 test-fast: data
 	$(BIN)/python -m pytest -m fast
 
-headline: data
+headline-args:
+	@[ -n "$(strip $(OUT))" ] || { echo "error: OUT is empty: give the run's folder, OUT=DIR." >&2; exit 1; }
+	@[ -z "$(DATA)" ] || [ -f "$(DATA)" ] || { echo "error: DATA=$(DATA): no such file; give a UTF-8 text file" \
+	  "(or leave DATA out for the default corpus)." >&2; exit 1; }
+
+headline: headline-args data
 	$(BIN)/python -m lib.train --config configs/headline.toml $(if $(DATA),--data "$(DATA)") --out "$(OUT)"
 	$(BIN)/python -m lib.evaluate --run "$(OUT)" $(if $(DATA),--data "$(DATA)")
 

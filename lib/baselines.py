@@ -355,17 +355,18 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
 
 def main(argv=None):
     from lib.util import files
-    from lib.util.cli import Parser
-    p = Parser(prog="python -m lib.baselines", description=__doc__.split("\n")[0])
+    from lib.util.cli import Parser, first_paragraph
+    p = Parser(prog="python -m lib.baselines", description=first_paragraph(__doc__))
     p.add_argument("--data", help="corpus text file (default: data/goblet_book.txt, else the default corpus)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="the held-out tail (default 0.1)")
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)
     if not 0 < args.val_fraction < 0.5:
         raise ValueError(f"--val-fraction must be in (0, 0.5), got {args.val_fraction}.")
+    corpus = load_corpus(args.data)
     if args.json:
-        files.output_file(args.json, "--json")   # before the work, not after it
-    result = yardsticks(load_corpus(args.data), args.val_fraction)
+        files.output_file(args.json, "--json", inputs=[("the text", corpus.path)])   # before the work
+    result = yardsticks(corpus, args.val_fraction)
     for kind in ("static", "adaptive"):
         for name, b in result[kind].items():
             print(f"{kind:<9} {name:<9} {b:6.3f} bits per character")

@@ -168,17 +168,17 @@ def network_bits(run, corpus, tune_chars=TUNE_CHARS, log=None):
             "seconds": time.perf_counter() - t0}
 
 
-def evaluate(run_dir, data=None, log=print, run=None):
+def evaluate(run_dir, data=None, log=print, run=None, corpus=None):
     """The table of the module's docstring for the run in run_dir (run: that Run, when it is loaded
     already), on its text (data: a path, or None for the text it was trained on when that is the default
-    corpus). Returns the dict of evaluation.json."""
+    corpus; corpus: that text, when it is read already). Returns the dict of evaluation.json."""
     from lib.training.runs import load_run
     run = run or load_run(run_dir)
     cfg = run.cfg
     if cfg.val_fraction == 0:
         raise EvaluationError(f"The run in {run_dir} has no held-out part (val_fraction 0): there is nothing to "
                               "score that it was not trained on. Train with --val-fraction 0.1.")
-    corpus = load_corpus(data)
+    corpus = corpus or load_corpus(data)
     if corpus.sha256 != run.summary["corpus_sha256"]:
         raise EvaluationError(f"{corpus.path} is not the text the run in {run_dir} was trained on (another "
                               "sha256); give that text with --data.")
@@ -219,18 +219,21 @@ def evaluate(run_dir, data=None, log=print, run=None):
 
 def main(argv=None):
     from lib.util import files
-    from lib.util.cli import Parser
-    p = Parser(prog="python -m lib.evaluate", description=__doc__.split("\n")[0])
+    from lib.util.cli import Parser, first_paragraph
+    p = Parser(prog="python -m lib.evaluate", description=first_paragraph(__doc__))
     p.add_argument("--run", required=True, help="a run's folder (trained with a held-out part)")
     p.add_argument("--data", help="the text it was trained on (default: data/goblet_book.txt, else the default "
                                   "corpus)")
     p.add_argument("--json", help="where the table goes (default: RUN/evaluation.json)")
     args = p.parse_args(argv)
     from lib.training.runs import load_run
-    run = load_run(args.run)                # first: a folder that holds no run is not made to hold evaluation.json
+    hint = f"train one there with a held-out part first (python -m lib.train --val-fraction 0.1 --out {args.run})"
+    run = load_run(args.run, hint)          # first: a folder that holds no run is not made to hold evaluation.json
     out = Path(args.json or Path(args.run) / "evaluation.json")
-    files.output_file(out, "--json")
-    result = evaluate(args.run, args.data, run=run)
+    run_files = [(f"the run's {name}", Path(args.run) / name) for name in ("checkpoint.npz", "summary.json")]
+    corpus = load_corpus(args.data)
+    files.output_file(out, "--json", inputs=run_files + [("the text", corpus.path)])
+    result = evaluate(args.run, run=run, corpus=corpus)
     for name, b in result["bits_per_char"].items():
         print(f"{name:<16} {b:6.3f} bits per character")
     print(f"({result['chars_scored']:,} characters scored, the second half of the held-out part; dynamic "

@@ -111,18 +111,20 @@ def main(argv=None):
     from lib.data import load_corpus
     from lib.report.show import markdown_table
     p = Parser(prog="python -m lib.gradcheck", description="Check a cell's gradients entry by entry.")
-    p.add_argument("--cell", default="rnn", choices=list(cells.CELLS))
+    p.add_argument("--cell", default="rnn", choices=list(cells.CELLS), help="the cell whose gradients are checked "
+                                                                           "(default rnn, the assignment's)")
     p.add_argument("--m", type=positive_int, default=5, help="hidden units (default 5: every entry is checked)")
     p.add_argument("--layers", type=arg_type("layers"), default=1, help="recurrent layers stacked (default 1)")
     p.add_argument("--batch", type=positive_int, default=2,
                    help="sequences, each from its own random state (default 2)")
-    p.add_argument("--seq-length", type=positive_int, default=25)
+    p.add_argument("--seq-length", type=positive_int, default=25, help="characters per sequence, T (default 25)")
     p.add_argument("--sig", type=positive_number, default=0.1, help="standard deviation of the random weights")
     p.add_argument("--h", type=positive_number, default=None,
                    help=f"the finite-difference step (default {STEP[4]:g} for order 4, {STEP[2]:g} for order 2)")
     p.add_argument("--order", type=int, default=4, choices=(2, 4),
                    help="4: the five-point stencil (default); 2: the centred difference of the assignment")
-    p.add_argument("--seed", type=arg_type("seed"), default=0)
+    p.add_argument("--seed", type=arg_type("seed"), default=0,
+                   help="draws the random weights and states (default 0)")
     p.add_argument("--data", help="corpus (default: data/goblet_book.txt, else the default corpus)")
     args = p.parse_args(argv)
     if args.h is None:
@@ -144,6 +146,12 @@ def main(argv=None):
     if seconds > MAX_SECONDS:
         raise ValueError(f"Checking all {theta.size:,} entries would take about {seconds / 3600:.1f} hours here; "
                          f"use a smaller --m (5 checks every entry in seconds), --batch or --seq-length.")
+    _, ga, _ = cell.loss_and_grads(P, X, Y, h0)
+    least, largest = floor(P, X, Y, h0, args.h, cell, args.order), max(float(np.abs(g).max()) for g in ga)
+    if least >= largest:
+        raise ValueError(f"--h {args.h:g} is too small for the check to fail: the rounding of the losses, divided "
+                         f"by so small a step, puts every entry below the floor of {least:.1e} (the largest gradient "
+                         f"is {largest:.1e}). Use the default step, {STEP[args.order]:g}.")
     print(f"checking {theta.size:,} entries, about {seconds:.0f} s", flush=True)
     rows = check(P, X, Y, h0, h=args.h, cell=cell, order=args.order)
     print(f"cell {args.cell}, {args.layers} layer{'s' * (args.layers > 1)}, K = {K}, m = {m}, B = {B}, T = {T}, "
@@ -153,8 +161,11 @@ def main(argv=None):
     print(f"(an entry whose |g_a| + |g_n| is below {rows[0]['floor']:.1e}, which the rounding of the losses "
           "keeps finite differences from resolving to 1e-6, is measured against that floor)")
     worst = max(r["max_rel_error"] for r in rows)
+    large = args.h > 10 * STEP[args.order] and worst >= TOLERANCE
     print(f"largest relative error {worst:.2e}: {'passed' if worst < TOLERANCE else 'FAILED'} "
-          f"(the check asks for less than {TOLERANCE:g})")
+          f"(the check asks for less than {TOLERANCE:g})"
+          + (f"; the step h = {args.h:g} is far above the default {STEP[args.order]:g}, and the finite differences' "
+             f"own error, of order h^{args.order}, may be what fails: try the default" if large else ""))
     return 0 if worst < TOLERANCE else 1
 
 

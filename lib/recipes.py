@@ -4,19 +4,28 @@ import dataclasses
 from pathlib import Path
 
 from lib.config import Config, SettingError, option_name, require
+from lib.util import files
 
 RECIPES = Path(__file__).resolve().parent.parent / "configs"   # the named recipes, one TOML file each
+MAX_RECIPE_BYTES = 64 * 1024    # a recipe is a few lines; a larger file is refused before it is read
 
 
 def read_recipe(path):
     """The settings of a recipe file, checked: (settings (dict), max_seconds or None). The file is TOML,
     one `key = value` a setting of Config, and optionally max_seconds, the training time it is meant for.
-    A missing or unreadable file, bad TOML, an unknown key or a bad value: ValueError, in one line that
-    names the file (and the key)."""
+    A missing file, a folder, a device or a FIFO (refused before anything is read), a file larger than
+    MAX_RECIPE_BYTES, bad TOML, an unknown key or a bad value: ValueError, in one line that names the file
+    (and the key). A byte-order mark at the start (as Windows Notepad writes) is read past."""
     import tomllib
     path = Path(path)
+    st = files.regular_file(path, "the recipe")
+    if st is None:
+        raise ValueError(f"{path}: no such recipe file (the named ones are in {RECIPES}).")
+    if st.st_size > MAX_RECIPE_BYTES:
+        raise ValueError(f"{path} is {files.human(st.st_size)}; a recipe is a few lines of settings (at most "
+                         f"{files.human(MAX_RECIPE_BYTES)}). Give the recipe's TOML file.")
     try:
-        d = tomllib.loads(path.read_text(encoding="utf-8"))
+        d = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as err:
         raise ValueError(f"{path}: cannot read the recipe ({err.strerror or err}).") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

@@ -21,6 +21,9 @@ from lib.reading import MAX_ADAPT_SECONDS
 from lib.util import limits
 from lib.util.cli import Abandoned
 
+ADAPT_SECONDS = 10.0     # --adapt's reading time when --adapt-seconds is not given
+
+
 def next_char_probs(o, temperature=1.0, top_p=1.0):
     """p (K,) from the scores o (K,): p = softmax(o / tau) with tau the temperature, then the nucleus.
 
@@ -132,9 +135,14 @@ def main(argv=None):
     p.add_argument("--last", action="store_true", help="use the last parameters, not the best")
     p.add_argument("--adapt", metavar="FILE", help="a text the network reads first, learning from it (a copy of "
                                                   "its weights: the run is not changed), before it writes")
-    p.add_argument("--adapt-seconds", type=arg_type("positive", float), default=10.0,
-                   help=f"how long it reads --adapt's text, again and again (default 10; at most {MAX_ADAPT_SECONDS})")
+    p.add_argument("--adapt-seconds", type=arg_type("positive", float), default=None,
+                   help=f"with --adapt: how long it reads the text, again and again (default {ADAPT_SECONDS:g}; at "
+                        f"most {MAX_ADAPT_SECONDS})")
     args = p.parse_args(argv)
+    if args.adapt_seconds is not None and not args.adapt:
+        raise ValueError("--adapt-seconds acts only with --adapt FILE (the text the network reads first): leave it "
+                         "out, or give that too.")
+    seconds = ADAPT_SECONDS if args.adapt_seconds is None else args.adapt_seconds
     path = in_folder(args.checkpoint)
     cfg, vocab, state, _ = load_state(path)
     prime = default_prime(vocab) if args.prime is None else args.prime
@@ -143,11 +151,11 @@ def main(argv=None):
     if not np.isfinite(theta).all():
         raise ValueError(f"{path} holds last parameters that are not finite (the run diverged); leave out --last.")
     if args.adapt:
-        if args.adapt_seconds > MAX_ADAPT_SECONDS:
-            raise ValueError(f"--adapt-seconds {args.adapt_seconds:g} is more than {MAX_ADAPT_SECONDS} s; read for less.")
+        if seconds > MAX_ADAPT_SECONDS:
+            raise ValueError(f"--adapt-seconds {seconds:g} is more than {MAX_ADAPT_SECONDS} s; read for less.")
         text = reading.adaptation_text(args.adapt, vocab)
-        theta, before, after, read = reading.read_first(cfg, vocab, state, theta, text, args.adapt_seconds)
-        print(f"read {args.adapt} ({len(text):,} characters) for {args.adapt_seconds:g} s, {read:,} characters in "
+        theta, before, after, read = reading.read_first(cfg, vocab, state, theta, text, seconds)
+        print(f"read {args.adapt} ({len(text):,} characters) for {seconds:g} s, {read:,} characters in "
               f"all: {before:.3f} -> {after:.3f} bits per character on it", file=sys.stderr, flush=True)
     print(prime + passage(cfg, vocab, theta, args.n, args.seed, args.temperature, args.top_p, prime))
 

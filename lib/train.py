@@ -48,11 +48,11 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    max_seconds = args.max_seconds
+    typed = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    max_seconds, settings, given = args.max_seconds, {}, dict(typed)
     if args.config:
         settings, seconds = read_recipe(args.config)
-        given = {**settings, **given}
+        given = {**settings, **typed}
         max_seconds = seconds if max_seconds is None else max_seconds
     if max_seconds is not None and "steps" not in given and not args.resume:
         given["steps"] = UNBOUNDED          # a time budget alone: train until it is used up
@@ -62,7 +62,7 @@ def main(argv=None):
                 raise ValueError("--resume continues the run in its folder and --overwrite would move it aside; "
                                  "give one of them.")
             ckpt = in_folder(args.resume)
-            cfg = config_of(ckpt, **given)
+            cfg = config_of(ckpt, (args.config, settings) if args.config else None, **typed)
             folder = ckpt.parent
             if ckpt.name != "checkpoint.npz":
                 raise ValueError(f"--resume takes a run's folder (or the checkpoint.npz in it), not {ckpt}.")

@@ -150,6 +150,26 @@ def accented(d):
     (d / "accented.txt").write_text("Café déjà vu, été à Noël; ça alors!\n" * 30, encoding="utf-8")
 
 
+def big_recipe(d):
+    (d / "big.toml").write_text("# a comment\n" * 100_000)
+
+
+def bom_recipe(d):
+    (d / "bom.toml").write_text("m = 8\nsample_every = 5\n", encoding="utf-8-sig")
+
+
+def other_recipe(d):
+    (d / "other.toml").write_text("m = 24\n")
+
+
+def own_recipe(d):
+    (d / "own.toml").write_text("m = 8\nsample_every = 10\ncheckpoint_every = 10\n")
+
+
+def no_run(d):
+    (d / "norun").mkdir()
+
+
 def finished(folder, steps):
     """A check: the run in folder/ is complete at steps updates (the command's output may be gone)."""
     def check(stdout, d):
@@ -223,6 +243,30 @@ CASES = [
       r"--resume continues a run with its own settings; drop --eta"),
     C("Work lost", "--resume into another --out", [*TRAIN, "--resume", "{prev}", "--out", "{tmp}/elsewhere"], 1,
       r"drop --out"),
+    C("Work lost", "training on its own folder's summary.json as the text", [*TRAIN, "--data", "{prev}/summary.json",
+      "--out", "{prev}"], 1, r"--out .*prev would have its summary.json written over the text this command reads"),
+    C("Work lost", "evaluate --json over the run's checkpoint", ["lib.evaluate", "--run", "{prev}", "--data", "{corpus}",
+      "--json", "{prev}/checkpoint.npz"], 1, r"--json .*checkpoint.npz would replace a run's or a study's own"),
+    C("Work lost", "baselines --json over its own text", ["lib.baselines", "--data", "{corpus}", "--val-fraction",
+      "0.2", "--json", "{corpus}"], 1, r"--json .*small.txt is the text this command reads"),
+    C("Work lost", "baselines --json over a run's summary", ["lib.baselines", "--data", "{corpus}", "--val-fraction",
+      "0.2", "--json", "{prev}/summary.json"], 1, r"would replace a run's or a study's own summary.json"),
+    # Recipes: a recipe file is checked before it is read, and read as a person saved it.
+    C("Recipes", "/dev/zero as a recipe", [*TRAIN, "--config", "/dev/zero", "--data", "{corpus}", "--out",
+      "{tmp}/new"], 1, r"The recipe /dev/zero is a device; give a regular file"),
+    C("Recipes", "a FIFO as a recipe", [*TRAIN, "--config", "{tmp}/fifo", "--data", "{corpus}", "--out", "{tmp}/new"],
+      1, r"The recipe .*fifo is a FIFO \(named pipe\)", setup=fifo),
+    C("Recipes", "a folder as a recipe", [*TRAIN, "--config", "{tmp}", "--data", "{corpus}", "--out", "{tmp}/new"],
+      1, r"The recipe .* is a folder"),
+    C("Recipes", "a recipe of 1.1 MB", [*TRAIN, "--config", "{tmp}/big.toml", "--data", "{corpus}", "--out",
+      "{tmp}/new"], 1, r"big.toml is 1.1 MB; a recipe is a few lines of settings \(at most 64.0 KB\)", setup=big_recipe),
+    C("Recipes", "a recipe saved with a byte-order mark", [*TRAIN, "--config", "{tmp}/bom.toml", "--data", "{corpus}",
+      "--steps", "5", "--out", "{tmp}/new"], 0, r'"steps": 5', setup=bom_recipe),
+    C("Recipes", "--resume with the run's own recipe", [*TRAIN, "--resume", "{prev}", "--config", "{tmp}/own.toml",
+      "--data", "{corpus}", "--steps", "40"], 0, r'"steps": 40', saved="continued", setup=own_recipe),
+    C("Recipes", "--resume with a recipe of other settings", [*TRAIN, "--resume", "{prev}", "--config",
+      "{tmp}/other.toml"], 1, r"the recipe .*other.toml sets m = 24 where the run has 8: leave out --config",
+      setup=other_recipe),
     # Hangs: nothing waits forever or runs for hours by a slip.
     C("Hangs", "a FIFO as the corpus", [*TRAIN, "--data", "{tmp}/fifo", "--out", "{tmp}/new"], 1,
       r"is a FIFO \(named pipe\); give a regular file", setup=fifo),
@@ -305,6 +349,11 @@ CASES = [
       "--out", "{tmp}/new"], 3, r"eta = 1000.0 is probably too large. The best model so far \(after 0 updates\)"),
     C("Misleading messages", "lib.sample --seed -1 names --seed", ["lib.sample", "--checkpoint", "{prev}", "--seed",
       "-1"], 1, r"--seed must be a non-negative integer, got -1"),
+    C("Misleading messages", "evaluate --run with an empty name", ["lib.evaluate", "--run", ""], 1,
+      r"No run's folder was given \(an empty name\): give the folder training wrote\.$"),
+    C("Misleading messages", "evaluate --run a folder without a run: advice for the command", ["lib.evaluate",
+      "--run", "{tmp}/norun"], 1, r"No training run in .*norun: train one there with a held-out part first "
+      r"\(python -m lib.train --val-fraction 0.1 --out .*norun\)\.$", setup=no_run),
     C("Misleading messages", "--n 0 names --n", ["lib.sample", "--checkpoint", "{prev}", "--n", "0"], 1,
       r"--n must be a positive integer, got 0"),
     # Ignored settings: a setting that would change nothing is refused, and so are contradictory options.
@@ -314,6 +363,8 @@ CASES = [
       "0.5", "--out", "{tmp}/new"], 1, r"--plateau-factor 0.5 acts only with --val-fraction above 0"),
     C("Ignored settings", "--beta1 with AdaGrad", [*TRAIN, "--data", "{corpus}", "--beta1", "0.8", "--out",
       "{tmp}/new"], 1, r'--beta1 0.8 acts only with --optimizer "adam"'),
+    C("Ignored settings", "--adapt-seconds without --adapt", ["lib.sample", "--checkpoint", "{prev}", "--adapt-seconds",
+      "5"], 1, r"--adapt-seconds acts only with --adapt FILE"),
     C("Ignored settings", "--resume with --overwrite", [*TRAIN, "--resume", "{prev}", "--overwrite"], 1,
       r"--resume continues .* --overwrite would move it aside; give one of them"),
     # Odd streams: a closed or narrow stdout or stderr never stops or fails a command.
@@ -356,6 +407,8 @@ CASES = [
     # Settings named: every command names the option it refuses.
     C("Settings named", "gradcheck --h 0", ["lib.gradcheck", "--h", "0", "--data", "{corpus}"], 2,
       r"--h: must be a positive number, got '0'"),
+    C("Settings named", "gradcheck --h too small for the check to fail", ["lib.gradcheck", "--order", "2", "--h",
+      "1e-12", "--data", "{corpus}"], 1, r"--h 1e-12 is too small for the check to fail: .* Use the default step"),
     C("Settings named", "gradcheck --h nan", ["lib.gradcheck", "--h", "nan", "--data", "{corpus}"], 2,
       r"--h: must be a positive number, got 'nan'"),
     C("Settings named", "gradcheck --seed -1", ["lib.gradcheck", "--seed", "-1", "--data", "{corpus}"], 2,
@@ -673,3 +726,42 @@ def test_readme_table_counts_these_cases():
     counts["Notebook parameters"] = len(PARAMETER_CASES) + 1      # and test_a_notebook_names_its_own_parameters
     for category, n in counts.items():
         assert re.search(rf"\| {category} \| [^|]+ \| {n} \| all held \|", readme), (category, n)
+
+
+COMMANDS = ("lib.train", "lib.sample", "lib.evaluate", "lib.baselines", "lib.gradcheck", "lib.search", "lib.report",
+            "lib.data")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself(command):
+    """--help: a description that ends a sentence (never cut after a docstring's first line) and help for
+    every option."""
+    out = subprocess.run([PY, "-m", command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "100"})
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    description = text.split("\n\n")[1]
+    assert description.rstrip().endswith("."), description
+    lines = text.splitlines()
+    bare = [line.strip() for i, line in enumerate(lines) if re.match(r"^  -", line) and
+            not re.search(r"\S  +\S", line.strip()) and
+            not (i + 1 < len(lines) and re.match(r"^ {10,}\S", lines[i + 1]))]
+    assert bare == [], f"{command}: options without help: {bare}"
+
+
+def test_a_gradient_check_failed_by_a_large_step_says_so(prev):
+    out = subprocess.run([PY, "-m", "lib.gradcheck", "--h", "0.5", "--data", str(prev / "small.txt"), "--m", "3",
+                          "--seq-length", "10"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "FAILED" in out.stdout
+    assert "the step h = 0.5 is far above the default" in out.stdout
+
+
+@pytest.mark.parametrize("args", [["report", "ONLY=bogus", "STEPS=300"], ["report", "STEPS=0"], ["report", "STEPS=1e5"],
+                                  ["headline", "DATA=/nonexistent/text.txt"], ["headline", "OUT="]])
+def test_make_checks_what_it_was_given_before_it_installs_anything(args):
+    """A bad ONLY, STEPS, DATA or OUT is refused in one line before the set-up runs (which would install the
+    venv, TeX Live or the corpus first): make echoes no command of its own."""
+    out = subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0 and out.stdout == "", out.stdout
+    assert out.stderr.startswith("error: ") and out.stderr.count("error: ") == 1, out.stderr

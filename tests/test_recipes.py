@@ -2,6 +2,7 @@
 (lib.search's starting point, `make headline` and notebooks 6-7 read them), and `lib.train --config`
 with the options beside it overriding the file."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -56,8 +57,50 @@ def test_an_unknown_key_is_refused_in_one_line_naming_it_and_the_file(tmp_path):
     bad.write_text("m = \n")
     with pytest.raises(ValueError, match=r"mine\.toml is not a TOML recipe"):
         read_recipe(bad)
-    with pytest.raises(ValueError, match=r"cannot read the recipe"):
+    with pytest.raises(ValueError, match=r"none\.toml: no such recipe file"):
         read_recipe(tmp_path / "none.toml")
+
+
+def test_a_recipe_that_is_no_file_or_far_too_large_is_refused_before_it_is_read(tmp_path):
+    """/dev/zero would be read for ever (it once grew to 7.6 GB), a FIFO would block: both, a folder and a
+    file larger than any recipe are refused from their stat alone, in one line, and quickly."""
+    fifo = tmp_path / "r.fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.toml"
+    big.write_text("# a comment\n" * 10_000)
+    for path, why in (("/dev/zero", "is a device"), (fifo, r"is a FIFO \(named pipe\)"), (tmp_path, "is a folder"),
+                      (big, r"is 117\.2 KB; a recipe is a few lines")):
+        with pytest.raises(ValueError, match=why):
+            read_recipe(path)
+    out = train("--config", "/dev/zero", "--steps", 20, "--out", tmp_path / "c")   # the command, in one line
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "is a device" in out.stderr
+
+
+def test_a_recipe_saved_with_a_byte_order_mark_reads_as_without(tmp_path):
+    plain, marked = tmp_path / "plain.toml", tmp_path / "marked.toml"
+    plain.write_text('optimizer = "adam"\neta = 0.003\n', encoding="utf-8")
+    marked.write_text('optimizer = "adam"\neta = 0.003\n', encoding="utf-8-sig")     # as Windows Notepad saves
+    assert marked.read_bytes()[:3] == b"\xef\xbb\xbf"
+    assert read_recipe(marked) == read_recipe(plain)
+
+
+def test_resume_with_the_runs_own_recipe_goes_on_and_another_recipe_is_named(tmp_path):
+    """--resume DIR --config FILE: the recipe the run was trained with is fine (its settings are the run's);
+    one that differs is refused naming the recipe's value and the run's, never options the user did not type."""
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 400)
+    own, other = tmp_path / "own.toml", tmp_path / "other.toml"
+    own.write_text('optimizer = "adam"\neta = 0.003\nm = 16\nsample_every = 10\n')
+    other.write_text('optimizer = "adam"\neta = 0.003\nm = 24\n')
+    first = train("--config", own, "--steps", 20, "--data", text, "--out", tmp_path / "run")
+    assert first.returncode == 0, first.stderr
+    again = train("--resume", tmp_path / "run", "--config", own, "--steps", 30, "--data", text)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 30
+    refused = train("--resume", tmp_path / "run", "--config", other, "--steps", 40, "--data", text)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "m = 24 where the run has 16" in refused.stderr and "--m" not in refused.stderr
+    assert "--cell" not in refused.stderr and "leave out --config" in refused.stderr
 
 
 def train(*args):

@@ -1,6 +1,7 @@
 """lib.search for real: small studies on local worker processes and on a dask scheduler with two worker
 processes on 127.0.0.1 (started here as a user would start them), resumed, interrupted, with a worker
 killed in the middle of a trial. Budgets are in updates, so that a trial's result is exactly repeatable."""
+import hashlib
 import json
 import os
 import signal
@@ -48,6 +49,10 @@ def test_a_local_study_finishes_resumes_and_repeats_nothing(text, tmp_path):
     assert best["n_trials"] == 3 and len(trials) == 3 and {s for _, s, _ in trials.values()} == {"COMPLETE"}
     assert best["best_val_loss_bits"] == min(v for _, _, v in trials.values())
     assert best["command"].startswith("python -m lib.train ") and "--optimizer adam" in best["command"]
+    assert f"--data {text} " in best["command"] and best["corpus"] == str(text)     # the text the study scored
+    assert best["sha256"] == hashlib.sha256(text.read_bytes()).hexdigest()
+    assert json.loads((Path(best["run"]) / "summary.json").read_text())["best_val_loss_bits"] == \
+        best["best_val_loss_bits"]                                                  # where its checkpoint is
     assert all((out / "trials" / str(n) / "summary.json").exists() for n in trials)
     again = search("--data", text, "--trials", 3, "--trial-updates", 6, "--out", out, "--workers", 2)
     assert again.returncode == 0 and "nothing to run" in again.stdout and trials_of(out) == trials
@@ -169,6 +174,20 @@ def test_bad_input_is_one_line(text, tmp_path, args, code, needle):
     assert time.time() - t0 < 60
     assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
     assert re.search(needle, done.stderr) and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "s" / "study.log").exists() and not (tmp_path / "s" / "trials").exists()
+
+
+def test_a_scheduler_that_fails_pins_nothing_and_an_empty_out_is_refused(text, tmp_path, monkeypatch):
+    """A failed --scheduler attempt leaves no study behind (no journal, no trials/), so that a retry with
+    another budget is not refused; an empty --out is refused instead of writing into the current folder."""
+    out = tmp_path / "s"
+    failed = search("--data", text, "--trials", 2, "--trial-updates", 5, "--out", out, "--scheduler", "tcp://127.0.0.1:9")
+    assert failed.returncode == 1 and not (out / "study.log").exists() and not (out / "trials").exists()
+    empty = subprocess.run([PY, "-m", "lib.search", "--data", str(text), "--trials", "1", "--trial-updates", "5",
+                            "--out", ""], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert empty.returncode == 1 and "--out DIR is needed" in empty.stderr and empty.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"], list(tmp_path.iterdir())
 
 
 def test_a_damaged_study_file_is_refused_in_one_line(text, tmp_path):
@@ -343,3 +362,26 @@ def test_a_full_disk_stops_the_study_and_counts_nothing(text, tmp_path):
         assert len(finished) == 2 and json.loads((out / "best.json").read_text())["n_trials"] == 2
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_damaged_stored_study_is_said_before_anything_is_shown(tmp_path):
+    """Notebook 9's reading of a stored study whose journal ends in a torn record and whose best.json does
+    not match it: the damage is named first, the stored study itself is whole."""
+    import shutil
+    from lib.report import findings
+    from lib.search import journal
+    folder = tmp_path / "study"
+    shutil.copytree(ROOT / "data" / "search", folder)
+    study, best = journal.load(folder)
+    assert journal.damage(folder, study, best) == []
+    torn = b'{"op_code": 6, "worker_id": "x", "trial_id": 3'               # a record cut short
+    with open(folder / "study.log", "ab") as f:
+        f.write(torn)
+    best["trial"], best["n_trials"] = best["trial"] + 1000, best["n_trials"] + 1
+    study, _ = journal.load(folder)
+    said = journal.damage(folder, study, best)
+    assert len(said) == 3 and f"a torn last record of {len(torn)} bytes" in said[0]
+    assert f"names trial {best['trial']}" in said[1] and "does not hold" in said[1]
+    assert "counts" in said[2]
+    text = findings.search_facts(journal.facts(study), best, said)
+    assert text.startswith("**The stored study is damaged.**") and "The study holds" in text

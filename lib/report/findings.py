@@ -270,12 +270,14 @@ def seed_spread(runs, extensions, pairs):
 
 # --- notebook 9: what the automatic search found -------------------------------------------------
 
-def search_facts(facts, best):
-    """Notebook 9's account of a stored study (lib.search.journal.facts and best.json)."""
+def search_facts(facts, best, damage=()):
+    """Notebook 9's account of a stored study (lib.search.journal.facts and best.json), and what is wrong
+    with it first (damage: lib.search.journal.damage's sentences)."""
     budget = (f"{best['trial_seconds']:g} s of training" if best["trial_seconds"] else
               f"{best['trial_updates']:,} updates")
     failed = f", {facts['failed']} failed" if facts["failed"] else ""
-    return (f"The study holds {facts['trials']} trials ({facts['complete']} complete, {facts['pruned']} pruned "
+    warning = ("**The stored study is damaged.** " + " ".join(damage) + "\n\n") if damage else ""
+    return warning + (f"The study holds {facts['trials']} trials ({facts['complete']} complete, {facts['pruned']} pruned "
             f"after a third of their time{failed}), run over {facts['hours']:.1f} hours: "
             f"{facts['worker_hours']:.1f} worker-hours, each trial {budget} on one worker process.")
 

@@ -238,8 +238,8 @@ def check_before(out_dir, steps, corpus, only="all"):
                            "them (see docs/setup.md for other systems).")
     files.check_folder(out_dir, f"--out {out_dir}")
     notebooks, name = PARTS[only]
-    files.output_file(Path(out_dir) / name, "the report")
     text = data.load_corpus(corpus)
+    files.output_file(Path(out_dir) / name, "the report", inputs=[("the text", text.path)])
     smallest = min(p.get("val_fraction", 0.1) for p in (parameters(name, steps, corpus, "", "", "")
                                                          for name in notebooks))
     need = int(math.ceil(MIN_HELD_OUT / smallest))

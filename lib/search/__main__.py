@@ -6,9 +6,9 @@ from lib.search.study import MAX_WORKER_HOURS, search
 
 
 def main(argv=None):
-    from lib.util.cli import Parser
+    from lib.util.cli import Parser, first_paragraph
     from lib.config import arg_type, positive_int, positive_number
-    p = Parser(prog="python -m lib.search", description=study.__doc__.split("\n")[0])
+    p = Parser(prog="python -m lib.search", description=first_paragraph(study.__doc__))
     p.add_argument("--data", help="the text (default: data/goblet_book.txt, else the default corpus)")
     p.add_argument("--trials", type=positive_int, required=True, help="finished trials the study should have")
     budget = p.add_mutually_exclusive_group(required=True)

@@ -144,6 +144,34 @@ def load(folder):
     return study, json.loads((folder / BEST).read_text())
 
 
+def damage(folder, study, best):
+    """What is wrong with a stored study, as sentences for its reader (none: nothing): a journal that ends in
+    a torn record or holds records that are not JSON, and a best.json that does not match the journal (its
+    trial not complete there, another result, another count of trials)."""
+    from optuna.trial import TrialState
+    out = []
+    *whole, torn = (Path(folder) / STUDY).read_bytes().split(b"\n")
+    bad = 0
+    for line in whole:
+        try:
+            json.loads(line)
+        except ValueError:
+            bad += 1
+    if torn or bad:
+        out.append(f"{STUDY} is damaged ({'a torn last record of %d bytes' % len(torn) if torn else ''}"
+                   f"{' and ' if torn and bad else ''}{'%d records that are not JSON' % bad if bad else ''}): what "
+                   f"is shown is what Optuna could read of it; `python -m lib.search --out {folder}` with the "
+                   "study's own text and budget mends a torn end (keeping the bytes aside).")
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == best["trial"]), None)
+    if trial is None or trial.state != TrialState.COMPLETE or trial.value != best["best_val_loss_bits"]:
+        held = "does not hold" if trial is None else f"holds as {trial.state.name.lower()}, {trial.value}"
+        out.append(f"{BEST} names trial {best['trial']} ({best['best_val_loss_bits']:.3f} bits), which the journal "
+                   f"{held}: the two do not match, so the best named here may not be the study's.")
+    if best["n_trials"] != len(finished(study)):
+        out.append(f"{BEST} counts {best['n_trials']} trials where the journal holds {len(finished(study))}.")
+    return out
+
+
 def facts(study):
     """The study in numbers: trials finished (complete, pruned, failed), the hours from its first start to
     its last end, the worker-hours the trials took, and the trials themselves for plots.search_history:

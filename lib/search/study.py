@@ -38,6 +38,7 @@ Before it starts, the study states its budget in worker-hours; beyond MAX_WORKER
 import json
 import math
 import os
+import shlex
 from pathlib import Path
 
 from lib.util import files
@@ -156,16 +157,20 @@ def hand_result(study):
     return None
 
 
-def write_best(study, out, n_done, seconds, updates, ngram=None):
-    """out/best.json from the best complete trial (none yet: nothing written)."""
+def write_best(study, out, n_done, seconds, updates, ngram, corpus):
+    """out/best.json from the best complete trial (none yet: nothing written): its result and settings, the
+    folder of its run (a trial run again after an interruption trains in the interrupted one's), the text
+    the study scored (path and sha256) and the command that trains the same settings on it again."""
     from optuna.trial import TrialState
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
     best = study.best_trial
     cfg = trial_config(best.params, seconds, updates)
+    again = command(cfg, out="runs/best").replace(" --out ", f" --data {shlex.quote(str(corpus.path))} --out ")
     info = {"best_val_loss_bits": best.value, "n_trials": n_done, "trial": best.number,
+            "run": str(out / TRIALS / str(folder_of(best))), "corpus": str(corpus.path), "sha256": corpus.sha256,
             "trial_seconds": seconds, "trial_updates": updates, "settings": best.params, "config": cfg.to_dict(),
-            "command": command(cfg, out="runs/best") + (f" --max-seconds {seconds:g}" if seconds else ""),
+            "command": again + (f" --max-seconds {seconds:g}" if seconds else ""),
             "hand_found": hand_result(study), "best_ngram": ngram}
     files.write_text(out / BEST, json.dumps(info, indent=2) + "\n")
     return info
@@ -192,12 +197,16 @@ def plan(trials, seconds, updates, n_workers, allow_long):
 def search(data, trials, out, seconds=None, updates=None, n_workers=None, scheduler=None, seed=0, log=print,
            allow_long=False):
     """Run the study in out until it has `trials` finished trials; returns best.json's dict (or None)."""
+    if not str(out).strip():
+        raise SearchError("--out DIR is needed (where study.log, trials/ and best.json go).")
     hours = plan(trials, seconds, updates, None if scheduler else n_workers, allow_long)
     corpus = load_corpus(data)               # the text is read here first, so that a bad one fails at once
     check_text(corpus)
     ngram = best_ngram(corpus)
     out = Path(out)
     files.check_folder(out, f"--out {out}")
+    for name in (STUDY, BEST):
+        files.not_an_input(out / name, "--out", [("the text", corpus.path)], own=(), folder=out)
     facts = {"corpus_sha256": corpus.sha256, "corpus": str(corpus.path),
              "budget": f"--trial-seconds {seconds:g}" if seconds is not None else f"--trial-updates {updates}",
              "validation": "validation on the first half of the held-out part"}
@@ -205,8 +214,9 @@ def search(data, trials, out, seconds=None, updates=None, n_workers=None, schedu
         return _search(out, corpus, ngram, facts, trials, seconds, updates, hours, n_workers, scheduler, seed, log)
 
 
-def _search(out, corpus, ngram, facts, trials, seconds, updates, hours, n_workers, scheduler, seed, log):
-    """search() once it holds the study's folder."""
+def _open(out, facts, seed, log):
+    """The study in out, made (with trials/) when there is none, mended when its last record was torn, and
+    checked to be of this text and budget; the hand-found recipe queued first in a new one."""
     (out / TRIALS).mkdir(parents=True, exist_ok=True)
     mended = mend_journal(out / STUDY)
     if mended:
@@ -216,21 +226,30 @@ def _search(out, corpus, ngram, facts, trials, seconds, updates, hours, n_worker
     check_same(study, facts, out)
     if not study.trials:                    # the yardstick the search must beat comes first
         study.enqueue_trial(HAND)
-    again = requeue_interrupted(study)
-    done = len(finished(study))
-    log(f"study {out / STUDY}: {done} trial(s) finished" + (f", {again} interrupted one(s) to run again" * bool(again)))
-    if done >= trials:
-        info = write_best(study, out, done, seconds, updates, ngram)
-        log(f"the study has its {trials} trials; nothing to run")
+    return study
+
+
+def _search(out, corpus, ngram, facts, trials, seconds, updates, hours, n_workers, scheduler, seed, log):
+    """search() once it holds the study's folder. A new study is made only once its workers are there, so
+    that a scheduler that fails pins no text or budget."""
+    study = _open(out, facts, seed, log) if (out / STUDY).exists() else None
+    if study is not None and len(finished(study)) >= trials:
+        info = write_best(study, out, len(finished(study)), seconds, updates, ngram, corpus)
+        log(f"study {out / STUDY}: the study has its {trials} trials; nothing to run")
         return info
-    log(f"{trials - done} trial(s) to run, up to {hours * (trials - done) / trials:.2f} worker-hours of training "
-        "(less where trials are pruned; validation not counted)")
     with workers_of(n_workers or os.cpu_count() or 1, scheduler, log) as (client, slots):
+        study = study or _open(out, facts, seed, log)
+        again = requeue_interrupted(study)
+        done = len(finished(study))
+        log(f"study {out / STUDY}: {done} trial(s) finished"
+            + (f", {again} interrupted one(s) to run again" * bool(again)))
+        log(f"{trials - done} trial(s) to run, up to {hours * (trials - done) / trials:.2f} worker-hours of training "
+            "(less where trials are pruned; validation not counted)")
         flight, to_run = Flight(client, study, out, str(corpus.path.resolve()), seconds, updates, log), trials - done
         try:
             for future in flight.queue_with(min(slots, to_run)):
                 if flight.land(future):             # a trial ended (its place goes to the next one)
-                    write_best(study, out, len(finished(study)), seconds, updates, ngram)
+                    write_best(study, out, len(finished(study)), seconds, updates, ngram, corpus)
                     if flight.started < to_run:
                         flight.start_new()
         except KeyboardInterrupt:
@@ -238,7 +257,7 @@ def _search(out, corpus, ngram, facts, trials, seconds, updates, hours, n_worker
             log(f"stopped: {len(finished(study))} finished trial(s) are kept in {out / STUDY}; the same command "
                 "goes on")
             raise
-    info = write_best(study, out, len(finished(study)), seconds, updates, ngram)
+    info = write_best(study, out, len(finished(study)), seconds, updates, ngram, corpus)
     if info:
         log(f"best: trial {info['trial']}, {info['best_val_loss_bits']:.3f} bits per character; {out / BEST}")
     return info

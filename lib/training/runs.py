@@ -86,7 +86,8 @@ def preflight(cfg, corpus, out_dir, max_seconds, names=PYTHON):
     if max_seconds is None:
         check_sampling(cfg, corpus.vocab.K)
     if out_dir is not None:
-        files.check_out_dir(out_dir, checkpoint_bytes(cfg, corpus.vocab.K), names("out"), (CKPT, SUMMARY))
+        files.check_out_dir(out_dir, checkpoint_bytes(cfg, corpus.vocab.K), names("out"), (CKPT, SUMMARY),
+                            inputs=[("the text", corpus.path)])
 
 
 def _resumable(out, cfg, corpus, overwrite, log, names):
@@ -144,20 +145,25 @@ def set_aside(out):
     return aside
 
 
-def load_run(run_dir):
-    """The Run of a finished run in run_dir, for the notebooks after training.
-    The summary is derived from the checkpoint, which is the whole truth of a run."""
+NOTEBOOK_HINT = "run notebooks/03_training.ipynb first (or `make report`)"
+
+
+def load_run(run_dir, hint=NOTEBOOK_HINT):
+    """The Run of a finished run in run_dir, for the notebooks and the commands after training; hint: what
+    to do when there is none yet, as the caller's user would do it. The summary is derived from the
+    checkpoint, which is the whole truth of a run."""
+    if not str(run_dir).strip():
+        raise FileNotFoundError("No run's folder was given (an empty name): give the folder training wrote.")
     ckpt = Path(run_dir) / CKPT
     if Path(run_dir).exists() and not Path(run_dir).is_dir():
         raise FileNotFoundError(f"{run_dir} is a file, not a run's folder: give the folder that training wrote "
                                 "(notebook 3's run_dir, or lib.train's --out).")
     if not ckpt.exists():
-        raise FileNotFoundError(
-            f"No training run in {run_dir}: run notebooks/03_training.ipynb first (or `make report`).")
+        raise FileNotFoundError(f"No training run in {run_dir}: {hint}.")
     cfg, vocab, state, meta = checkpoint.load_state(ckpt)
     if state.status not in ("done", "budget"):
-        raise RuntimeError(f"The run in {run_dir} stopped at update {state.step:,} ({state.status}); "
-                           "run notebooks/03_training.ipynb again to finish it.")
+        raise RuntimeError(f"The run in {run_dir} stopped at update {state.step:,} ({state.status}); finish it "
+                           f"first (python -m lib.train --resume {run_dir}, or the notebook that trains it, again).")
     return Run(cfg, vocab, state, summary(cfg, vocab, state, meta["corpus"]["n_chars"], meta["corpus"]["sha256"]))
 
 
@@ -202,12 +208,23 @@ def _quiet_run(cfg, corpus, folder, max_seconds, overwrite, names):
     return run(cfg, corpus, folder, overwrite=overwrite, show=QUIET, max_seconds=max_seconds, names=names)
 
 
-def config_of(ckpt, **changes):
-    """The Config of the run in ckpt with changes to the settings a resumed run may change."""
+def config_of(ckpt, recipe=None, **changes):
+    """The Config of the run in ckpt with changes (options typed) to the settings a resumed run may change.
+    recipe: (its path, its settings), a recipe given beside --resume: the settings it shares with the run
+    are fine; one that differs and may not change is refused, naming the recipe's value and the run's."""
     cfg, _, _, _ = checkpoint.load_state(ckpt)
     fixed = sorted(set(changes) - set(RESUMABLE))
     if fixed:
         raise ValueError("--resume continues a run with its own settings; drop "
                          f"{', '.join(map(option_name, fixed))}.")
+    if recipe is not None:
+        path, settings = recipe
+        own = cfg.to_dict()
+        other = [f"{k} = {v!r} where the run has {own[k]!r}" for k, v in settings.items()
+                 if k not in RESUMABLE and v != own[k]]
+        if other:
+            raise ValueError(f"--resume continues a run with its own settings, and the recipe {path} sets "
+                             f"{'; '.join(other)}: leave out --config, or train that recipe in another --out.")
+        changes = {**{k: v for k, v in settings.items() if k in RESUMABLE}, **changes}
     return cfg.replace(**changes)
 

@@ -108,6 +108,11 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def first_paragraph(doc):
+    """A module docstring's first paragraph on one line: a command's --help description, never cut mid-sentence."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
 def one_line(err):
     return " ".join(str(err).split())
 
@@ -129,7 +134,8 @@ def command(main, pipe="die"):
         code = 1
     except OSError as err:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        _say(f"error: {where}{err.strerror or one_line(err)}.")
+        text = err.strerror or one_line(err)
+        _say(f"error: {where}{text}{'' if text.endswith('.') else '.'}")
         code = 1
     except (ValueError, RuntimeError) as err:
         _say(f"error: {one_line(err)}")

@@ -114,10 +114,34 @@ def regular_file(path, what):
     return st
 
 
-def output_file(path, option):
+OWN_FILES = ("checkpoint.npz", "summary.json", "study.log", "best.json")   # a run's and a study's own files
+
+
+def not_an_input(path, option, inputs=(), own=OWN_FILES, folder=None):
+    """FolderError when writing path (given as option) would replace what must stay: one of inputs
+    ((what, path) pairs: the files the command reads), by whatever name, or an existing file named as a
+    run's or a study's own (own), which only training and the search write. folder: the folder given as
+    option, when path is a file the command writes in it."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if path.name in own:
+        raise FolderError(f"{option} {path} would replace a run's or a study's own {path.name}; give another "
+                          "file name.")
+    for what, source in inputs:
+        if source is not None and Path(source).exists() and os.path.samefile(path, source):
+            if folder is not None:
+                raise FolderError(f"{option} {folder} would have its {path.name} written over {what} this command "
+                                  f"reads ({source}); give another {option}, or a copy of the text.")
+            raise FolderError(f"{option} {path} is {what} this command reads; writing there would replace it. "
+                              "Give another file name.")
+
+
+def output_file(path, option, inputs=()):
     """Check, before any work, that the file path (given as option) can be written: not a folder, a
-    device, a FIFO or a socket, in a folder (made when missing) that this process can write in. A link
-    is written through to its target. Returns the path; FolderError names option and the path given."""
+    device, a FIFO or a socket, not one of inputs nor a run's own file (not_an_input), in a folder (made
+    when missing) that this process can write in. A link is written through to its target. Returns the
+    path; FolderError names option and the path given."""
     given = path = Path(path)
     if path.is_symlink():
         path = Path(os.path.realpath(path))
@@ -131,6 +155,7 @@ def output_file(path, option):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) \
             else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
         raise FolderError(f"{option} {given} is {kind}; give the name of a regular file.")
+    not_an_input(path, option, inputs)
     check_folder(path.parent, f"the folder of {option} {given}")
     return given
 
@@ -163,16 +188,18 @@ def human(n_bytes):
         n_bytes /= 1024
 
 
-def check_out_dir(folder, need_bytes, option="--out", names=("checkpoint.npz",)):
+def check_out_dir(folder, need_bytes, option="--out", names=("checkpoint.npz",), inputs=()):
     """Make sure folder can hold a run before any training: a folder (created if missing) that this
-    process can write in, in which none of the run's files (names) is a folder, with room for two
-    checkpoints of need_bytes (the new one is written beside the old one)."""
+    process can write in, in which none of the run's files (names) is a folder or one of inputs ((what,
+    path) pairs, as for not_an_input), with room for two checkpoints of need_bytes (the new one is written
+    beside the old one)."""
     folder = Path(folder)
     check_folder(folder, f"{option} {folder}")
     for name in names:
         if (folder / name).is_dir():
             raise FolderError(f"{folder / name} is a folder; a run's {name} must be a file. Move it away or use "
                               f"another {option}.")
+        not_an_input(folder / name, option, inputs, own=(), folder=folder)
     free = shutil.disk_usage(folder).free
     if free < 2 * need_bytes:
         raise FolderError(f"{option} {folder} has {human(free)} free; a checkpoint of this run needs about "
