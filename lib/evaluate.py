@@ -11,8 +11,9 @@ and segment length, each mixture's weight, the n-gram's order, PPMd's order. Eve
 the second half. Every contender reads the same text before the characters it scores (the training part,
 then the first half) and predicts each character from what came before it only:
 
-    static             the run's best model, its weights fixed; it reads WARMUP training characters, then
-                       the first half, then scores the second
+    static             the run's best model, its weights fixed; from the state training reached (where the
+                       run's own validation starts) it reads WARMUP training characters, then the first
+                       half, then scores the second
     dynamic            the same network, learning while it reads (Krause et al. 2018, "Dynamic Evaluation
                        of Neural Sequence Models"): the held-out text in segments of L characters; each
                        segment is scored, then one gradient step is taken on it,
@@ -59,19 +60,28 @@ class EvaluationError(ValueError):
 
 # --- the network, fixed or learning ---------------------------------------------------------------
 
-def static_bits(cell, cfg, P, train_part, held):
-    """(len(held),) bits of each held-out character, the weights fixed, read as validation reads them."""
-    return validation_losses(cell, P, train_part, held, zero_state(cell, cfg, P.V.dtype)) / LN2
+def start_state(run):
+    """(1, S): the state training reached, the first stream's, from which its validation reads (a network
+    trained with its state carried seldom starts from zero, and can read badly from there)."""
+    return run.state.hprev[:1].astype(run.state.best_theta.dtype)
 
 
-def tune_dynamic(cell, cfg, theta0, ms, train_part, first, K, log):
+def static_bits(cell, cfg, P, train_part, held, h0=None):
+    """(len(held),) bits of each held-out character, the weights fixed, read as validation reads them:
+    from h0 (1, S) (None: a zero state), the last WARMUP training characters, then the held-out part."""
+    h0 = zero_state(cell, cfg, P.V.dtype) if h0 is None else h0
+    return validation_losses(cell, P, train_part, held, h0) / LN2
+
+
+def tune_dynamic(cell, cfg, theta0, ms, train_part, first, K, log, h0=None):
     """The (eta, decay, segment) of dynamic evaluation with the lowest bits on `first` (the first half's
     first characters), and the bits of each setting tried."""
     part, tried = first, {}
     for segment in SEGMENTS:
         for decay in DECAYS:
             for eta in ETAS:
-                bits = float(np.mean(dynamic_bits(cell, cfg, theta0, ms, train_part, part, eta, decay, segment, K)))
+                bits = float(np.mean(dynamic_bits(cell, cfg, theta0, ms, train_part, part, eta, decay, segment, K,
+                                                  h0)))
                 tried[(eta, decay, segment)] = bits
                 log(f"  dynamic eta {eta:g}, decay {decay:g}, segment {segment}: {bits:.4f} bits/char on "
                     f"{len(part):,} characters of the first half")
@@ -152,18 +162,21 @@ def where_reading_helped(corpus, cfg, gain, n_chars=320):
 def network_bits(run, corpus, tune_chars=TUNE_CHARS, log=None):
     """{"static", "dynamic": (len(held),) bits of each held-out character, "setting": dynamic evaluation's
     (eta, decay, segment) chosen on the first half's first tune_chars characters, "tried": {setting: bits},
-    "seconds": of dynamic evaluation over the held-out part} for a run (lib.training.runs.Run) on its corpus."""
+    "seconds": of dynamic evaluation over the held-out part} for a run (lib.training.runs.Run) on its corpus,
+    each read from the state training reached (start_state)."""
     cfg, state = run.cfg, run.state
     train_part, held = split(corpus.data, cfg)
     first, _ = halves(held)
     K, cell, theta0 = corpus.vocab.K, cells.of(cfg), state.best_theta
     P = cell.views(theta0, K, cfg.m)
     kernels.keep_freed_memory()
-    static = static_bits(cell, cfg, P, train_part, held)
+    h0 = start_state(run)
+    static = static_bits(cell, cfg, P, train_part, held, h0)
     ms = mean_square(cfg, state)
-    setting, tried = tune_dynamic(cell, cfg, theta0, ms, train_part, first[:tune_chars], K, log or (lambda _: None))
+    setting, tried = tune_dynamic(cell, cfg, theta0, ms, train_part, first[:tune_chars], K, log or (lambda _: None),
+                                  h0)
     t0 = time.perf_counter()
-    dynamic = dynamic_bits(cell, cfg, theta0, ms, train_part, held, *setting, K)
+    dynamic = dynamic_bits(cell, cfg, theta0, ms, train_part, held, *setting, K, h0)
     return {"static": static, "dynamic": dynamic, "setting": setting, "tried": tried,
             "seconds": time.perf_counter() - t0}
 
@@ -208,6 +221,9 @@ def evaluate(run_dir, data=None, log=print, run=None, corpus=None):
     return {"bits_per_char": {k: round(float(v), 6) for k, v in bits.items()},
             "chars_scored": len(second), "dynamic_seconds": round(dynamic_seconds, 1), "protocol": PROTOCOL,
             "static_whole_held_out": round(float(static.mean()), 6),
+            "static_first_half": round(float(static[:half].mean()), 6),
+            "run_validation_first_half": run.summary.get("best_val_loss_bits"),
+            "best_update": run.summary["best_step"], "updates": run.summary["steps"],
             "settings": {"dynamic": {"eta": eta, "decay": decay, "segment": segment}, "mixture_static": w_static,
                          "mixture_dynamic": w_dynamic, "ngram_order": order, "ngram_adaptive_order": order_adaptive,
                          "ppmd_order": ppmd_order},
@@ -215,6 +231,18 @@ def evaluate(run_dir, data=None, log=print, run=None, corpus=None):
                               for (e, d, s), b in tried.items()],
             "run": str(run_dir), "corpus": str(corpus.path), "sha256": corpus.sha256, "chars_first_half": half,
             "dynamic_chars": len(held)}
+
+
+def agreement(result):
+    """The line that holds the static figure to the run's own validation, on the same characters (the first
+    half): equal when the best model is the last one; otherwise the best model reads from the state the
+    last weights reached, where its validation read from the state of its own update."""
+    static, own = result["static_first_half"], result["run_validation_first_half"]
+    line = f"static on the first half {static:.3f}, the run's own best validation {own:.3f} bits per character"
+    if result["best_update"] == result["updates"]:
+        return line + " (the same characters, weights and start)"
+    return (line + f" (its best model is that of update {result['best_update']:,} of {result['updates']:,}, read "
+            "here from the state training reached at the end, not the one it had then)")
 
 
 def main(argv=None):
@@ -238,6 +266,7 @@ def main(argv=None):
         print(f"{name:<16} {b:6.3f} bits per character")
     print(f"({result['chars_scored']:,} characters scored, the second half of the held-out part; dynamic "
           f"evaluation of all {result['dynamic_chars']:,} held-out characters in {result['dynamic_seconds']:.0f} s)")
+    print(agreement(result))
     files.write_text(out, json.dumps(result, indent=2) + "\n")
 
 

@@ -136,11 +136,12 @@ class LearningReader:
         return bits
 
 
-def dynamic_bits(cell, cfg, theta0, ms, train_part, held, eta, decay, segment, K):
+def dynamic_bits(cell, cfg, theta0, ms, train_part, held, eta, decay, segment, K, h0=None):
     """(len(held),) bits of each held-out character, read after the last WARMUP training characters by
-    a LearningReader, in segments of `segment` characters: each scored before it is learned from."""
+    a LearningReader (from h0 (1, S), or a zero state), in segments of `segment` characters: each scored
+    before it is learned from."""
     reader = LearningReader(cell, cfg, theta0, ms, eta, decay, K)
-    reader.h = warmed_up(cell, cell.views(theta0, K, cfg.m), train_part, reader.h, WARMUP)
+    reader.h = warmed_up(cell, cell.views(theta0, K, cfg.m), train_part, reader.h if h0 is None else h0, WARMUP)
     text = np.concatenate([train_part[-1:], held])
     out = np.empty(len(held))
     for s in range(0, len(held), segment):

@@ -123,7 +123,7 @@ def test_ladder_notebook(executed, workdir):
     train_part, held = split(book.data, run.cfg)
     cell = cells.of(run.cfg)
     static = evaluate.static_bits(cell, run.cfg, cell.views(run.state.best_theta, book.vocab.K, run.cfg.m),
-                                  train_part, held)
+                                  train_part, held, evaluate.start_state(run))
     assert f"| assignment's RNN (m = 100) | {halves(static)[1].mean():.3f} | " in text
     assert "Reading while it learns, the same network reaches **" in text
     for name in ("ladder", "reading_gain", "reading_passage"):
