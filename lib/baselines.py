@@ -17,9 +17,11 @@ and the first half before it; a best order is chosen on the first half.
 The n-gram counting is vectorised: every n-gram of the text gets a dense integer id, order by order, from
 the id of its first n - 1 characters and its last character (the rank of the pair among the distinct
 pairs), so that counts, continuation counts and the statistics of each context are np.bincount calls, not
-a loop per character. One order is counted at a time, with 4-byte ids and counts: 67 bytes a character
-at most for all 16 orders (measured with tracemalloc on the default corpus; 133 for 8 orders when every
-order's ids were kept), with the same bits to the last.
+a loop per character. One order is counted at a time, with 4-byte ids and counts, the static and the
+adaptive model in one pass (the adaptive one as the static one plus what the held-out text before each
+character adds, so that its work grows with the held-out part alone): 41 bytes a character at the peak for
+all 16 orders of both (tracemalloc, the default corpus, 7 December; 67 for the static model alone and 122
+for the adaptive one, counted apart, before).
 
     python -m lib.baselines --data PATH --val-fraction 0.1 --json OUT
 """
@@ -28,6 +30,7 @@ import gzip
 import json
 import lzma
 import math
+import sys
 import time
 
 import numpy as np
@@ -36,9 +39,9 @@ from lib.util import limits
 from lib.data import halves, load_corpus
 
 MAX_ORDER = 16       # formulaic texts go on gaining up to here (the King James Bible: 1.570 bits at 8, 1.543 at 14)
-BYTES_PER_CHAR = 75    # the most memory the n-gram counting takes per character (measured: 67 for 16 orders)
-ADAPTIVE_BYTES_PER_CHAR = 150   # the same for the adaptive n-gram (measured: 122 for 16 orders)
-LZMA_BYTES = 700e6     # what lzma's strongest preset may take whatever the text (xz's documentation: 674 MiB)
+BYTES_PER_CHAR, BYTES_PER_HELD = 30, 150   # the n-grams' memory: per character, and more per held-out one
+                                           # (measured 41 a character with a tenth held out, 90 with 45%)
+PROGRESS_CHARS = 2_000_000     # lib.baselines tells its progress on a text this long (or in a terminal)
 
 
 def id_type(N, K):
@@ -50,16 +53,47 @@ def id_type(N, K):
 def next_ids(prev, x, n, K):
     """(N,) the dense ids of the n-grams ending at each position (-1 where fewer than n characters
     precede), from prev (N,), those of order n - 1: the rank of the pair (id of the first n - 1
-    characters, last character) among the distinct pairs. Equal n-grams get equal ids."""
+    characters, last character) among the distinct pairs. Equal n-grams get equal ids.
+
+    With 4-byte ids each key and its position are packed into one 8-byte word and sorted in place, so that
+    the sort needs no index array beside it: 17 bytes a character at the peak, besides prev."""
     key = prev[n - 2:-1] * prev.dtype.type(K) + x[n - 1:]
-    order = np.argsort(key)                                 # np.unique's inverse, in a quarter of its memory
-    key = key[order]
-    new = np.empty(len(key), dtype=bool)                    # where a sorted key differs from the one before
-    new[0], new[1:] = True, key[1:] != key[:-1]
-    del key
     out = np.full(len(x), -1, dtype=prev.dtype)
-    out[n - 1:][order] = np.cumsum(new, dtype=prev.dtype) - 1
+    if prev.dtype != np.int32:                              # keys too wide to pack: an index array instead
+        order = np.argsort(key)
+        key = key[order]
+        new = np.empty(len(key), dtype=bool)
+        new[0], new[1:] = True, key[1:] != key[:-1]
+        del key
+        out[n - 1:][order] = np.cumsum(new, dtype=prev.dtype) - 1
+        return out
+    packed = key.astype(np.int64) << 32
+    del key
+    packed |= np.arange(n - 1, len(x), dtype=np.int64)
+    packed.sort()
+    words = packed.view(np.int32)                           # little-endian: (position, key) in each word
+    keys, where = (words[1::2], words[0::2]) if np.little_endian else (words[0::2], words[1::2])
+    new = np.empty(len(packed), dtype=bool)
+    new[0], new[1:] = True, keys[1:] != keys[:-1]
+    ranks = np.cumsum(new, dtype=np.int32)
+    del new
+    ranks -= 1
+    _scatter(out, where, ranks)
     return out
+
+
+def _scatter(target, at, values, chunk=1 << 20):
+    """target[at] = values, a chunk at a time (NumPy widens an index array to 8 bytes a position)."""
+    for s in range(0, len(at), chunk):
+        target[at[s:s + chunk]] = values[s:s + chunk] if np.ndim(values) else values
+
+
+def _count(ids, n_ids, chunk=1 << 20):
+    """(n_ids,) int32: how often each id occurs in ids, a chunk at a time."""
+    counts = np.zeros(n_ids, dtype=np.int32)
+    for s in range(0, len(ids), chunk):
+        np.add.at(counts, ids[s:s + chunk], 1)
+    return counts
 
 
 def discounts(counts):
@@ -72,32 +106,6 @@ def discounts(counts):
     return tuple(float(np.clip(d, 0.0, k - 1e-6)) for d, k in zip(D, (1, 2, 3)))
 
 
-class Level:
-    """One order n of the model: a count for each n-gram id and, for each context (the n - 1 characters
-    before), the total count and the discount mass gamma = D1 N1 + D2 N2 + D3 N3+."""
-
-    def __init__(self, counts, context_of, n_contexts):
-        self.counts = counts                                # (n-gram ids,) integers
-        seen = counts > 0
-        ctx, c = context_of[seen], counts[seen]
-        self.D = discounts(c)
-        self.table = np.array((0.0, *self.D))               # the discount of a count 0, 1, 2, 3 or more
-        self.total = np.bincount(ctx, weights=c, minlength=n_contexts)
-        self.gamma = np.bincount(ctx, weights=self.discount(c), minlength=n_contexts)
-
-    def discount(self, c):
-        """The discount of each count in c: 0 for 0, then D1, D2, and D3+ for 3 or more."""
-        return self.table[np.minimum(c, 3)]
-
-    def prob(self, g, h, lower):
-        """p(w | h) at positions with n-gram ids g and context ids h, interpolated with lower (same shape)."""
-        c = self.counts[g]
-        total, gamma = self.total[h], self.gamma[h]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = (np.maximum(c - self.discount(c), 0.0) + gamma * lower) / total
-        return np.where(total > 0, p, lower)                # an unseen context: the lower order alone
-
-
 def kneser_ney(x, n_train, K, max_order=MAX_ORDER):
     """{n: bits per character of the held-out part x[n_train:]} for interpolated modified Kneser-Ney of
     every order n = 1 .. max_order, trained on x[:n_train]. x: (N,) indices of the whole text."""
@@ -108,11 +116,18 @@ class TooShort(ValueError):
     """Too little text to count n-grams in; the message goes on from the text's name."""
 
 
-def check_counts(x, n_train, max_order, bytes_per_char=BYTES_PER_CHAR):
+def ngram_memory(n_chars, n_held, K=2):
+    """The most memory ngram_bits takes for a text of n_chars over K characters with n_held held out (tests
+    hold it there); twice that where the ids need 8 bytes (beyond about 2**31 / K characters)."""
+    wide = 2 if id_type(n_chars, K) == np.int64 else 1
+    return wide * (BYTES_PER_CHAR * n_chars + BYTES_PER_HELD * n_held)
+
+
+def check_counts(x, n_train, max_order, K=2):
     """TooShort unless the training part x[:n_train] is longer than max_order and something is held out;
     TooLarge when counting x would need more memory than this machine has."""
-    limits.check_memory(bytes_per_char * len(x), f"Counting n-grams of up to {max_order} characters in "
-                        f"{len(x):,} characters", "use a shorter text.")
+    limits.check_memory(ngram_memory(len(x), len(x) - n_train, K), f"Counting n-grams of up to {max_order} "
+                        f"characters in {len(x):,} characters", "use a shorter text.")
     if n_train <= max_order or n_train >= len(x):
         raise TooShort(f"leaves {n_train} character(s) to count n-grams of up to {max_order} characters in and "
                        f"{len(x) - n_train} to score; the yardsticks need more than {max_order}, and one. Use a "
@@ -120,72 +135,10 @@ def check_counts(x, n_train, max_order, bytes_per_char=BYTES_PER_CHAR):
 
 
 def kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
-    """(n, (N - n_train,) the bits of each held-out character) for each order n = 1 .. max_order in turn.
-
-    Memory: the ids of two orders at a time (and the contexts of a third), each order's computed from the
-    one before, in 4 bytes a character where they fit."""
-    check_counts(x, n_train, max_order)
-    held = np.arange(n_train, len(x))
-    train_end = np.zeros(len(x), dtype=bool)
-    train_end[:n_train] = True
-    ids = {1: x.astype(id_type(len(x), K))}
-
-    def order(n):                                           # the ids of order n, keeping those of n - 1
-        if n not in ids:
-            ids[n] = next_ids(ids[n - 1], x, n, K)
-        for old in [k for k in ids if k < n - 1]:
-            del ids[old]
-        return ids[n]
-
-    def context_ids(n):                                     # the id of the n - 1 characters before each position
-        if n == 1:
-            return np.zeros(len(x), dtype=ids[1].dtype), 1
-        h = np.full(len(x), -1, dtype=ids[n - 1].dtype)
-        h[1:] = ids[n - 1][:-1]
-        return h, int(ids[n - 1].max()) + 1
-
-    def level(n, lower, continuation):
-        """p(w | h) of order n at the held-out positions, interpolated with lower."""
-        g, (h, n_ctx) = order(n), context_ids(n)
-        n_ids = int(g.max()) + 1
-        at = train_end & (g >= 0) & (h >= 0 if n > 1 else True)
-        if continuation:                                    # how many distinct characters precede the n-gram
-            longer = order(n + 1)
-            at_longer = at & (longer >= 0)
-            suffix_of = np.zeros(int(longer.max()) + 1, dtype=g.dtype)  # each (n + 1)-gram's last n characters
-            suffix_of[longer[at_longer]] = g[at_longer]
-            seen = np.zeros(len(suffix_of), dtype=bool)
-            seen[longer[at_longer]] = True
-            counts = np.bincount(suffix_of[seen], minlength=n_ids).astype(g.dtype)
-        else:
-            counts = np.bincount(g[at], minlength=n_ids).astype(g.dtype)
-        context_of = np.zeros(n_ids, dtype=g.dtype)
-        context_of[g[at]] = h[at]
-        return Level(counts, context_of, n_ctx).prob(g[held], h[held], lower)
-
-    p = np.full(len(held), 1.0 / K)                         # order 0: uniform
-    for n in range(1, max_order + 1):
-        yield n, -np.log2(level(n, p, continuation=False))
-        if n < max_order:
-            p = level(n, p, continuation=True)              # the lower order of every higher model
-
-def before(keys, weights=None):
-    """(N,) for each position i, the sum of weights[j] (1 each when None) over the positions j < i with
-    keys[j] == keys[i]: what has been seen of i's key before i. A position whose key is negative takes
-    part in nothing (its own result is 0)."""
-    N = len(keys)
-    w = np.ones(N) if weights is None else np.asarray(weights, dtype=np.float64)
-    w = np.where(keys >= 0, w, 0.0)
-    order = np.argsort(keys, kind="stable")                 # by key, then by position
-    ks, ws = keys[order], w[order]
-    cs = np.cumsum(ws) - ws                                 # the sum before each, over the sorted order
-    start = np.ones(N, dtype=bool)
-    start[1:] = ks[1:] != ks[:-1]
-    first = np.maximum.accumulate(np.where(start, np.arange(N), 0))   # where each one's key begins
-    out = np.empty(N)
-    out[order] = cs - cs[first]
-    out[keys < 0] = 0.0
-    return out
+    """(n, (N - n_train,) the bits of each held-out character) of the static model for each order n = 1 ..
+    max_order in turn: counts of the training part x[:n_train] alone."""
+    for n, static, _ in ngram_bits(x, n_train, K, max_order, adaptive=False):
+        yield n, static
 
 
 def adaptive_kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
@@ -193,52 +146,121 @@ def adaptive_kneser_ney_bits(x, n_train, K, max_order=MAX_ORDER):
     n_train on is predicted from the counts of everything before it (the training part, and the
     held-out text up to it), then counted. Raw counts, continuation counts, each context's total and
     its discount mass all grow; the discounts stay those of the training counts. The first held-out
-    character gets kneser_ney_bits' probability (tests/test_evaluate.py holds the two to 1e-9).
+    character gets kneser_ney_bits' probability (tests/test_evaluate.py holds the two to 1e-9)."""
+    for n, _, adaptive in ngram_bits(x, n_train, K, max_order):
+        yield n, adaptive
 
-    Vectorised: for each order, what was seen of an n-gram (or context) before each position is a
-    sum within the positions of the same id (before()), so the whole text is read in a few sorts."""
-    check_counts(x, n_train, max_order, ADAPTIVE_BYTES_PER_CHAR)
-    N, held = len(x), np.arange(n_train, len(x))
-    train_end = np.arange(N) < n_train
-    ids = {1: x.astype(id_type(N, K))}
 
-    def order(n):
-        if n not in ids:
-            ids[n] = next_ids(ids[n - 1], x, n, K)
-        for old in [k for k in ids if k < n - 1]:
-            del ids[old]
-        return ids[n]
+def ngram_bits(x, n_train, K, max_order=MAX_ORDER, adaptive=True, progress=None):
+    """(n, static bits, adaptive bits (None unless asked)) of each held-out character, for each order n = 1
+    .. max_order in turn, in one pass over the orders.
 
-    def keys(n):                                            # (n-gram keys, context keys), -1 where none
-        g = order(n)
-        h = np.zeros(N, dtype=g.dtype) if n == 1 else np.concatenate([[-1], ids[n - 1][:-1]]).astype(g.dtype)
-        valid = (g >= 0) & (h >= 0)
-        return np.where(valid, g, -1), np.where(valid, h, -1)
-
-    def level(n, lower, continuation):
-        """p(w | h) of order n at the held-out positions, from what was seen before each."""
-        g, h = keys(n)
-        if continuation:                                    # a count: an (n + 1)-gram seen for the first time
-            longer, _ = keys(n + 1)
-            seen = (longer >= 0) & (g >= 0) & (before(longer) == 0)
-        else:
-            seen = g >= 0
-        c = before(g, seen)                                 # the count of each position's n-gram before it
-        trained = np.bincount(g[seen & train_end], minlength=int(g.max()) + 1)
-        table = np.array((0.0, *discounts(trained[trained > 0])))
-        D = lambda k: table[np.minimum(k, 3).astype(np.int64)]      # noqa: E731
-        grow = np.where(seen, D(c + 1) - D(c), 0.0)         # what each count's step adds to its context's mass
-        total, gamma = before(h, seen)[held], before(h, grow)[held]
-        c = c[held]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = (np.maximum(c - D(c), 0.0) + gamma * lower) / total
-        return np.where(total > 0, p, lower)
-
-    p = np.full(len(held), 1.0 / K)
+    The training part is counted once per order (the static model); the adaptive model is the static one
+    plus what the held-out text before each character adds, a sum within the held-out positions of the same
+    id (before()), so that its work and memory grow with the held-out part alone. Memory: the ids of two
+    orders and the counts of one, in 4 bytes where they fit, and next_ids' sort: 41 bytes a character at
+    the peak measured with a tenth held out, besides the text (at most ngram_memory()). progress: a function told each order's end."""
+    check_counts(x, n_train, max_order, K)
+    N = len(x)
+    cur, prev = x.astype(id_type(N, K)), None
+    p_st = np.full(N - n_train, 1.0 / K)                    # order 0: uniform
+    p_ad = p_st.copy() if adaptive else None
+    t0 = time.perf_counter()
     for n in range(1, max_order + 1):
-        yield n, -np.log2(level(n, p, continuation=False))
-        if n < max_order:
-            p = level(n, p, continuation=True)
+        g = cur[n_train:].copy()                            # each held-out position's n-gram,
+        h = np.zeros_like(g) if n == 1 else prev[n_train - 1:N - 1].copy()   # and its context's id
+        n_ids = int(cur.max()) + 1
+        context_of = np.zeros(n_ids, dtype=cur.dtype)
+        if n > 1:
+            _scatter(context_of, cur[n - 1:n_train], prev[n - 2:n_train - 1])
+        n_ctx = 1 if n == 1 else int(prev.max()) + 1
+        prev = None
+        counts = _count(cur[n - 1:n_train], n_ids)
+        level = Counted(counts, context_of, h, n_ctx)
+        yield (n, -np.log2(level.prob(g, p_st)),
+               -np.log2(level.grown(g, np.ones(len(g), dtype=bool), p_ad)) if adaptive else None)
+        if progress is not None:
+            progress(f"n-grams: order {n} of {max_order} counted ({time.perf_counter() - t0:.0f} s)")
+        if n == max_order:
+            break
+        longer = next_ids(cur, x, n + 1, K)                 # for the continuation counts, and the next order
+        in_train = np.zeros(int(longer.max()) + 1, dtype=bool)
+        _scatter(in_train, longer[n:n_train], True)
+        suffix_of = np.zeros(len(in_train), dtype=cur.dtype)    # each (n + 1)-gram's last n characters
+        _scatter(suffix_of, longer[n:n_train], cur[n:n_train])
+        level = Counted(_count(suffix_of[in_train], n_ids), context_of, h, n_ctx)
+        del suffix_of
+        p_st = level.prob(g, p_st)                          # the lower order of every higher model
+        if adaptive:                                        # a count: an (n + 1)-gram seen for the first time
+            new = ~in_train[longer[n_train:]] & (before(longer[n_train:]) == 0)
+            p_ad = level.grown(g, new, p_ad)
+        del in_train, level, counts
+        prev, cur = cur, longer
+
+
+class Counted:
+    """One order's counts in the training part (raw, or continuation counts) for the contexts the held-out
+    part meets: each n-gram id's count, the discounts (D1, D2, D3+) of all of them, and for each context h
+    of a held-out position its total and discount mass gamma = D1 N1 + D2 N2 + D3 N3+ (summed in id order,
+    the same bits as over every context)."""
+
+    def __init__(self, counts, context_of, h, n_ctx):
+        self.counts = counts
+        self.D = discounts(counts[counts > 0])
+        self.table = np.array((0.0, *self.D))               # the discount of a count 0, 1, 2, 3 or more
+        needed = np.zeros(n_ctx, dtype=bool)
+        needed[h] = True
+        slot = np.full(n_ctx, -1, dtype=np.int32)
+        wanted = np.flatnonzero(needed)
+        slot[wanted] = np.arange(len(wanted), dtype=np.int32)
+        del needed
+        ids = np.flatnonzero((counts > 0) & (slot[context_of] >= 0))   # in id order
+        at = slot[context_of[ids]]
+        c = counts[ids]
+        self.total = np.bincount(at, weights=c, minlength=len(wanted))
+        self.gamma = np.bincount(at, weights=self.discount(c), minlength=len(wanted))
+        self.h = slot[h]                                    # each held-out position's context, as a slot
+
+    def discount(self, c):
+        """The discount of each count in c: 0 for 0, then D1, D2, and D3+ for 3 or more."""
+        return self.table[np.minimum(c, 3).astype(np.intp)]
+
+    def prob(self, g, lower):
+        """p(w | h) of the static model at the held-out positions with n-gram ids g, interpolated with lower."""
+        c = self.counts[g]
+        return self._p(c, self.total[self.h], self.gamma[self.h], lower)
+
+    def grown(self, g, seen, lower):
+        """p(w | h) at the held-out positions with the counts grown by the held-out positions before each;
+        seen: where a held-out position adds a count (every position for raw counts; for continuation
+        counts, the first appearance of its (n + 1)-gram)."""
+        c = self.counts[g] + before(g, seen)
+        grow = np.where(seen, self.discount(c + 1) - self.discount(c), 0.0)
+        total = self.total[self.h] + before(self.h, seen)
+        gamma = self.gamma[self.h] + before(self.h, grow)
+        return self._p(c, total, gamma, lower)
+
+    def _p(self, c, total, gamma, lower):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = (np.maximum(c - self.discount(c), 0.0) + gamma * lower) / total
+        return np.where(total > 0, p, lower)                # an unseen context: the lower order alone
+
+
+def before(keys, weights=None):
+    """(n,) for each position i, the sum of weights[j] (1 each when None) over the positions j < i with
+    keys[j] == keys[i]: what has been seen of i's key before i."""
+    n = len(keys)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(keys, kind="stable")                 # by key, then by position
+    ks, ws = keys[order], w[order]
+    start = np.ones(n, dtype=bool)
+    start[1:] = ks[1:] != ks[:-1]
+    cs = np.cumsum(ws)
+    cs -= ws                                                # the sum before each, over the sorted order
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))   # where each one's key begins
+    out = np.empty(n)
+    out[order] = cs - cs[first]
+    return out
 
 
 KINDS = ("letter inside a word", "first letter of a word", "space", "newline", "punctuation or digit")
@@ -268,12 +290,6 @@ def compare_by_kind(text, bits_a, bits_b):
     return rows
 
 
-def ngram_orders(x, n_train, K, adaptive=False, max_order=MAX_ORDER):
-    """{n: (N - n_train,) bits of each held-out character} of the static or the adaptive Kneser-Ney
-    n-gram of every order n = 1 .. max_order."""
-    return dict((adaptive_kneser_ney_bits if adaptive else kneser_ney_bits)(x, n_train, K, max_order))
-
-
 def best_order(orders, n_first):
     """The order n of {n: bits} whose mean over the first n_first characters (the first half) is lowest."""
     return min(orders, key=lambda n: orders[n][:n_first].mean())
@@ -287,9 +303,22 @@ def compressed(compress, before, first, second):
     return 8 * (lab - la) / len(first), 8 * (labc - lab) / len(second)
 
 
+def lzma_dictionary(n_bytes):
+    """The dictionary of lzma's strongest preset (64 MiB), no larger than the text needs: the same matches
+    (every one lies within the text), in a tenth of the memory for a text of a few megabytes."""
+    return min(64 << 20, max(1 << 12, n_bytes))
+
+
+def lzma_memory(n_bytes):
+    """What lzma's strongest preset takes for a text of n_bytes: about 10.5 times its dictionary (xz's
+    documentation: 674 MiB for 64 MiB), and a margin."""
+    return 11 * lzma_dictionary(n_bytes) + (16 << 20)
+
+
 COMPRESSORS = {"gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
                "bz2": lambda b: bz2.compress(b, compresslevel=9),
-               "lzma": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)}
+               "lzma": lambda b: lzma.compress(b, filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME,
+                                                            "dict_size": lzma_dictionary(len(b))}])}
 PPMD_ORDERS = (4, 6, 8, 12, 16)     # above 16 its bits do not change on the default corpus
 PPMD_MEMORY = 256 << 20
 
@@ -304,7 +333,7 @@ def ppmd_bits(before, first, second):
     return order, found[order][1]
 
 
-def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
+def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER, progress=None):
     """Every yardstick's bits per character on the second half of corpus's held-out part (as the trainer
     splits it), by lib/evaluate.py's protocol: each has read the training part and the first half before
     the characters it scores, and an order is chosen on the first half. "static": from the counts of the
@@ -312,16 +341,18 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
     grow; PPMd and the compressors adapt by construction). "first_half": the static n-grams on the first
     half, which validation reads (the training curves' yardsticks). "ngram_bits": the bits of each held-out
     character (len(held),) of the best static and the best adaptive n-gram, for lib/evaluate.py's mixtures
-    (arrays: left out of the JSON)."""
+    (arrays: left out of the JSON). progress: a function told what is done, as it is done (the n-grams order
+    by order, then each compressor)."""
     from lib.config import Config
     from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=val_fraction))
     x, K, n_train = corpus.data, corpus.vocab.K, corpus.n_chars - n_val
-    limits.check_memory(max(ADAPTIVE_BYTES_PER_CHAR * corpus.n_chars, LZMA_BYTES + 4 * corpus.n_chars),
+    limits.check_memory(max(ngram_memory(corpus.n_chars, n_val, K), lzma_memory(4 * corpus.n_chars) + 8 * corpus.n_chars,
+                            PPMD_MEMORY + 8 * corpus.n_chars),
                         f"Counting n-grams of up to {max_order} characters in {corpus.n_chars:,} characters, "
                         f"then compressing them", "use a shorter text.")
     try:
-        check_counts(x, n_train, max_order)
+        check_counts(x, n_train, max_order, K)
     except TooShort as err:
         raise TooShort(f"{corpus.path} {err}") from None
     if n_val < 4:
@@ -333,19 +364,24 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER):
     t0 = time.perf_counter()
     freq = np.bincount(x[:n_train], minlength=K) + 1.0
     static["unigram"] = float(-np.mean(np.log2(freq[x[n_train + half:]] / freq.sum())))
-    for kind, table in (("static", static), ("adaptive", adaptive)):
-        orders = ngram_orders(x, n_train, K, kind == "adaptive", max_order)
-        best[kind] = f"ngram-{best_order(orders, half)}"
-        per_char[kind] = orders[best_order(orders, half)]
-        table.update({f"ngram-{n}": float(b[half:].mean()) for n, b in orders.items()})
-        if kind == "static":
-            first_half.update({f"ngram-{n}": float(b[:half].mean()) for n, b in orders.items()})
-        seconds[f"ngram_{kind}"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-    text = corpus.text
+    chosen = {}                                             # the lowest first-half bits so far, by kind
+    for n, *bits in ngram_bits(x, n_train, K, max_order, progress=progress):
+        for kind, table, b in (("static", static, bits[0]), ("adaptive", adaptive, bits[1])):
+            table[f"ngram-{n}"] = float(b[half:].mean())
+            on_first = float(b[:half].mean())
+            if kind == "static":
+                first_half[f"ngram-{n}"] = on_first
+            if kind not in chosen or on_first < chosen[kind]:   # the best order: chosen on the first half
+                chosen[kind], best[kind], per_char[kind] = on_first, f"ngram-{n}", b
+    seconds["ngrams"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    text, say = corpus.text, progress or (lambda line: None)
     parts = text[:n_train], text[n_train:n_train + half], text[n_train + half:]
     best["ppmd_order"], adaptive["ppmd"] = ppmd_bits(*parts)
-    adaptive.update({name: compressed(compress, *parts)[1] for name, compress in COMPRESSORS.items()})
+    say(f"PPMd: {adaptive['ppmd']:.3f} bits per character ({time.perf_counter() - t0:.0f} s)")
+    for name, compress in COMPRESSORS.items():
+        adaptive[name] = compressed(compress, *parts)[1]
+        say(f"{name}: {adaptive[name]:.3f} bits per character ({time.perf_counter() - t0:.0f} s)")
     seconds["compressors"] = time.perf_counter() - t0
     return {"static": static, "adaptive": adaptive, "first_half": first_half, "best": best,
             "corpus": str(corpus.path), "sha256": corpus.sha256, "K": K, "n_chars": corpus.n_chars,
@@ -366,13 +402,15 @@ def main(argv=None):
     corpus = load_corpus(args.data)
     if args.json:
         files.output_file(args.json, "--json", inputs=[("the text", corpus.path)])   # before the work
-    result = yardsticks(corpus, args.val_fraction)
+    talk = corpus.n_chars >= PROGRESS_CHARS or sys.stderr.isatty()     # work of a minute or more says how it goes
+    result = yardsticks(corpus, args.val_fraction, progress=(lambda line: print(line, file=sys.stderr, flush=True))
+                        if talk else None)
     for kind in ("static", "adaptive"):
         for name, b in result[kind].items():
             print(f"{kind:<9} {name:<9} {b:6.3f} bits per character")
     print(f"(the last {result['n_scored_chars']:,} of {result['n_val_chars']:,} held-out characters scored; best "
           f"orders chosen on the first half: {result['best']['static']} static, {result['best']['adaptive']} "
-          f"adaptive; n-grams in {result['seconds']['ngram_static'] + result['seconds']['ngram_adaptive']:.1f} s, "
+          f"adaptive; n-grams in {result['seconds']['ngrams']:.1f} s, "
           f"PPMd and the compressors in {result['seconds']['compressors']:.1f} s)")
     if args.json:
         files.write_text(args.json, json.dumps({k: v for k, v in result.items() if k != "ngram_bits"}, indent=2) + "\n")

@@ -100,7 +100,7 @@ def ladder_rows(yard, nets, runs, headline=None):
 def yardstick_note(yard, n_chars):
     """The sentence under the yardsticks' table: what was scored, and the n-gram's orders."""
     n_orders = sum(k.startswith("ngram-") for k in yard["static"])
-    seconds = yard["seconds"]["ngram_static"] + yard["seconds"]["ngram_adaptive"]
+    seconds = yard["seconds"]["ngrams"]
     return (f"Bits per character on the last {yard['n_scored_chars']:,} of {yard['n_val_chars']:,} held-out "
             f"characters ({n_chars:,} in all); the n-gram's orders (static / adaptive, in brackets) chosen on the "
             f"first half among {n_orders}, counted in {seconds:.1f} s.")
