@@ -88,11 +88,11 @@ def main():
     print(f"corpus: {args.data or 'default'} ({corpus.n_chars:,} characters, K = {vocab.K}); m = {cfg.m}, "
           f"T = {cfg.seq_length}; {cfg.steps:,} updates, median of {args.repeats} alternating runs")
     print(f"compiled kernels (lib/model/_kernels.c): {'built' if kernels.BUILT else 'NOT BUILT'}")
-    print(f"{'implementation':<38} {'us/update':>10} {'100,000 updates':>16} {'speed-up':>9}")
+    print(f"{'implementation':<42} {'us/update':>10} {'100,000 updates':>16} {'speed-up':>9}")
     for name, us in (("plain reference (lib/model/reference.py)", us_ref),
                      ("lib.train, NumPy loops only", us_np),
                      ("lib.train (this project)", us_ours)):
-        print(f"{name:<38} {us:>10.0f} {us * 0.1:>14.1f} s {us_ref / us:>8.1f}x")
+        print(f"{name:<42} {us:>10.0f} {us * 0.1:>14.1f} s {us_ref / us:>8.1f}x")
     lg, opt = breakdown(cfg, data, vocab, cfg.steps)
     print(f"where an update's time goes (one more run, each call timed): loss and gradients {lg:.0f} us, "
           f"clip and AdaGrad {opt:.0f} us")
