@@ -159,7 +159,8 @@ def ngram_bits(x, n_train, K, max_order=MAX_ORDER, adaptive=True, progress=None)
     plus what the held-out text before each character adds, a sum within the held-out positions of the same
     id (before()), so that its work and memory grow with the held-out part alone. Memory: the ids of two
     orders and the counts of one, in 4 bytes where they fit, and next_ids' sort: 41 bytes a character at
-    the peak measured with a tenth held out, besides the text (at most ngram_memory()). progress: a function told each order's end."""
+    the peak measured with a tenth held out, besides the text (at most ngram_memory()). progress: a
+    function told each order's end."""
     check_counts(x, n_train, max_order, K)
     N = len(x)
     cur, prev = x.astype(id_type(N, K)), None
@@ -347,8 +348,8 @@ def yardsticks(corpus, val_fraction=0.1, max_order=MAX_ORDER, progress=None):
     from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=val_fraction))
     x, K, n_train = corpus.data, corpus.vocab.K, corpus.n_chars - n_val
-    limits.check_memory(max(ngram_memory(corpus.n_chars, n_val, K), lzma_memory(4 * corpus.n_chars) + 8 * corpus.n_chars,
-                            PPMD_MEMORY + 8 * corpus.n_chars),
+    limits.check_memory(max(ngram_memory(corpus.n_chars, n_val, K), PPMD_MEMORY + 8 * corpus.n_chars,
+                            lzma_memory(4 * corpus.n_chars) + 8 * corpus.n_chars),
                         f"Counting n-grams of up to {max_order} characters in {corpus.n_chars:,} characters, "
                         f"then compressing them", "use a shorter text.")
     try:

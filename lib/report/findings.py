@@ -26,7 +26,8 @@ def assignment_rows(summary):
     s = summary
     return [("first loss", f"{s['first_loss']:.2f} (25 ln K = {s['uniform_loss']:.2f}: "
                            f"{100 * first_loss_gap(s):.2f}% apart)"),
-            ("final smooth loss", f"{s['final_smooth_loss']:.2f} after {s['steps']:,} updates ({s['epochs']:.2f} epochs)"),
+            ("final smooth loss", f"{s['final_smooth_loss']:.2f} after {s['steps']:,} updates "
+                                  f"({s['epochs']:.2f} epochs)"),
             ("lowest smooth loss", f"{s['lowest_smooth_loss']:.2f} at update {s['lowest_smooth_update']:,} (the best "
                                    "model: the parameters behind it)"),
             ("training time", f"{s['seconds']:.1f} s, {s['us_per_step']:.0f} µs per update (samples and checkpoints "
