@@ -244,6 +244,9 @@ def test_a_second_search_on_the_same_folder_is_refused(text, tmp_path):
         assert second.returncode == 1 and second.stderr.count("\n") == 1, second.stderr
         assert f"is in use by another search (process {first.pid})" in second.stderr
         assert first.poll() is None                     # the first one goes on
+        while not ((out / "study.log").exists() and (out / "study.log").stat().st_size):   # (once its workers
+            assert time.time() < deadline and first.poll() is None, "no study was made"    # are there)
+            time.sleep(0.2)
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=120)
