@@ -16,10 +16,11 @@ reported, so that a busy machine slows all alike. "x floor" is lib.train's time 
 With --layers 2 a second table does the same for two stacked layers (the floor then holds both layers'
 products, the second layer's input products among them).
 
-The characters a second at B = 32 in float32 are set beside PyTorch 2.13's CPU build at the same shapes
-(nn.LSTM / nn.GRU on one-hot inputs, a linear output layer, Adam, 2 threads), as measured on a 2-core
-machine like this one for issue 18: LSTM 86,152 and 88,251, GRU 56,640 and 56,529 characters a second.
-They were not measured in this run (torch is not a dependency).
+When PyTorch can be imported (it is not a dependency: docs/speed.md says how to install it beside the
+project), each single-layer set-up of the GRU and the LSTM is also run with PyTorch's CPU build at the same
+shapes, alternating with the others: nn.GRU / nn.LSTM on one-hot inputs, a linear output layer, the loss
+normalised, Adam, one update per chunk with the state carried (detached), as many threads as lib/ uses. The
+table then gives its characters a second and lib.train's ratio to it, measured on this machine in this run.
 
     python benchmarks/gated.py [--repeats 3] [--updates 30] [--layers 2]
 """
@@ -34,7 +35,46 @@ from lib.config import Config
 from lib.data import load_corpus
 from lib.training.loop import train
 
-PYTORCH = {"lstm": (86_152, 88_251), "gru": (56_640, 56_529)}   # characters a second, issue 18's two rounds
+
+
+def pytorch():
+    """The torch module, or None where it is not installed (it is no dependency of the project)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def pytorch_seconds(torch, cell, K, m, T, B, dtype, updates, data):
+    """Seconds per update of PyTorch's nn.GRU / nn.LSTM at the shapes lib.train uses: one-hot inputs (T, B, K),
+    a linear output layer, cross-entropy averaged over T B, Adam (eta 1e-3), the state carried from chunk to
+    chunk (detached), B streams through data as lib.train's "sequential" chunks read it."""
+    torch.manual_seed(0)
+    kind = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    tdtype = {np.dtype("float32"): torch.float32, np.dtype("float64"): torch.float64}[np.dtype(dtype)]
+    net, out = kind(K, m).to(tdtype), torch.nn.Linear(m, K).to(tdtype)
+    params = list(net.parameters()) + list(out.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    L = len(data) // B
+    streams = torch.from_numpy(data[:B * L].astype(np.int64).reshape(B, L).T.copy())     # (L, B)
+    eye = torch.eye(K, dtype=tdtype)
+    h = None
+
+    def step(e):
+        nonlocal h
+        X, Y = streams[e:e + T], streams[e + 1:e + T + 1]
+        O, h = net(eye[X], h)
+        h = tuple(s.detach() for s in h) if isinstance(h, tuple) else h.detach()
+        loss = torch.nn.functional.cross_entropy(out(O).reshape(-1, K), Y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    step(0)                                     # warm up
+    t0 = time.perf_counter()
+    for i in range(updates):
+        step((i + 1) * T % (L - T - 1))
+    return (time.perf_counter() - t0) / updates
 
 
 def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5):
@@ -105,26 +145,31 @@ def table(corpus, repeats, updates, layers):
                                                   optimizer="adam", eta=1e-3, normalize_loss=True, dtype=dtype,
                                                   sample_every=10**9, checkpoint_every=10**9, sig=0.05,
                                                   layers=layers)
-    seconds = {key: ([], [], []) for key in setups}
+    torch = pytorch() if layers == 1 else None
+    seconds = {key: ([], [], [], []) for key in setups}
     for _ in range(repeats):
         for (cell, dtype, B), cfg in setups.items():
-            floor, ours, numpy_only = seconds[(cell, dtype, B)]
+            floor, ours, numpy_only, peer = seconds[(cell, dtype, B)]
             floor.append(floor_seconds(cells.get(cell), corpus.vocab.K, cfg.m, cfg.seq_length, B, np.dtype(dtype),
                                        layers))
             ours.append(train_seconds(cfg, corpus, compiled=True))
             numpy_only.append(train_seconds(cfg, corpus, compiled=False))
+            if torch is not None and cell != "rnn":
+                peer.append(pytorch_seconds(torch, cell, corpus.vocab.K, cfg.m, cfg.seq_length, B, dtype,
+                                            cfg.steps, corpus.data))
     print(f"\n{layers} layer{'s' if layers > 1 else ''}; m = 256, T = 64, Adam; ms per update, the median of "
           f"{repeats} alternating runs")
+    if layers == 1:
+        print(f"PyTorch: {f'{torch.__version__}, {torch.get_num_threads()} threads' if torch else 'not installed'}")
     print(f"{'cell':<5} {'dtype':<8} {'B':>3} {'floor':>8} {'lib.train':>10} {'x floor':>8} {'NumPy only':>11} "
-          f"{'x floor':>8} {'chars/s':>9} {'PyTorch chars/s (issue 18)':>27}")
-    for (cell, dtype, B), (floor, ours, numpy_only) in seconds.items():
+          f"{'x floor':>8} {'chars/s':>9} {'PyTorch chars/s':>16} {'x PyTorch':>10}")
+    for (cell, dtype, B), (floor, ours, numpy_only, peer) in seconds.items():
         f, o, n = (statistics.median(t) for t in (floor, ours, numpy_only))
         rate = B * 64 / o
-        peer = ""
-        if B == 32 and dtype == "float32" and layers == 1 and cell in PYTORCH:
-            peer = f"{'/'.join(f'{r:,}' for r in PYTORCH[cell])} ({rate / statistics.mean(PYTORCH[cell]):.2f}x)"
+        theirs = B * 64 / statistics.median(peer) if peer else None
         print(f"{cell:<5} {dtype:<8} {B:>3} {f * 1e3:>8.2f} {o * 1e3:>10.2f} {o / f:>7.2f}x {n * 1e3:>11.2f} "
-              f"{n / f:>7.2f}x {rate:>9,.0f} {peer:>27}")
+              f"{n / f:>7.2f}x {rate:>9,.0f} {f'{theirs:,.0f}' if theirs else '':>16} "
+              f"{f'{rate / theirs:.2f}x' if theirs else '':>10}")
 
 
 def main():
