@@ -1,4 +1,4 @@
-"""The gated cells (lib/cells.get("gru").py, lib/cells.get("lstm").py) against their definition, and in the one trainer."""
+"""The gated cells (lib/model/gru.py, lib/model/lstm.py) against their definition, and in the one trainer."""
 import json
 import subprocess
 import sys
