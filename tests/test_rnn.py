@@ -1,4 +1,4 @@
-"""The model (lib/rnn.py, and lib/cells.RNN around it) against its definition: gradients, the reference code, sample."""
+"""The model (lib/rnn.py, and lib/model/cells.py's RNN around it) against its definition: gradients, the reference code, sample."""
 import math
 
 import numpy as np
