@@ -22,7 +22,7 @@ then the first half) and predicts each character from what came before it only:
                        of the gradients training saw (Adam's second moment, or AdaGrad's sum / updates)
     mixture_static     w p_static + (1 - w) p_ngram, the static n-gram, w chosen on the first half
     mixture_dynamic    w p_dynamic + (1 - w) p_ngram_adaptive
-    ngram              interpolated modified Kneser-Ney (lib/baselines.py), counts of the training part
+    ngram              interpolated modified Kneser-Ney (lib/ngrams.py), counts of the training part
     ngram_adaptive     the same, its counts growing with everything read before each character
     ppmd               PPMd (variant I, the pyppmd package), given the training part and the first half:
                        8 (len C(all before + second half) - len C(all before)) / characters

@@ -1,4 +1,4 @@
-"""The yardsticks (lib/baselines.py): the vectorised Kneser-Ney against a plain loop, and the split."""
+"""The yardsticks (lib/baselines.py) and the n-grams (lib/ngrams.py): the vectorised Kneser-Ney against a plain loop, and the split."""
 import bz2
 import json
 import math
@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from lib import baselines
+from lib import baselines, ngrams
 from lib.config import Config
 from lib.data import load_corpus
 from lib.data import split
@@ -71,7 +71,7 @@ def small():
 def test_vectorised_kneser_ney_matches_the_plain_loop(small):
     x, K = small
     n_train = len(x) - 60
-    bits = baselines.kneser_ney(x, n_train, K, max_order=5)
+    bits = ngrams.kneser_ney(x, n_train, K, max_order=5)
     for n in range(1, 6):
         assert abs(bits[n] - plain_kneser_ney(x, n_train, K, n)) < 1e-9, n
 
@@ -88,10 +88,10 @@ def test_estimated_discounts_match_too():
     n_train = len(x) - 300
     ids = x[:n_train]
     for n in range(2, 6):                                   # (every character occurs often: no unigram is rare)
-        ids = baselines.next_ids(ids, x[:n_train], n, len(chars))
+        ids = ngrams.next_ids(ids, x[:n_train], n, len(chars))
         counts = np.bincount(ids[n - 1:])
-        assert n == 2 or baselines.discounts(counts[counts > 0]) != (0.5, 1.0, 1.5), n       # estimated, not the fallback
-    bits = baselines.kneser_ney(x, n_train, len(chars), max_order=5)
+        assert n == 2 or ngrams.discounts(counts[counts > 0]) != (0.5, 1.0, 1.5), n       # estimated, not the fallback
+    bits = ngrams.kneser_ney(x, n_train, len(chars), max_order=5)
     for n in range(1, 6):
         assert abs(bits[n] - plain_kneser_ney(x, n_train, len(chars), n)) < 1e-9, n
 
@@ -101,7 +101,7 @@ def test_the_distribution_sums_to_one(small):
     x, K = small
     n_train = len(x) - 1
     for order in (1, 2, 4, 6):
-        total = sum(2 ** -baselines.kneser_ney(np.append(x[:-1], w), n_train, K, order)[order] for w in range(K))
+        total = sum(2 ** -ngrams.kneser_ney(np.append(x[:-1], w), n_train, K, order)[order] for w in range(K))
         assert abs(total - 1) < 1e-12, order
 
 
@@ -122,7 +122,7 @@ def test_the_yardsticks_score_the_second_half_having_read_all_before_it(tmp_path
     a, b, c = (t.encode() for t in (text[:len(train)], text[len(train):len(train) + half], text[len(train) + half:]))
     expected = 8 * (len(bz2.compress(a + b + c, 9)) - len(bz2.compress(a + b, 9))) / (len(held) - half)
     assert adaptive["bz2"] == expected
-    orders = dict(baselines.kneser_ney_bits(corpus.data, len(train), corpus.vocab.K))
+    orders = dict(ngrams.kneser_ney_bits(corpus.data, len(train), corpus.vocab.K))
     assert static["ngram-5"] == orders[5][half:].mean() and result["first_half"]["ngram-5"] == orders[5][:half].mean()
     assert result["best"]["static"] == min(result["first_half"], key=result["first_half"].get)
     assert static["ngram-8"] < 0.2                                           # a repeated text: the n-gram knows it
@@ -154,7 +154,7 @@ def test_on_the_default_corpus_the_best_ngram_is_a_serious_opponent():
         pytest.skip("measured on the default corpus")
     from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=0.1))
-    bits = baselines.kneser_ney(corpus.data, corpus.n_chars - n_val, corpus.vocab.K)
+    bits = ngrams.kneser_ney(corpus.data, corpus.n_chars - n_val, corpus.vocab.K)
     assert min(bits.values()) <= 2.31
 
 
@@ -166,7 +166,7 @@ def test_ngram_ids_are_the_ranks_np_unique_gives(dtype):
     x = rng.integers(0, 5, size=3000).astype(np.uint8)
     ids = x.astype(dtype)
     for n in range(2, 7):
-        new = baselines.next_ids(ids, x, n, 5)
+        new = ngrams.next_ids(ids, x, n, 5)
         key = ids[n - 2:-1].astype(np.int64) * 5 + x[n - 1:]
         assert new.dtype == dtype and (new[:n - 1] == -1).all()
         assert np.array_equal(new[n - 1:], np.unique(key, return_inverse=True)[1]), n
@@ -184,16 +184,16 @@ def test_the_ngram_counting_stays_within_its_stated_memory(held):
     n_held = int(len(x) * held)
     tracemalloc.start()
     try:
-        for _ in baselines.ngram_bits(x, len(x) - n_held, corpus.vocab.K):
+        for _ in ngrams.ngram_bits(x, len(x) - n_held, corpus.vocab.K):
             pass
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak <= baselines.ngram_memory(len(x), n_held), peak / len(x)
+    assert peak <= ngrams.ngram_memory(len(x), n_held), peak / len(x)
     if held == 0.1:
         assert peak / len(x) <= 48
-    assert baselines.id_type(len(x), corpus.vocab.K) == np.int32
-    assert baselines.id_type(2 ** 31 // corpus.vocab.K, corpus.vocab.K) == np.int64
+    assert ngrams.id_type(len(x), corpus.vocab.K) == np.int32
+    assert ngrams.id_type(2 ** 31 // corpus.vocab.K, corpus.vocab.K) == np.int64
 
 
 def test_the_yardsticks_state_their_memory_before_they_count(monkeypatch):

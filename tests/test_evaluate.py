@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import QUIET, SMALL_TEXT
-from lib import baselines, evaluate
+from lib import baselines, evaluate, ngrams
 from lib.model import cells
 from lib.config import Config
 from lib.training.loop import train
@@ -30,8 +30,8 @@ def text_of(n, seed=0):
 
 def test_the_adaptive_ngram_starts_as_the_static_one_and_gains_on_a_repetitive_text():
     x = text_of(4000)
-    static = dict(baselines.kneser_ney_bits(x, 3000, 6, 6))
-    adaptive = dict(baselines.adaptive_kneser_ney_bits(x, 3000, 6, 6))
+    static = dict(ngrams.kneser_ney_bits(x, 3000, 6, 6))
+    adaptive = dict(ngrams.adaptive_kneser_ney_bits(x, 3000, 6, 6))
     for n in range(1, 7):
         assert abs(static[n][0] - adaptive[n][0]) < 1e-9, n          # nothing read yet: the same model
         assert len(adaptive[n]) == 1000
@@ -41,11 +41,11 @@ def test_the_adaptive_ngram_starts_as_the_static_one_and_gains_on_a_repetitive_t
 def test_the_adaptive_ngram_is_the_static_one_recounted_before_each_character(monkeypatch):
     """With the discounts held fixed (the adaptive model keeps the training part's), predicting character
     i with counts that grew up to it is the static model trained on everything before i."""
-    monkeypatch.setattr(baselines, "discounts", lambda counts: (0.5, 1.0, 1.5))
+    monkeypatch.setattr(ngrams, "discounts", lambda counts: (0.5, 1.0, 1.5))
     x = text_of(400, seed=3)
-    adaptive = dict(baselines.adaptive_kneser_ney_bits(x, 300, 6, 4))
+    adaptive = dict(ngrams.adaptive_kneser_ney_bits(x, 300, 6, 4))
     for i in range(300, 400, 7):
-        recounted = dict(baselines.kneser_ney_bits(x[:i + 1], i, 6, 4))
+        recounted = dict(ngrams.kneser_ney_bits(x[:i + 1], i, 6, 4))
         for n in (1, 2, 4):
             assert abs(recounted[n][0] - adaptive[n][i - 300]) < 1e-9, (i, n)
 
@@ -90,7 +90,7 @@ def test_no_contender_sees_a_character_before_it_scores_it(small_run, contender)
             return evaluate.dynamic_bits(cell, run.cfg, run.state.best_theta, evaluate.mean_square(run.cfg, run.state),
                                          train_part, h, 3e-3, 1e-3, 20, K)
         x = np.concatenate([train_part, h])
-        return dict(baselines.adaptive_kneser_ney_bits(x, len(train_part), K, 5))[5]
+        return dict(ngrams.adaptive_kneser_ney_bits(x, len(train_part), K, 5))[5]
     a, b = scores(held), scores(changed)
     assert np.array_equal(a[:k], b[:k])
     assert not np.array_equal(a[k:], b[k:])             # and the change is seen from there on
@@ -200,7 +200,7 @@ def test_by_kind_compares_the_best_ngram_and_the_network_on_the_second_half(smal
     yard = baselines.yardsticks(corpus, run.cfg.val_fraction)
     static = evaluate.static_bits(cell, run.cfg, cell.views(run.state.best_theta, K, run.cfg.m), train_part, held)
     order = int(yard["best"]["static"].split("-")[1])
-    ngram = dict(baselines.kneser_ney_bits(corpus.data, len(train_part), K, order))[order]
+    ngram = dict(ngrams.kneser_ney_bits(corpus.data, len(train_part), K, order))[order]
     half = len(held) // 2
     expected = baselines.compare_by_kind(run.vocab.decode(held[half - 1:]), ngram[half:], static[half:])
     got = evaluate.by_kind(corpus, yard, {"static": static})

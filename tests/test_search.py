@@ -293,11 +293,11 @@ def test_a_text_too_short_for_the_searched_settings_is_one_line(text, tmp_path):
 def test_a_text_too_large_for_this_machine_is_refused_before_counting(text, tmp_path, monkeypatch):
     """A text whose study would not fit in memory is refused at once, with the memory it needs, before
     anything is counted or trained (the n-gram's own estimate stands behind the corpus's)."""
-    from lib import baselines
+    from lib import ngrams
     from lib.search import study as lib_search
     from lib.util import limits
     monkeypatch.setattr(limits, "available_memory", lambda: 1e6)
-    monkeypatch.setattr(baselines, "next_ids", lambda *a, **k: pytest.fail("counted before checking"))
+    monkeypatch.setattr(ngrams, "next_ids", lambda *a, **k: pytest.fail("counted before checking"))
     t0 = time.time()
     with pytest.raises(limits.TooLarge, match=r"text.txt \(29.3 KB\) would need about .* of memory and this "
                                               r"machine has .* available; use a shorter text"):

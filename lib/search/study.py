@@ -126,7 +126,7 @@ def check_text(corpus):
 def best_ngram(corpus):
     """{name, bits}: the best Kneser-Ney n-gram on what the trials' validation reads (the first half of
     their held-out part), the yardstick to beat."""
-    from lib.baselines import TooShort, kneser_ney
+    from lib.ngrams import TooShort, kneser_ney
     from lib.data import held_out
     n_val = held_out(corpus.n_chars, Config(val_fraction=FIXED["val_fraction"]))
     n_train = corpus.n_chars - n_val
