@@ -55,12 +55,15 @@ def commands(runs, root):
     return "\n".join(command(r.cfg, r.summary["steps"], f"{root}/{name}") for name, r in runs.items())
 
 
-def command(cfg, steps=None, out="DIR"):
-    """The command line that trains cfg (its settings that differ from the defaults) to steps updates:
-    for a run stopped by its time budget, the update count that reproduces it without one."""
+def command(cfg, steps=None, out="DIR", data=None):
+    """The command line that trains cfg (its settings that differ from the defaults) to steps updates, on
+    the text data (None: the default one): for a run stopped by its time budget, the update count that
+    reproduces it without one."""
+    import shlex
     default, given = Config().to_dict(), cfg.replace(steps=steps or cfg.steps).to_dict()
     options = [_option(k, v) for k, v in given.items() if v != default[k] and k != "checkpoint_every"]
-    return " ".join(["python -m lib.train", *options, f"--out {out}"])
+    text = [] if data is None else [f"--data {shlex.quote(str(data))}"]
+    return " ".join(["python -m lib.train", *options, *text, f"--out {out}"])
 
 
 def _option(name, value):

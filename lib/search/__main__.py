@@ -2,7 +2,6 @@
 import json
 
 from lib.search import study
-from lib.search.study import MAX_WORKER_HOURS, search
 
 
 def main(argv=None):
@@ -22,10 +21,10 @@ def main(argv=None):
     where.add_argument("--scheduler", help="a dask scheduler's address, tcp://HOST:PORT")
     p.add_argument("--seed", type=arg_type("seed"), default=0, help="the sampler's seed (default 0)")
     p.add_argument("--allow-long", action="store_true",
-                   help=f"run a study of more than {MAX_WORKER_HOURS} worker-hours of training")
+                   help=f"run a study of more than {study.MAX_WORKER_HOURS} worker-hours of training")
     args = p.parse_args(argv)
-    info = search(args.data, args.trials, args.out, args.trial_seconds, args.trial_updates, args.workers,
-                  args.scheduler, args.seed, allow_long=args.allow_long)
+    info = study.search(args.data, args.trials, args.out, args.trial_seconds, args.trial_updates, args.workers,
+                        args.scheduler, args.seed, allow_long=args.allow_long)
     if info:
         print(json.dumps({k: info[k] for k in ("best_val_loss_bits", "n_trials", "trial", "command")}, indent=2))
 

@@ -38,7 +38,6 @@ Before it starts, the study states its budget in worker-hours; beyond MAX_WORKER
 import json
 import math
 import os
-import shlex
 from pathlib import Path
 
 from lib.util import files
@@ -166,11 +165,11 @@ def write_best(study, out, n_done, seconds, updates, ngram, corpus):
         return None
     best = study.best_trial
     cfg = trial_config(best.params, seconds, updates)
-    again = command(cfg, out="runs/best").replace(" --out ", f" --data {shlex.quote(str(corpus.path))} --out ")
     info = {"best_val_loss_bits": best.value, "n_trials": n_done, "trial": best.number,
             "run": str(out / TRIALS / str(folder_of(best))), "corpus": str(corpus.path), "sha256": corpus.sha256,
             "trial_seconds": seconds, "trial_updates": updates, "settings": best.params, "config": cfg.to_dict(),
-            "command": again + (f" --max-seconds {seconds:g}" if seconds else ""),
+            "command": command(cfg, out="runs/best", data=corpus.path)
+            + (f" --max-seconds {seconds:g}" if seconds else ""),
             "hand_found": hand_result(study), "best_ngram": ngram}
     files.write_text(out / BEST, json.dumps(info, indent=2) + "\n")
     return info
