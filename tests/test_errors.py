@@ -463,3 +463,27 @@ def test_a_failing_notebook_is_one_line_and_its_kernels_own_output_is_kept_aside
     log = tmp_path / "out" / "x.kernel.log"
     assert log.read_text().count("noise of a worker process") == 30
     assert "x.ipynb stopped with ValueError: the notebook failed" in str(err.value) and str(log) in str(err.value)
+
+
+@pytest.mark.parametrize("cell, said", [
+    ("import sys, logging\nprint('Traceback (most recent call last):', file=sys.stderr)\n1 / 0",
+     "x.ipynb stopped with ZeroDivisionError: division by zero (cell 1; the executed notebook is "),
+    ("import os\nos._exit(3)", "x.ipynb stopped: its kernel died, out of memory or killed (the notebook as far as "
+                               "it ran is ")])
+def test_a_failing_notebook_under_the_report_command_is_one_line_in_a_real_process(tmp_path, cell, said):
+    """The report's command in its own process, as a person runs it: a notebook whose cell fails, or whose
+    kernel dies, gives one line on stderr (papermill's and nbclient's messages go to the kernel log it
+    names) and exit code 1."""
+    import nbformat
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(cell)]
+    nbformat.write(nb, root / "notebooks" / "x.ipynb")
+    script = (f"import lib\nfrom pathlib import Path\nfrom lib.report import pdf\nfrom lib.util import cli\n"
+              f"pdf.ROOT = Path({str(root)!r})\npdf.parameters = lambda *a, **k: {{}}\n"
+              f"cli.command(lambda: pdf.execute({str(tmp_path / 'out')!r}, notebooks=('x.ipynb',), progress=False))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: " + said), done.stderr
+    assert (tmp_path / "out" / "x.ipynb").stat().st_size > 0

@@ -12,11 +12,13 @@ here (see without_interactive) and so are not in it.
 """
 import datetime
 import inspect
+import logging
 import math
 import re
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -102,7 +104,7 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
             print(f"[{i}/{len(notebooks)}] {name}", flush=True)
         out, failed = out_dir / name, None
         kernel_log = out_dir / f"{Path(name).stem}.kernel.log"   # what the kernel process itself writes
-        with atomic_path(out, suffix=".part.ipynb") as tmp, open(kernel_log, "w") as log:
+        with atomic_path(out, suffix=".part.ipynb") as tmp, open(kernel_log, "w") as log, _logged_to(log):
             if manager:                     # (worker processes' tracebacks, say): kept out of the way
                 manager.stderr = log
             try:
@@ -112,16 +114,54 @@ def execute(out_dir, steps=FULL_STEPS, corpus=None, run_dir=None, figures_dir="f
                     parameters=parameters(name, steps, corpus, run_dir, figures_dir, ext_dir, ladder_dir, seed_dir),
                     progress_bar=progress, **({"kernel_manager_class": manager} if manager else {}))
             except papermill.PapermillExecutionError as err:
-                failed = err
-        said = kernel_log.stat().st_size > 0
-        if not said:
+                failed = [f"stopped with {err.ename}: {' '.join(err.evalue.split())}", f"cell {err.exec_count}",
+                          f"the executed notebook is {out}"]
+            except Exception as err:        # the kernel died, did not start, or a cell timed out
+                failed = [_kernel_trouble(err)] + ([f"the notebook as far as it ran is {out}"]
+                                                   if tmp.stat().st_size else [])
+        if not kernel_log.stat().st_size:
             kernel_log.unlink()
+        elif failed:
+            failed.append(f"what its kernel wrote besides is in {kernel_log}")
+        if out.exists() and not out.stat().st_size:
+            out.unlink()                    # nothing ran: no empty notebook left behind
         if failed:
-            raise NotebookFailed(f"{name} stopped with {failed.ename}: {' '.join(failed.evalue.split())} "
-                                 f"(cell {failed.exec_count}; the executed notebook is {out}"
-                                 + (f"; what its kernel wrote besides is in {kernel_log}" if said else "") + ")")
+            raise NotebookFailed(f"{name} {failed[0]}" + (f" ({'; '.join(failed[1:])})" if failed[1:] else ""))
         paths.append(out)
     return paths
+
+
+@contextmanager
+def _logged_to(stream):
+    """papermill's and nbclient's own messages ("Kernel died while waiting for execute reply", say) into
+    stream, the notebook's kernel log, instead of before the report's one line."""
+    handler = logging.StreamHandler(stream)
+    loggers = [logging.getLogger(name) for name in ("papermill", "nbclient", "traitlets")]
+    kept = [(lg, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, propagate in kept:
+            lg.removeHandler(handler)
+            lg.propagate = propagate
+
+
+def _kernel_trouble(err):
+    """What the report says when papermill stops without a cell's error: the kernel died (out of memory,
+    most often), did not start, or a cell timed out."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    if isinstance(err, NoSuchKernel):
+        return ("could not start: this environment has no Jupyter kernel named python3 (`make setup` installs "
+                "ipykernel)")
+    if isinstance(err, DeadKernelError):
+        return "stopped: its kernel died, out of memory or killed"
+    if isinstance(err, CellTimeoutError):
+        return "stopped: a cell timed out"
+    raise err
 
 
 def without_interactive(path):
