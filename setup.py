@@ -12,12 +12,13 @@ args, libraries, macros = [], ["m"], []
 if sys.platform != "win32":
     # -march=native: the kernels are built on the machine that runs them (an editable install).
     # -ffp-contract=off: a * b + c stays two roundings, so clip_adagrad matches lib/optim.py bit for bit.
-    args = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp-simd"]
+    # -fopenmp: the gated cells' packed products share their panels among threads (lib/model/_packed.h).
+    args = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp"]
 libc, version = platform.libc_ver()
 if platform.machine() == "x86_64" and libc == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35):
     libraries.append("mvec")                  # glibc's vectorised tanh (used where AVX2 is available)
     macros.append(("HAVE_LIBMVEC_IF_AVX2", "1"))
 
-setup(ext_modules=[Extension("lib.model._kernels", ["lib/model/_kernels.c"], depends=["lib/model/_typed.h"],
-                             extra_compile_args=args,
+setup(ext_modules=[Extension("lib.model._kernels", ["lib/model/_kernels.c"], depends=["lib/model/_typed.h", "lib/model/_packed.h"],
+                             extra_compile_args=args, extra_link_args=[a for a in args if a == "-fopenmp"],
                              libraries=libraries, define_macros=macros, optional=True)])

@@ -3,16 +3,22 @@
 For each cell (rnn, gru, lstm), element type (float32, float64) and batch (B = 32 and B = 1), at the
 shapes of issue 18 (m = 256, T = 64, Adam, the loss normalised):
 
-    floor        the matrix products of one update alone, with the shapes and layouts lib/ uses: for each
-                 step W h_{t-1} forwards and the product with W backwards (for the GRU also those with Wg),
-                 the output layer's three products and the weight gradients' (one product over all T B
-                 rows each). Nothing else: no gates, no softmax, no optimiser.
+    NumPy floor  the matrix products of one update alone, as NumPy's BLAS computes them, with the shapes
+                 and layouts lib/ uses: for each step W h_{t-1} forwards and the product with W backwards (for
+                 the GRU also those with Wg), the output layer's three products and the weight gradients' (one
+                 product over all T B rows each). Nothing else: no gates, no softmax, no optimiser.
+    lib floor    the same products as lib.train computes them: for the gated cells at a batch (B > 4,
+                 compiled), each recurrent weight packed once per chunk and direction, the per-step products
+                 and the weight gradients compiled (lib/model/_packed.h), the output layer NumPy's on one
+                 thread (lib.model.kernels.blas_on_one_thread); elsewhere NumPy's, as the NumPy floor.
     lib.train    a whole update of the training loop (lib.training.loop.train: gather, gates, softmax, gradients,
-                 clipping, Adam, bookkeeping), with the compiled kernels (lib/model/_kernels.c, lib/model/_typed.h)
+                 clipping, Adam, bookkeeping), with the compiled kernels (lib/model/_kernels.c, _typed.h,
+                 _packed.h)
     NumPy only   the same with the compiled kernels switched off (as on a machine without a C compiler)
 
 Runs alternate (floor, lib.train, NumPy only, next set-up, ...) and the median of the repeats is
-reported, so that a busy machine slows all alike. "x floor" is lib.train's time over the floor's.
+reported, so that a busy machine slows all alike. "x floor" is lib.train's time over the lib floor's,
+"x NumPy fl." NumPy only's over the NumPy floor's.
 With --layers 2 a second table does the same for two stacked layers (the floor then holds both layers'
 products, the second layer's input products among them).
 
@@ -77,8 +83,11 @@ def pytorch_seconds(torch, cell, K, m, T, B, dtype, updates, data):
     return (time.perf_counter() - t0) / updates
 
 
-def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5):
-    """Seconds of the matrix products of one update (the median of n), arrays of the given shapes."""
+def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5, packed=False):
+    """Seconds of the matrix products of one update (the median of n), arrays of the given shapes: NumPy's
+    products (packed=False), or the products as lib.train computes them (packed=True): each recurrent weight
+    packed once per chunk and direction, the per-step products and the weight gradients compiled
+    (lib/model/_packed.h), the rest NumPy's on one thread (kernels.blas_on_one_thread)."""
     rng = np.random.default_rng(0)
     shapes = dict(zip(cell.names, cell.shapes(K, m)))
     recurrent = [shapes[name] for name in cell.module.NAMES if name not in ("U", "b")]   # W (rows, m), Wg ...
@@ -93,19 +102,35 @@ def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5):
     grads = [a(B, s[0]) for s in recurrent]
     dh = a(B, m)
     Ds = [a(T * B, s[0]) for s in recurrent]
+    dWs = [a(*s) for s in recurrent]
     if layers > 1:                          # a deeper layer reads h of the layer below through its own U
         U2, A2, dA2 = a(G * m, m), a(T * B, G * m), a(T * B, G * m)
 
+    def recurrences():
+        if packed:
+            forwards = [kernels.Packed(M, transpose=True) for M in Ms]
+            for _ in range(T):
+                for M, out in zip(forwards, outs):
+                    M.product(h, out)
+            backwards = [kernels.Packed(M, transpose=False) for M in Ms]
+            for _ in range(T):
+                for M, g in zip(backwards, grads):
+                    M.product(g, dh)
+            for D, dW in zip(Ds, dWs):
+                kernels.weight_gradient(D, Hs, dW, B)
+            return
+        for _ in range(T):
+            for M, out in zip(Ms, outs):
+                np.matmul(h, M.T, out=out)
+        for _ in range(T):
+            for M, g in zip(Ms, grads):
+                np.matmul(g, M, out=dh)
+        for D, dW in zip(Ds, dWs):
+            np.matmul(D.T, Hs, out=dW)
+
     def once():
         for _ in range(layers):
-            for _ in range(T):
-                for M, out in zip(Ms, outs):
-                    np.matmul(h, M.T, out=out)
-            for _ in range(T):
-                for M, g in zip(Ms, grads):
-                    np.matmul(g, M, out=dh)
-            for M, D in zip(Ms, Ds):
-                D.T @ Hs
+            recurrences()
         for _ in range(layers - 1):
             np.matmul(Hs, U2.T, out=A2)     # its input's part, forwards
             dA2.T @ Hs                      # dU
@@ -114,12 +139,13 @@ def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5):
         dO.T @ Hs
         dO @ V
 
-    once()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
+    with kernels.blas_on_one_thread(when=packed):
         once()
-        times.append(time.perf_counter() - t0)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            once()
+            times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
@@ -146,12 +172,14 @@ def table(corpus, repeats, updates, layers):
                                                   sample_every=10**9, checkpoint_every=10**9, sig=0.05,
                                                   layers=layers)
     torch = pytorch() if layers == 1 else None
-    seconds = {key: ([], [], [], []) for key in setups}
+    seconds = {key: ([], [], [], [], []) for key in setups}
     for _ in range(repeats):
         for (cell, dtype, B), cfg in setups.items():
-            floor, ours, numpy_only, peer = seconds[(cell, dtype, B)]
-            floor.append(floor_seconds(cells.get(cell), corpus.vocab.K, cfg.m, cfg.seq_length, B, np.dtype(dtype),
-                                       layers))
+            blas_floor, floor, ours, numpy_only, peer = seconds[(cell, dtype, B)]
+            packs = cell != "rnn" and kernels.packs(B, np.dtype(dtype))
+            for times, packed in ((blas_floor, False), (floor, packs)):
+                times.append(floor_seconds(cells.get(cell), corpus.vocab.K, cfg.m, cfg.seq_length, B,
+                                           np.dtype(dtype), layers, packed=packed))
             ours.append(train_seconds(cfg, corpus, compiled=True))
             numpy_only.append(train_seconds(cfg, corpus, compiled=False))
             if torch is not None and cell != "rnn":
@@ -161,14 +189,14 @@ def table(corpus, repeats, updates, layers):
           f"{repeats} alternating runs")
     if layers == 1:
         print(f"PyTorch: {f'{torch.__version__}, {torch.get_num_threads()} threads' if torch else 'not installed'}")
-    print(f"{'cell':<5} {'dtype':<8} {'B':>3} {'floor':>8} {'lib.train':>10} {'x floor':>8} {'NumPy only':>11} "
-          f"{'x floor':>8} {'chars/s':>9} {'PyTorch chars/s':>16} {'x PyTorch':>10}")
-    for (cell, dtype, B), (floor, ours, numpy_only, peer) in seconds.items():
-        f, o, n = (statistics.median(t) for t in (floor, ours, numpy_only))
+    print(f"{'cell':<5} {'dtype':<8} {'B':>3} {'NumPy floor':>12} {'lib floor':>10} {'lib.train':>10} {'x floor':>8} "
+          f"{'NumPy only':>11} {'x NumPy fl.':>12} {'chars/s':>9} {'PyTorch chars/s':>16} {'x PyTorch':>10}")
+    for (cell, dtype, B), (blas_floor, floor, ours, numpy_only, peer) in seconds.items():
+        b, f, o, n = (statistics.median(t) for t in (blas_floor, floor, ours, numpy_only))
         rate = B * 64 / o
         theirs = B * 64 / statistics.median(peer) if peer else None
-        print(f"{cell:<5} {dtype:<8} {B:>3} {f * 1e3:>8.2f} {o * 1e3:>10.2f} {o / f:>7.2f}x {n * 1e3:>11.2f} "
-              f"{n / f:>7.2f}x {rate:>9,.0f} {f'{theirs:,.0f}' if theirs else '':>16} "
+        print(f"{cell:<5} {dtype:<8} {B:>3} {b * 1e3:>12.2f} {f * 1e3:>10.2f} {o * 1e3:>10.2f} {o / f:>7.2f}x "
+              f"{n * 1e3:>11.2f} {n / b:>11.2f}x {rate:>9,.0f} {f'{theirs:,.0f}' if theirs else '':>16} "
               f"{f'{rate / theirs:.2f}x' if theirs else '':>10}")
 
 

@@ -115,11 +115,12 @@ def gated_everything(cell, P, X, Y, h0, keep):
 
 @pytest.mark.parametrize("name", ["gru", "lstm"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
-@pytest.mark.parametrize("B,m,layers", [(1, 37, 1), (3, 16, 1), (5, 9, 2)])
+@pytest.mark.parametrize("B,m,layers", [(1, 37, 1), (3, 16, 1), (5, 9, 2), (9, 40, 1), (17, 21, 2)])
 def test_compiled_gates_agree_with_the_numpy_steps(name, dtype, tol, B, m, layers, monkeypatch):
     """The gated cells' compiled steps (lib/model/_typed.h) against their NumPy steps, the readable reference:
     loss, every gradient, the last state and the gradients through time, to 1e-10 in float64 (float32:
-    to its own precision); m = 37 and 9 exercise the vector loops' remainders."""
+    to its own precision); m = 37 and 9 exercise the vector loops' remainders; B = 5, 9 and 17 the
+    products of a batch (lib/model/_packed.h), their rows and columns past whole blocks among them."""
     if not kernels.BUILT:
         pytest.skip("lib.model._kernels is not built")
     cell, K, T = cells.get(name, layers), 13, 17
@@ -160,3 +161,54 @@ def test_compiled_clip_adam_gives_the_same_bits(dtype):
             kernels.USE_COMPILED = True
         assert all(np.array_equal(x, y) for x, y in zip(a, b)), t
     assert np.abs(a[1]).max() == 5.0
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+@pytest.mark.parametrize("M,K,N,offset,extra", [(32, 256, 1024, 0, 0), (1, 1, 1, 0, 0), (9, 40, 160, 3, 2),
+                                                (17, 33, 70, 0, 5), (8, 64, 32, 0, 0), (5, 7, 3, 1, 1)])
+@pytest.mark.parametrize("transpose", [True, False])
+def test_packed_products_are_numpys_products(dtype, tol, M, K, N, offset, extra, transpose):
+    """The compiled products of a batch's steps, the weights packed once (lib/model/_packed.h), against NumPy's
+    products: A Wt with Wt = W^T or W, A's columns from an offset within longer rows, and the product
+    of A's transpose (a weight gradient); shapes past whole blocks of rows and panels of columns."""
+    if not kernels.BUILT:
+        pytest.skip("lib.model._kernels is not built")
+    rng = np.random.default_rng(M * K + N)
+    W = rng.standard_normal((N, K) if transpose else (K, N)).astype(dtype)
+    Wt = W.T if transpose else W
+    packed = kernels.Packed(W, transpose)
+    A = rng.standard_normal((M, offset + K + extra)).astype(dtype)
+    out = np.full((M, N), np.nan, dtype)
+    packed.product(A, out, offset)
+    want = A[:, offset:offset + K].astype(np.float64) @ Wt
+    assert np.max(np.abs(out - want)) <= tol * np.sqrt(K) * max(1.0, np.max(np.abs(want)))
+    AT = rng.standard_normal((K, offset + M + extra)).astype(dtype)      # M of its columns, transposed
+    out = np.full((M, N), np.nan, dtype)
+    packed.product_of_transpose(AT, out, offset)
+    want = AT[:, offset:offset + M].T.astype(np.float64) @ Wt
+    assert np.max(np.abs(out - want)) <= tol * np.sqrt(K) * max(1.0, np.max(np.abs(want)))
+
+
+def test_packed_products_refuse_columns_outside_a_row():
+    if not kernels.BUILT:
+        pytest.skip("lib.model._kernels is not built")
+    packed = kernels.Packed(np.zeros((4, 3)), transpose=False)
+    with pytest.raises(ValueError, match="the columns of A used must lie within its rows"):
+        packed.product(np.zeros((2, 5)), np.zeros((2, 3)), offset=2)
+    with pytest.raises(ValueError, match="A: expected 8 numbers"):
+        native.packed_product(np.zeros((2, 5)), 0, 4, False, packed.panels, np.zeros((2, 3)), 2, 4, 3)
+
+
+def test_numpys_products_run_on_one_thread_inside_the_block_and_as_before_after_it():
+    """The gated cells' batch training runs NumPy's products on one thread (their workers' busy wait would
+    take the cores of the compiled products' threads); the count before is restored after."""
+    threads = kernels._openblas_threads()
+    if threads is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS that can say its threads")
+    get, put = threads
+    before = get()
+    with kernels.blas_on_one_thread():
+        assert get() == 1
+    assert get() == before
+    with kernels.blas_on_one_thread(when=False):
+        assert get() == before

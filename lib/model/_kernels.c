@@ -18,7 +18,7 @@
  *       g = clip(g, -clip, clip);  mem += g^2;  theta -= g / sqrt(mem + eps) * eta   (all (n,))
  * The sums inside W h and W^T d run in another order than NumPy's (the tests hold both to 1e-10);
  * clip_adagrad gives the same bits as lib/optim.py (it is compiled with -ffp-contract=off).
- * The gate kernels are described in lib/model/_typed.h; their matrix products stay NumPy's.
+ * The gate kernels are described in lib/model/_typed.h, a batch's products in lib/model/_packed.h.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -91,6 +91,7 @@ static void tanh_inplace_f64(double *a, Py_ssize_t n)
 #define SUFFIX f32
 #define SQRT sqrtf
 #include "_typed.h"
+#include "_packed.h"
 #undef REAL
 #undef SUFFIX
 #undef SQRT
@@ -98,6 +99,7 @@ static void tanh_inplace_f64(double *a, Py_ssize_t n)
 #define SUFFIX f64
 #define SQRT sqrt
 #include "_typed.h"
+#include "_packed.h"
 #undef REAL
 #undef SUFFIX
 #undef SQRT
@@ -631,6 +633,72 @@ static PyObject *lstm_backward_seq(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *packed_size(PyObject *self, PyObject *args)
+{
+    Py_ssize_t K, N, itemsize;
+    if (!PyArg_ParseTuple(args, "nnn", &K, &N, &itemsize))
+        return NULL;
+    Py_ssize_t NR = itemsize == 4 ? panel_width_f32() : panel_width_f64();
+    return PyLong_FromSsize_t((N + NR - 1) / NR * NR * K);
+}
+
+static PyObject *pack(PyObject *self, PyObject *args)
+{
+    PyObject *o[2];
+    Py_ssize_t K, N, NR;
+    int transpose;
+    if (!PyArg_ParseTuple(args, "OOnnp", &o[0], &o[1], &K, &N, &transpose))
+        return NULL;
+    Py_buffer probe;                        /* the element size decides the panels' width */
+    if (PyObject_GetBuffer(o[0], &probe, PyBUF_FORMAT) < 0)
+        return NULL;
+    NR = strcmp(probe.format, "f") == 0 ? panel_width_f32() : panel_width_f64();
+    PyBuffer_Release(&probe);
+    Array a[] = {{o[0], K * N, 0, "W"}, {o[1], (N + NR - 1) / NR * NR * K, 1, "Wp"}};
+    int size = borrow_real(a, 2);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        pack_f32(BUF(0, float *), BUF(1, float *), K, N, transpose);
+    else
+        pack_f64(BUF(0, double *), BUF(1, double *), K, N, transpose);
+    Py_END_ALLOW_THREADS
+    release_some(a, 2);
+    Py_RETURN_NONE;
+}
+
+static PyObject *packed_product(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    Py_ssize_t offset, lda, M, K, N, NR;
+    int transposed;
+    if (!PyArg_ParseTuple(args, "OnnpOOnnn", &o[0], &offset, &lda, &transposed, &o[1], &o[2], &M, &K, &N))
+        return NULL;
+    if (offset < 0 || offset + (transposed ? M : K) > lda) {
+        PyErr_SetString(PyExc_ValueError, "packed_product: the columns of A used must lie within its rows");
+        return NULL;
+    }
+    Py_buffer probe;
+    if (PyObject_GetBuffer(o[1], &probe, PyBUF_FORMAT) < 0)
+        return NULL;
+    NR = strcmp(probe.format, "f") == 0 ? panel_width_f32() : panel_width_f64();
+    PyBuffer_Release(&probe);
+    Array a[] = {{o[0], (transposed ? K : M) * lda, 0, "A"}, {o[1], (N + NR - 1) / NR * NR * K, 0, "Wp"},
+                 {o[2], M * N, 1, "C"}};
+    int size = borrow_real(a, 3);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        packed_product_f32(BUF(0, float *) + offset, lda, transposed, BUF(1, float *), BUF(2, float *), M, K, N);
+    else
+        packed_product_f64(BUF(0, double *) + offset, lda, transposed, BUF(1, double *), BUF(2, double *), M, K, N);
+    Py_END_ALLOW_THREADS
+    release_some(a, 3);
+    Py_RETURN_NONE;
+}
+
 static PyObject *clip_adam(PyObject *self, PyObject *args)
 {
     PyObject *o[4];
@@ -690,6 +758,13 @@ static PyMethodDef methods[] = {
      "lstm_forward_seq(Z, W, H, S, TS, scratch (4m), T, B, m): a chunk of an LSTM forwards, products included (small B)."},
     {"lstm_backward_seq", lstm_backward_seq, METH_VARARGS,
      "lstm_backward_seq(Z, S, TS, dH, W, dZ, scratch (2B m), T, B, m): a chunk of an LSTM backwards, products included."},
+    {"packed_size", packed_size, METH_VARARGS,
+     "packed_size(K, N, itemsize): the numbers pack writes for a (K, N) product's weights (lib/model/_packed.h)."},
+    {"pack", pack, METH_VARARGS,
+     "pack(W, Wp, K, N, transpose): Wp = the panels of W^T (W (N, K)) or of W (W (K, N)), padded."},
+    {"packed_product", packed_product, METH_VARARGS,
+     "packed_product(A, offset, lda, transposed, Wp, C, M, K, N): C (M, N) = A[:, offset:offset + K] Wt, or "
+     "A[:, offset:offset + M]^T Wt, Wt packed in Wp."},
     {"clip_adam", clip_adam, METH_VARARGS,
      "clip_adam(theta, g, m1, m2, scale, clip, beta1, beta2, c1, c2, eps): scale and clip g, one Adam step."},
     {NULL, NULL, 0, NULL},

@@ -83,8 +83,8 @@ def backward(P, dH, cache, G, dstates=None):
             if dstates is not None:
                 dstates[t] = dh
     dZf = dZ.reshape(T * B, 3 * m)
-    np.matmul(dZf[:, :2 * m].T, H[:-1].reshape(T * B, m), out=G.W)     # dW = sum_t [dz_t; dr_t] h_{t-1}^T
-    np.matmul(dZf[:, 2 * m:].T, RH.reshape(T * B, m), out=G.Wg)        # dWg = sum_t dg_t (r_t h_{t-1})^T
+    kernels.weight_gradient(dZf, H[:-1].reshape(T * B, m), G.W, B)        # dW = sum_t [dz_t; dr_t] h_{t-1}^T
+    kernels.weight_gradient(dZf, RH.reshape(T * B, m), G.Wg, B, 2 * m)    # dWg = sum_t dg_t (r_t h_{t-1})^T
     return dZ
 
 

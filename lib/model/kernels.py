@@ -17,6 +17,7 @@ the optimiser steps the same bits. This module is the only one that calls the co
 """
 import ctypes
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -48,9 +49,57 @@ def keep_freed_memory():
         pass
 
 
+def _openblas_threads():
+    """(get, set) of the number of threads of the OpenBLAS NumPy runs its products with, or None (another
+    BLAS, or not Linux): found among the libraries this process has loaded."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and line.count("/")}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"),
+                               ("openblas_", "")):
+            get, put = (getattr(lib, f"{prefix}{verb}_num_threads{suffix}", None) for verb in ("get", "set"))
+            if get and put:
+                get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                return get, put
+    return None
+
+
+@contextmanager
+def blas_on_one_thread(when=True):
+    """While the block runs, NumPy's products run on one thread (when is true and NumPy's BLAS is an
+    OpenBLAS that says how). OpenBLAS's worker threads busy-wait for up to about a tenth of a second after
+    each call; beside the threads of the compiled products (lib/model/_packed.h) they take the cores those
+    need: a gated update at B = 32 took 2.7 times as long. The gated cells' batch training runs inside this
+    block; its few NumPy products left (the output layer) are better on one thread than fighting."""
+    threads = _openblas_threads() if when else None
+    if threads is None:
+        yield
+        return
+    get, put = threads
+    before = get()
+    put(1)
+    try:
+        yield
+    finally:
+        put(before)
+
+
 def compiled(B=1, dtype=np.float64):
     """Whether the recurrences of a batch of B sequences of this dtype run compiled."""
     return USE_COMPILED and B <= KERNEL_MAX_B and dtype == np.float64
+
+
+def packs(B, dtype):
+    """Whether the gated cells' products at B sequences are the compiled ones of lib/model/_packed.h, their
+    weights packed once per chunk and their panels shared among threads: for a batch (B > KERNEL_MAX_B)."""
+    return gates_compiled(dtype) and B > KERNEL_MAX_B
 
 
 def gates_compiled(dtype):
@@ -137,8 +186,38 @@ def clip_adagrad_(theta, g, mem, clip, eta, eps, tmp):
         optim.adagrad_step_(theta, g, mem, eta, eps, tmp)
 
 
-# --- the gated cells' loops (lib/model/gru.py, lib/model/lstm.py): the products stay NumPy's, the gate arithmetic
-# of a step is one compiled call; for a few sequences, the whole chunk is one call, products included.
+# --- the gated cells' loops (lib/model/gru.py, lib/model/lstm.py): for a few sequences, the whole chunk is one
+# call, products included; for a batch, the gate arithmetic of a step is one compiled call and each product
+# one call of a compiled product whose weights were packed once for the chunk (lib/model/_packed.h).
+
+class Packed:
+    """The weights of one per-step product, packed once for a chunk: C (B, N) = A[:, offset:offset + K] Wt,
+    Wt = W^T (transpose; W (N, K)) or W (W (K, N))."""
+
+    def __init__(self, W, transpose):
+        self.K, self.N = (W.shape[1], W.shape[0]) if transpose else W.shape
+        self.panels = np.empty(_kernels.packed_size(self.K, self.N, W.itemsize), W.dtype)
+        _kernels.pack(W, self.panels, self.K, self.N, transpose)
+
+    def product(self, A, out, offset=0):
+        """out (B, N) = A[:, offset:offset + K] Wt, A (B, lda) C-contiguous."""
+        _kernels.packed_product(A, offset, A.shape[1], False, self.panels, out, A.shape[0], self.K, self.N)
+
+    def product_of_transpose(self, A, out, offset=0):
+        """out (M, N) = A[:, offset:offset + M]^T Wt, A (K, lda) C-contiguous: a weight gradient, the sum
+        over a chunk's rows (with Wt the inputs of the chunk's steps, packed)."""
+        _kernels.packed_product(A, offset, A.shape[1], True, self.panels, out, out.shape[0], self.K, self.N)
+
+
+def weight_gradient(dZ, X, out, B, offset=0):
+    """out (M, n) = dZ[:, offset:offset + M]^T X, the sum over the rows of dZ (T B, G m) and X (T B, n): a
+    recurrent weight's gradient over a chunk of B sequences. Compiled where a batch's products are (packs),
+    else NumPy's product."""
+    if packs(B, out.dtype):
+        Packed(X, transpose=False).product_of_transpose(dZ, out, offset)
+    else:
+        np.matmul(dZ[:, offset:offset + out.shape[0]].T, X, out=out)
+
 
 def gru_forward(P, Z, H, RH):
     """lib/model/gru.py's forward loop: Z (T, B, 3m) the gates, in place; H (T + 1, B, m); RH (T, B, m)."""
@@ -146,12 +225,12 @@ def gru_forward(P, Z, H, RH):
     if B <= KERNEL_MAX_B:
         _kernels.gru_forward_seq(Z, P.W, P.Wg, H, RH, np.empty(2 * m, P.W.dtype), T, B, m)
         return
-    WT, WgT = P.W.T, P.Wg.T
+    WT, WgT = Packed(P.W, transpose=True), Packed(P.Wg, transpose=True)
     wh, wg = np.empty((B, 2 * m), P.W.dtype), np.empty((B, m), P.W.dtype)
     for t in range(T):
-        np.matmul(H[t], WT, out=wh)
+        WT.product(H[t], wh)                # W h_{t-1}
         _kernels.gru_gates(Z[t], wh, H[t], RH[t], B, m)
-        np.matmul(RH[t], WgT, out=wg)
+        WgT.product(RH[t], wg)              # Wg (r_t h_{t-1})
         _kernels.gru_state(Z[t], wg, H[t], H[t + 1], B, m)
 
 
@@ -162,12 +241,13 @@ def gru_backward(P, dH, H, Z, dZ, dstates):
     if B <= KERNEL_MAX_B and dstates is None:
         _kernels.gru_backward_seq(Z, H, dH, P.W, P.Wg, dZ, np.empty((2 * B + 1) * m, dH.dtype), T, B, m)
         return
+    W, Wg = Packed(P.W, transpose=False), Packed(P.Wg, transpose=False)
     dh, drh, carry = np.zeros((B, m), dH.dtype), np.empty((B, m), dH.dtype), np.empty((B, m), dH.dtype)
     for t in reversed(range(T)):
         _kernels.gru_backward_a(Z[t], H[t], dH[t], None if t == T - 1 else carry, dh, dZ[t], B, m)
-        np.matmul(dZ[t, :, 2 * m:], P.Wg, out=drh)
+        Wg.product(dZ[t], drh, offset=2 * m)                # dg_t Wg
         _kernels.gru_backward_b(Z[t], H[t], drh, dh, dZ[t], B, m)
-        np.matmul(dZ[t, :, :2 * m], P.W, out=carry)
+        W.product(dZ[t], carry)                             # [dz_t dr_t] W
         if dstates is not None:
             np.add(dh, carry, out=dstates[t])
 
@@ -178,9 +258,9 @@ def lstm_forward(P, Z, H, S, TS):
     if B <= KERNEL_MAX_B:
         _kernels.lstm_forward_seq(Z, P.W, H, S, TS, np.empty(4 * m, P.W.dtype), T, B, m)
         return
-    WT, wh = P.W.T, np.empty((B, 4 * m), P.W.dtype)
+    WT, wh = Packed(P.W, transpose=True), np.empty((B, 4 * m), P.W.dtype)
     for t in range(T):
-        np.matmul(H[t], WT, out=wh)
+        WT.product(H[t], wh)                # W h_{t-1}
         _kernels.lstm_forward(Z[t], wh, S[t], S[t + 1], TS[t], H[t + 1], B, m)
 
 
@@ -190,9 +270,10 @@ def lstm_backward(P, dH, S, Z, TS, dZ, dstates):
     if B <= KERNEL_MAX_B and dstates is None:
         _kernels.lstm_backward_seq(Z, S, TS, dH, P.W, dZ, np.empty(2 * B * m, dH.dtype), T, B, m)
         return
+    W = Packed(P.W, transpose=False)
     dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
     for t in reversed(range(T)):
         _kernels.lstm_backward(Z[t], S[t], TS[t], dH[t], None, dh, ds, dZ[t], B, m)
-        np.matmul(dZ[t], P.W, out=dh)
+        W.product(dZ[t], dh)                # dz_t W
         if dstates is not None:
             dstates[t, :, :m], dstates[t, :, m:] = dh, ds

@@ -91,7 +91,8 @@ def trained(cfg, data, vocab, state=None, *, view=View(), ckpt=None, max_seconds
     text's sha256 for the checkpoint (computed when None).
     """
     kernels.keep_freed_memory()                 # one update's arrays reused by the next
-    with deferred() as stop:
+    packed = cfg.cell != "rnn" and kernels.packs(cfg.batch_size, np.dtype(cfg.dtype))   # lib/model/_packed.h
+    with deferred() as stop, kernels.blas_on_one_thread(when=packed):
         run = Session(cfg, data, vocab, state, view, ckpt, corpus_sha256, stop)
         state = run.state
         with run.closing(), Clock(state) as clock:
