@@ -14,11 +14,15 @@ if sys.platform != "win32":
     # -ffp-contract=off: a * b + c stays two roundings, so clip_adagrad matches lib/optim.py bit for bit.
     # -fopenmp: the gated cells' packed products share their panels among threads (lib/model/_packed.h).
     args = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp"]
+# -z now: every OpenMP call binds to one runtime when the module loads. Bound lazily, a call made first
+# after another library brought its own OpenMP runtime (PyTorch's, say) can bind to that one: two runtimes
+# in one parallel region, whose threads then all took the first share of the work.
+links = ["-fopenmp", "-Wl,-z,now"] if args else []
 libc, version = platform.libc_ver()
 if platform.machine() == "x86_64" and libc == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35):
     libraries.append("mvec")                  # glibc's vectorised tanh (used where AVX2 is available)
     macros.append(("HAVE_LIBMVEC_IF_AVX2", "1"))
 
 setup(ext_modules=[Extension("lib.model._kernels", ["lib/model/_kernels.c"], depends=["lib/model/_typed.h", "lib/model/_packed.h"],
-                             extra_compile_args=args, extra_link_args=[a for a in args if a == "-fopenmp"],
+                             extra_compile_args=args, extra_link_args=links,
                              libraries=libraries, define_macros=macros, optional=True)])

@@ -115,12 +115,14 @@ def gated_everything(cell, P, X, Y, h0, keep):
 
 @pytest.mark.parametrize("name", ["gru", "lstm"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
-@pytest.mark.parametrize("B,m,layers", [(1, 37, 1), (3, 16, 1), (5, 9, 2), (9, 40, 1), (17, 21, 2)])
+@pytest.mark.parametrize("B,m,layers", [(1, 37, 1), (3, 16, 1), (5, 9, 2), (9, 40, 1), (17, 21, 2), (32, 64, 1),
+                                          (33, 70, 2)])
 def test_compiled_gates_agree_with_the_numpy_steps(name, dtype, tol, B, m, layers, monkeypatch):
     """The gated cells' compiled steps (lib/model/_typed.h) against their NumPy steps, the readable reference:
     loss, every gradient, the last state and the gradients through time, to 1e-10 in float64 (float32:
-    to its own precision); m = 37 and 9 exercise the vector loops' remainders; B = 5, 9 and 17 the
-    products of a batch (lib/model/_packed.h), their rows and columns past whole blocks among them."""
+    to its own precision); m = 37 and 9 exercise the vector loops' remainders; B = 5 and more the
+    products of a batch (lib/model/_packed.h), their rows and columns past whole blocks among them; B = 32
+    and 33 are large enough for the chunk to run on threads (where the machine has several cores)."""
     if not kernels.BUILT:
         pytest.skip("lib.model._kernels is not built")
     cell, K, T = cells.get(name, layers), 13, 17

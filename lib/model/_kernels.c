@@ -24,6 +24,9 @@
 #include <Python.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(HAVE_LIBMVEC_IF_AVX2) && defined(__AVX2__)   /* glibc's vectorised tanh, 4 doubles at a time */
 #include <immintrin.h>
@@ -699,6 +702,100 @@ static PyObject *packed_product(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The numbers of pack_gates's panels for m units, numbers of `itemsize` bytes. */
+static Py_ssize_t gate_panels_size(Py_ssize_t m, Py_ssize_t itemsize)
+{
+    Py_ssize_t u = (itemsize == 4 ? panel_width_f32() : panel_width_f64()) / 4;
+    return (m + u - 1) / u * u * 4 * m;
+}
+
+static int item_size(PyObject *obj)
+{
+    Py_buffer probe;
+    if (PyObject_GetBuffer(obj, &probe, PyBUF_FORMAT) < 0)
+        return 0;
+    int size = strcmp(probe.format, "f") == 0 ? 4 : 8;
+    PyBuffer_Release(&probe);
+    return size;
+}
+
+static PyObject *pack_gates(PyObject *self, PyObject *args)
+{
+    PyObject *o[2];
+    Py_ssize_t m;
+    if (!PyArg_ParseTuple(args, "OOn", &o[0], &o[1], &m))
+        return NULL;
+    int item = item_size(o[0]);
+    if (!item)
+        return NULL;
+    Array a[] = {{o[0], 4 * m * m, 0, "W"}, {o[1], gate_panels_size(m, item), 1, "Wp"}};
+    int size = borrow_real(a, 2);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        pack_gates_f32(BUF(0, float *), BUF(1, float *), m);
+    else
+        pack_gates_f64(BUF(0, double *), BUF(1, double *), m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 2);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lstm_forward_batch(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    Py_ssize_t T, B, m;
+    if (!PyArg_ParseTuple(args, "OOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &T, &B, &m))
+        return NULL;
+    int item = item_size(o[0]);
+    if (!item)
+        return NULL;
+    Array a[] = {{o[0], T * B * 4 * m, 1, "Z"}, {o[1], gate_panels_size(m, item), 0, "Wp"},
+                 {o[2], (T + 1) * B * m, 1, "H"}, {o[3], (T + 1) * B * m, 1, "S"}, {o[4], T * B * m, 1, "TS"}};
+    int size = borrow_real(a, 5);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        lstm_forward_batch_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
+                               T, B, m);
+    else
+        lstm_forward_batch_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
+                               BUF(4, double *), T, B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 5);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lstm_backward_batch(PyObject *self, PyObject *args)
+{
+    PyObject *o[8];
+    Py_ssize_t T, B, m;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &T, &B, &m))
+        return NULL;
+    int item = item_size(o[0]);
+    if (!item)
+        return NULL;
+    Py_ssize_t NR = item == 4 ? panel_width_f32() : panel_width_f64();
+    Array a[] = {{o[0], T * B * 4 * m, 0, "Z"}, {o[1], (T + 1) * B * m, 0, "S"}, {o[2], T * B * m, 0, "TS"},
+                 {o[3], T * B * m, 0, "dH"}, {o[4], (m + NR - 1) / NR * NR * 4 * m, 0, "Wp"},
+                 {o[5], T * B * 4 * m, 1, "dZ"}, {o[6], B * m, 1, "dh"}, {o[7], B * m, 1, "ds"}};
+    int size = borrow_real(a, 8);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        lstm_backward_batch_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
+                                BUF(5, float *), BUF(6, float *), BUF(7, float *), T, B, m);
+    else
+        lstm_backward_batch_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
+                                BUF(4, double *), BUF(5, double *), BUF(6, double *), BUF(7, double *), T, B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 8);
+    Py_RETURN_NONE;
+}
+
 static PyObject *clip_adam(PyObject *self, PyObject *args)
 {
     PyObject *o[4];
@@ -765,6 +862,12 @@ static PyMethodDef methods[] = {
     {"packed_product", packed_product, METH_VARARGS,
      "packed_product(A, offset, lda, transposed, Wp, C, M, K, N): C (M, N) = A[:, offset:offset + K] Wt, or "
      "A[:, offset:offset + M]^T Wt, Wt packed in Wp."},
+    {"pack_gates", pack_gates, METH_VARARGS,
+     "pack_gates(W, Wp, m): Wp = the panels of W^T, W (4m, m), the four gates of each unit side by side."},
+    {"lstm_forward_batch", lstm_forward_batch, METH_VARARGS,
+     "lstm_forward_batch(Z, Wp, H, S, TS, T, B, m): a chunk of an LSTM forwards at a batch (lib/model/_packed.h)."},
+    {"lstm_backward_batch", lstm_backward_batch, METH_VARARGS,
+     "lstm_backward_batch(Z, S, TS, dH, Wp, dZ, dh, ds, T, B, m): a chunk of an LSTM backwards at a batch."},
     {"clip_adam", clip_adam, METH_VARARGS,
      "clip_adam(theta, g, m1, m2, scale, clip, beta1, beta2, c1, c2, eps): scale and clip g, one Adam step."},
     {NULL, NULL, 0, NULL},

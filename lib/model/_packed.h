@@ -28,6 +28,7 @@
 #endif
 #define PACKED_MIN_WORK (1 << 18)   /* multiply-adds below which a product stays on one thread (and
                                        at B <= 4, where NumPy's threads may be busy) */
+#define PACKED_ROWS 64              /* rows of A a thread takes at a time, with one panel */
 #define PACKED_KC 256               /* rows of a panel read at a time: 32 KB, within the L1 cache */
 #define PACKED_NV ((Py_ssize_t)(PACKED_VBYTES / sizeof(REAL)))   /* numbers in a vector */
 #endif
@@ -96,7 +97,8 @@ static inline void F(micro)(const REAL *restrict A, Py_ssize_t rs, Py_ssize_t ks
 }
 
 /* C (M, N) = A Wt, Wt packed by pack; A (M, K) with rows lda apart, or (transposed) A^T where A (K, lda)
- * holds the M columns used. The panels are shared out among threads; each is read PACKED_KC rows at a
+ * holds the M columns used. The panels, by PACKED_ROWS rows of A, are shared out among threads; each
+ * panel is read PACKED_KC rows at a
  * time, which stay in the L1 cache while every block of MR rows of A passes over them (and A^T's numbers,
  * lda apart, are read from KC rows only: 4 KB apart at m = 256, too many of them would fall into one set
  * of the cache). */
@@ -105,20 +107,160 @@ static void F(packed_product)(const REAL *A, Py_ssize_t lda, int transposed, con
                               Py_ssize_t M, Py_ssize_t K, Py_ssize_t N)
 {
     const Py_ssize_t NR = F(panel_width)(), panels = (N + NR - 1) / NR;
-    #pragma omp parallel for schedule(static) if (M > 4 && M * K * N >= PACKED_MIN_WORK)
-    for (Py_ssize_t p = 0; p < panels; p++) {
-        Py_ssize_t j0 = p * NR, cols = N - j0 < NR ? N - j0 : NR;
-        for (Py_ssize_t k0 = 0; k0 < K; k0 += PACKED_KC) {   /* a part of the panel that stays in L1 */
-            Py_ssize_t kc = K - k0 < PACKED_KC ? K - k0 : PACKED_KC;
-            const REAL *panel = Wp + j0 * K + k0 * NR;
-            for (Py_ssize_t i0 = 0; i0 < M; i0 += PACKED_MR) {
-                Py_ssize_t rows = M - i0 < PACKED_MR ? M - i0 : PACKED_MR;
-                REAL *out = C + i0 * N + j0;
-                if (transposed)
-                    F(micro)(A + k0 * lda + i0, 1, lda, panel, kc, out, N, rows, cols, k0 > 0);
-                else
-                    F(micro)(A + i0 * lda + k0, lda, 1, panel, kc, out, N, rows, cols, k0 > 0);
+    const Py_ssize_t chunks = (M + PACKED_ROWS - 1) / PACKED_ROWS;
+    #pragma omp parallel for collapse(2) schedule(static) if (M > 4 && M * K * N >= PACKED_MIN_WORK)
+    for (Py_ssize_t p = 0; p < panels; p++)
+        for (Py_ssize_t c = 0; c < chunks; c++) {
+            Py_ssize_t j0 = p * NR, cols = N - j0 < NR ? N - j0 : NR;
+            Py_ssize_t end = (c + 1) * PACKED_ROWS < M ? (c + 1) * PACKED_ROWS : M;
+            for (Py_ssize_t k0 = 0; k0 < K; k0 += PACKED_KC) {   /* a part of the panel that stays in L1 */
+                Py_ssize_t kc = K - k0 < PACKED_KC ? K - k0 : PACKED_KC;
+                const REAL *panel = Wp + j0 * K + k0 * NR;
+                for (Py_ssize_t i0 = c * PACKED_ROWS; i0 < end; i0 += PACKED_MR) {
+                    Py_ssize_t rows = end - i0 < PACKED_MR ? end - i0 : PACKED_MR;
+                    REAL *out = C + i0 * N + j0;
+                    if (transposed)
+                        F(micro)(A + k0 * lda + i0, 1, lda, panel, kc, out, N, rows, cols, k0 > 0);
+                    else
+                        F(micro)(A + i0 * lda + k0, lda, 1, panel, kc, out, N, rows, cols, k0 > 0);
+                }
             }
+        }
+}
+
+/* --- The LSTM's chunk at a batch, both ways in one call. -----------------------------------------------
+ *
+ * One parallel region runs the whole chunk. At each step the threads share out the panels of the product
+ * (each panel's columns, so that each thread keeps its part of the weights in its own cache), wait for one
+ * another, then share out the rows (sequences) of the gate arithmetic, and wait again. Shared out by
+ * units instead, the gate arithmetic ran 3.4 times slower: the two cores wrote the two halves of the same
+ * rows, each pulling the other's cache lines. Forwards the weights are packed with the four gates of a
+ * unit side by side (pack_gates: a panel holds NR / 4 units' i, f, q and g columns), so that a panel adds
+ * into its units' four columns of z. Each number is computed as in lstm_forward and lstm_backward of
+ * _typed.h. */
+
+/* Wp = the panels of W^T for W (4m, m), each panel the four gates of NR / 4 units (the last padded). */
+static void F(pack_gates)(const REAL *restrict W, REAL *restrict Wp, Py_ssize_t m)
+{
+    const Py_ssize_t NR = F(panel_width)(), u = NR / 4;
+    for (Py_ssize_t u0 = 0; u0 < m; u0 += u) {
+        REAL *panel = Wp + u0 * 4 * m;                  /* panel u0 / u, NR m numbers */
+        for (Py_ssize_t k = 0; k < m; k++)
+            for (Py_ssize_t q = 0; q < 4; q++)
+                for (Py_ssize_t j = 0; j < u; j++)
+                    panel[k * NR + q * u + j] = u0 + j < m ? W[(q * m + u0 + j) * m + k] : (REAL)0;
+    }
+}
+
+/* One LSTM step for B rows, z (B, 4m) already holding W h_{t-1} + U x_t + b: the gates' nonlinearities in
+ * z's place, s = f s_prev + i g, ts = tanh(s), h = q ts (lstm_forward of _typed.h, with the product added). */
+static void F(lstm_rows)(REAL *restrict z, const REAL *restrict s_prev, REAL *restrict s, REAL *restrict ts,
+                         REAL *restrict h, Py_ssize_t B, Py_ssize_t m)
+{
+    for (Py_ssize_t b = 0; b < B; b++) {
+        REAL *zb = z + b * 4 * m;
+        F(sigmoid_inplace)(zb, 3 * m);
+        F(tanh_inplace)(zb + 3 * m, m);
+        const REAL *i = zb, *f = zb + m, *q = zb + 2 * m, *g = zb + 3 * m;
+        const REAL *sp = s_prev + b * m;
+        REAL *sb = s + b * m, *tb = ts + b * m, *hb = h + b * m;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            sb[j] = f[j] * sp[j] + i[j] * g[j];
+            tb[j] = sb[j];
+        }
+        F(tanh_inplace)(tb, m);
+        for (Py_ssize_t j = 0; j < m; j++)
+            hb[j] = q[j] * tb[j];
+    }
+}
+
+/* A thread's share [*p0, *p1) of n panels or rows, for thread id of nth. */
+static void F(share)(Py_ssize_t n, int id, int nth, Py_ssize_t *p0, Py_ssize_t *p1)
+{
+    *p0 = n * id / nth;
+    *p1 = n * (id + 1) / nth;
+}
+
+/* LSTM forwards over a chunk at a batch: Z (T, B, 4m) the inputs' parts, then the gates; H, S (T + 1, B, m)
+ * from H[0], S[0]; TS (T, B, m); Wp from pack_gates. */
+__attribute__((optimize("fp-contract=fast")))
+static void F(lstm_forward_batch)(REAL *Z, const REAL *Wp, REAL *H, REAL *S, REAL *TS, Py_ssize_t T,
+                                  Py_ssize_t B, Py_ssize_t m)
+{
+    const Py_ssize_t NR = F(panel_width)(), u = NR / 4, panels = (m + u - 1) / u;
+    #pragma omp parallel if (B > 4 && B * m * m >= PACKED_MIN_WORK / 4)
+    {
+        int id = 0, nth = 1;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        Py_ssize_t p0, p1, b0, b1;
+        F(share)(panels, id, nth, &p0, &p1);
+        F(share)(B, id, nth, &b0, &b1);
+        REAL tile[PACKED_MR * 2 * PACKED_NV];
+        for (Py_ssize_t t = 0; t < T; t++) {
+            REAL *z = Z + t * B * 4 * m;
+            const REAL *h = H + t * B * m;
+            for (Py_ssize_t p = p0; p < p1; p++)
+                for (Py_ssize_t i0 = 0; i0 < B; i0 += PACKED_MR) {
+                    Py_ssize_t rows = B - i0 < PACKED_MR ? B - i0 : PACKED_MR;
+                    for (Py_ssize_t k0 = 0; k0 < m; k0 += PACKED_KC)
+                        F(micro)(h + i0 * m + k0, m, 1, Wp + p * NR * m + k0 * NR,
+                                 m - k0 < PACKED_KC ? m - k0 : PACKED_KC, tile, NR, rows, NR, k0 > 0);
+                    const Py_ssize_t n = m - p * u < u ? m - p * u : u;    /* the panel's units */
+                    for (Py_ssize_t i = 0; i < rows; i++)
+                        for (Py_ssize_t q = 0; q < 4; q++) {
+                            REAL *to = z + (i0 + i) * 4 * m + q * m + p * u;
+                            const REAL *from = tile + i * NR + q * u;
+                            if (n == u)
+                                for (Py_ssize_t j = 0; j < 2 * PACKED_NV / 4; j++)
+                                    to[j] += from[j];
+                            else
+                                for (Py_ssize_t j = 0; j < n; j++)
+                                    to[j] += from[j];
+                        }
+                }
+            #pragma omp barrier
+            const Py_ssize_t r = (t * B + b0) * m;         /* this thread's rows */
+            F(lstm_rows)(z + b0 * 4 * m, S + r, S + r + B * m, TS + r, H + r + B * m, b1 - b0, m);
+            #pragma omp barrier
+        }
+    }
+}
+
+/* LSTM backwards over a chunk at a batch: dZ (T, B, 4m) from dH (T, B, m); Wp the panels of W (4m, m)
+ * itself (pack, not transposed); dh, ds (B, m) zeros, then scratch. */
+__attribute__((optimize("fp-contract=fast")))
+static void F(lstm_backward_batch)(const REAL *Z, const REAL *S, const REAL *TS, const REAL *dH, const REAL *Wp,
+                                   REAL *dZ, REAL *dh, REAL *ds, Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
+{
+    const Py_ssize_t NR = F(panel_width)(), panels = (m + NR - 1) / NR, K = 4 * m;
+    #pragma omp parallel if (B > 4 && B * m * m >= PACKED_MIN_WORK / 4)
+    {
+        int id = 0, nth = 1;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        Py_ssize_t p0, p1, b0, b1;
+        F(share)(panels, id, nth, &p0, &p1);
+        F(share)(B, id, nth, &b0, &b1);
+        for (Py_ssize_t t = T - 1; t >= 0; t--) {
+            const Py_ssize_t at = t * B + b0;               /* this thread's rows */
+            F(lstm_backward)(Z + at * 4 * m, S + at * m, TS + at * m, dH + at * m, NULL, dh + b0 * m, ds + b0 * m,
+                             dZ + at * 4 * m, b1 - b0, m);
+            #pragma omp barrier
+            const REAL *dz = dZ + t * B * 4 * m;             /* every row's dz_t */
+            for (Py_ssize_t p = p0; p < p1; p++) {
+                Py_ssize_t cols = m - p * NR < NR ? m - p * NR : NR;
+                for (Py_ssize_t k0 = 0; k0 < K; k0 += PACKED_KC)
+                    for (Py_ssize_t i0 = 0; i0 < B; i0 += PACKED_MR)
+                        F(micro)(dz + i0 * K + k0, K, 1, Wp + p * NR * K + k0 * NR,
+                                 K - k0 < PACKED_KC ? K - k0 : PACKED_KC, dh + i0 * m + p * NR, m,
+                                 B - i0 < PACKED_MR ? B - i0 : PACKED_MR, cols, k0 > 0);
+            }
+            #pragma omp barrier
         }
     }
 }

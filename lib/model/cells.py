@@ -174,8 +174,10 @@ class Cell:
         H, caches, last = self.forward(P, X, h0, keep)
         Hs = output_rows(H, top)
         y = Y.reshape(-1)
-        dO, losses = rnn.probs_and_losses(Hs @ P.V.T + P.c, y)      # p_t (T B, K); -log p_t[y_t] (T B,)
-        dH = rnn.output_backward(P, dO, Hs, y, G, self.module.column_sums)   # dV, dc; dL/dh_t through o_t
+        out = kernels if self.module is not rnn and kernels.packs(B, P.V.dtype) else None   # compiled products
+        O = out.output_scores(Hs, P.V, P.c) if out else Hs @ P.V.T + P.c
+        dO, losses = rnn.probs_and_losses(O, y)                     # p_t (T B, K); -log p_t[y_t] (T B,)
+        dH = (out or rnn).output_backward(P, dO, Hs, y, G, self.module.column_sums)   # dV, dc; dL/dh_t
         if top is not None:
             dH *= top
         self.backward(P, dH.reshape(T, B, m), caches, G, X, keep)

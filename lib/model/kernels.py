@@ -219,6 +219,26 @@ def weight_gradient(dZ, X, out, B, offset=0):
         np.matmul(dZ[:, offset:offset + out.shape[0]].T, X, out=out)
 
 
+def output_scores(Hs, V, c):
+    """O (N, K) = Hs V^T + c, the output layer's scores (lib/rnn.py), its product compiled (for a batch of the
+    gated cells, where NumPy's products run on one thread: blas_on_one_thread)."""
+    O = np.empty((Hs.shape[0], V.shape[0]), Hs.dtype)
+    Packed(V, transpose=True).product(np.ascontiguousarray(Hs), O)
+    O += c
+    return O
+
+
+def output_backward(P, dO, Hs, y, G, column_sums):
+    """rnn.output_backward, its two products compiled: dV, dc into G, and dL/dh_t through o_t (N, m)."""
+    dO[np.arange(len(y)), y] -= 1.0         # do_t = p_t - onehot(y_t)
+    Hs = np.ascontiguousarray(Hs)
+    Packed(Hs, transpose=False).product_of_transpose(dO, G.V)     # dV = sum_t do_t h_t^T
+    column_sums(dO, G.c)                    # dc = sum_t do_t
+    dH = np.empty_like(Hs)
+    Packed(P.V, transpose=False).product(dO, dH)                  # V^T do_t, each row
+    return dH
+
+
 def gru_forward(P, Z, H, RH):
     """lib/model/gru.py's forward loop: Z (T, B, 3m) the gates, in place; H (T + 1, B, m); RH (T, B, m)."""
     T, B, m = RH.shape
@@ -258,10 +278,9 @@ def lstm_forward(P, Z, H, S, TS):
     if B <= KERNEL_MAX_B:
         _kernels.lstm_forward_seq(Z, P.W, H, S, TS, np.empty(4 * m, P.W.dtype), T, B, m)
         return
-    WT, wh = Packed(P.W, transpose=True), np.empty((B, 4 * m), P.W.dtype)
-    for t in range(T):
-        WT.product(H[t], wh)                # W h_{t-1}
-        _kernels.lstm_forward(Z[t], wh, S[t], S[t + 1], TS[t], H[t + 1], B, m)
+    panels = np.empty(_kernels.packed_size(m, 4 * m, P.W.itemsize), P.W.dtype)   # as many as pack's
+    _kernels.pack_gates(P.W, panels, m)     # each unit's four gates side by side
+    _kernels.lstm_forward_batch(Z, panels, H, S, TS, T, B, m)
 
 
 def lstm_backward(P, dH, S, Z, TS, dZ, dstates):
@@ -272,6 +291,9 @@ def lstm_backward(P, dH, S, Z, TS, dZ, dstates):
         return
     W = Packed(P.W, transpose=False)
     dh, ds = np.zeros((B, m), dH.dtype), np.zeros((B, m), dH.dtype)
+    if dstates is None:                     # the whole chunk in one call
+        _kernels.lstm_backward_batch(Z, S, TS, dH, W.panels, dZ, dh, ds, T, B, m)
+        return
     for t in reversed(range(T)):
         _kernels.lstm_backward(Z[t], S[t], TS[t], dH[t], None, dh, ds, dZ[t], B, m)
         W.product(dZ[t], dh)                # dz_t W
