@@ -14,9 +14,9 @@ if sys.platform != "win32":
     # -ffp-contract=off: a * b + c stays two roundings, so clip_adagrad matches lib/optim.py bit for bit.
     # -fopenmp: the gated cells' packed products share their panels among threads (lib/model/_packed.h).
     args = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp"]
-# -z now: every OpenMP call binds to one runtime when the module loads. Bound lazily, a call made first
-# after another library brought its own OpenMP runtime (PyTorch's, say) can bind to that one: two runtimes
-# in one parallel region, whose threads then all took the first share of the work.
+# -z now: every OpenMP call binds to one runtime when the module loads (a precaution: bound lazily, a call
+# made first after another library brought its own OpenMP runtime, as PyTorch does in benchmarks/gated.py,
+# could bind to that one).
 links = ["-fopenmp", "-Wl,-z,now"] if args else []
 libc, version = platform.libc_ver()
 if platform.machine() == "x86_64" and libc == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35):

@@ -8,16 +8,15 @@ shapes of issue 18 (m = 256, T = 64, Adam, the loss normalised):
                  the GRU also those with Wg), the output layer's three products and the weight gradients' (one
                  product over all T B rows each). Nothing else: no gates, no softmax, no optimiser.
     lib floor    the same products as lib.train computes them: for the gated cells at a batch (B > 4,
-                 compiled), each recurrent weight packed once per chunk and direction, the per-step products
-                 and the weight gradients compiled (lib/model/_packed.h), the output layer NumPy's on one
-                 thread (lib.model.kernels.blas_on_one_thread); elsewhere NumPy's, as the NumPy floor.
+                 compiled), every product compiled (lib/model/_packed.h), each recurrent weight packed once
+                 per chunk and direction; elsewhere NumPy's, as the NumPy floor.
     lib.train    a whole update of the training loop (lib.training.loop.train: gather, gates, softmax, gradients,
                  clipping, Adam, bookkeeping), with the compiled kernels (lib/model/_kernels.c, _typed.h,
                  _packed.h)
     NumPy only   the same with the compiled kernels switched off (as on a machine without a C compiler)
 
-Runs alternate (floor, lib.train, NumPy only, next set-up, ...) and the median of the repeats is
-reported, so that a busy machine slows all alike. "x floor" is lib.train's time over the lib floor's,
+Runs alternate (floor, lib.train, NumPy only, next set-up, ...), each after a pause of a quarter second
+(settle), and the median of the repeats is reported, so that a busy machine slows all alike. "x floor" is lib.train's time over the lib floor's,
 "x NumPy fl." NumPy only's over the NumPy floor's.
 With --layers 2 a second table does the same for two stacked layers (the floor then holds both layers'
 products, the second layer's input products among them).
@@ -77,17 +76,24 @@ def pytorch_seconds(torch, cell, K, m, T, B, dtype, updates, data):
         loss.backward()
         opt.step()
     step(0)                                     # warm up
+    settle()
     t0 = time.perf_counter()
     for i in range(updates):
         step((i + 1) * T % (L - T - 1))
     return (time.perf_counter() - t0) / updates
 
 
+def settle(seconds=0.25):
+    """A pause before a timed run: the worker threads of the run before (OpenBLAS's, PyTorch's) busy-wait
+    for a while after their last call, and would take the cores from the next run's first updates; a
+    training run of minutes meets that once, a timed run of a fraction of a second would at every turn."""
+    time.sleep(seconds)
+
+
 def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5, packed=False):
     """Seconds of the matrix products of one update (the median of n), arrays of the given shapes: NumPy's
     products (packed=False), or the products as lib.train computes them (packed=True): each recurrent weight
-    packed once per chunk and direction, the per-step products and the weight gradients compiled
-    (lib/model/_packed.h), the rest NumPy's on one thread (kernels.blas_on_one_thread)."""
+    packed once per chunk and direction, every product compiled (lib/model/_packed.h)."""
     rng = np.random.default_rng(0)
     shapes = dict(zip(cell.names, cell.shapes(K, m)))
     recurrent = [shapes[name] for name in cell.module.NAMES if name not in ("U", "b")]   # W (rows, m), Wg ...
@@ -104,7 +110,7 @@ def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5, packed=False):
     Ds = [a(T * B, s[0]) for s in recurrent]
     dWs = [a(*s) for s in recurrent]
     if layers > 1:                          # a deeper layer reads h of the layer below through its own U
-        U2, A2, dA2 = a(G * m, m), a(T * B, G * m), a(T * B, G * m)
+        U2, dA2 = a(G * m, m), a(T * B, G * m)
 
     def recurrences():
         if packed:
@@ -117,7 +123,7 @@ def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5, packed=False):
                 for M, g in zip(backwards, grads):
                     M.product(g, dh)
             for D, dW in zip(Ds, dWs):
-                kernels.weight_gradient(D, Hs, dW, B)
+                kernels.weight_gradient(D, Hs, dW, compiled=True)
             return
         for _ in range(T):
             for M, out in zip(Ms, outs):
@@ -128,18 +134,29 @@ def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5, packed=False):
         for D, dW in zip(Ds, dWs):
             np.matmul(D.T, Hs, out=dW)
 
+    def times(A, W, transpose=False):       # A W^T or A W
+        if packed:
+            return kernels.product(A, W, transpose)
+        return A @ W.T if transpose else A @ W
+
+    def gradient(D, X, out):                # D^T X
+        kernels.weight_gradient(D, X, out, compiled=packed)
+
+    dU2, dV = (a(G * m, m) if layers > 1 else None), a(K, m)
+
     def once():
         for _ in range(layers):
             recurrences()
         for _ in range(layers - 1):
-            np.matmul(Hs, U2.T, out=A2)     # its input's part, forwards
-            dA2.T @ Hs                      # dU
-            dA2 @ U2                        # dL/dh of the layer below
-        Hs @ V.T
-        dO.T @ Hs
-        dO @ V
+            times(Hs, U2, transpose=True)   # its input's part, forwards
+            gradient(dA2, Hs, dU2)          # dU
+            times(dA2, U2)                  # dL/dh of the layer below
+        times(Hs, V, transpose=True)        # the output layer
+        gradient(dO, Hs, dV)
+        times(dO, V)
 
     with kernels.blas_on_one_thread(when=packed):
+        settle()
         once()
         times = []
         for _ in range(n):
@@ -154,6 +171,7 @@ def train_seconds(cfg, corpus, compiled):
     saved = kernels.USE_COMPILED
     kernels.USE_COMPILED = saved and compiled
     try:
+        settle()
         t0 = time.perf_counter()
         train(cfg, corpus.data, corpus.vocab)
         return (time.perf_counter() - t0) / cfg.steps

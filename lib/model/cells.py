@@ -110,6 +110,11 @@ class Cell:
                 self.module.init_biases(self.layer(P, l).b, m)
         return theta
 
+    def compiled_products(self, B, dtype):
+        """Whether this cell's products at B sequences are the compiled ones of lib/model/_packed.h, on threads
+        (a gated cell's batch; NumPy's own run on one thread meanwhile: kernels.blas_on_one_thread)."""
+        return self.module is not rnn and kernels.packs(B, dtype)
+
     def forward(self, P, X, h0, keep=None):
         """(H (T + 1, B, m) of the top layer, the caches of all layers, the state after the chunk (B, S))
         for the inputs X (T, B) from h0 (B, S). keep: the dropout masks (layers, T B, m) while training;
@@ -122,7 +127,10 @@ class Cell:
             if l == 0:
                 A = kernels.gather_plus(L.U.T, X, L.b)  # a_t = U x_t + b for all t at once: U's columns of X
             else:                           # a_t = U_l h_t (of the layer below) + b_l, one product
-                A = (output_rows(H, None if keep is None else keep[l]) @ L.U.T + L.b).reshape(T, B, -1)
+                below = output_rows(H, None if keep is None else keep[l])
+                A = (kernels.product(below, L.U, transpose=True) if self.compiled_products(B, below.dtype)
+                     else below @ L.U.T)
+                A = (A + L.b).reshape(T, B, -1)
             H, cache, last = self.module.forward(L, A, h0[:, l * width:(l + 1) * width])
             caches.append((H, cache))
             lasts.append(last)
@@ -144,8 +152,9 @@ class Cell:
                 kernels.add_rows(GL.U.T, X.reshape(-1), dA)             # dU = sum_t da_t x_t^T
                 break
             mask = None if keep is None else keep[l]
-            np.matmul(dA.T, output_rows(caches[l - 1][0], mask), out=GL.U)   # dU_l = sum_t da_t h_t^T (below)
-            dH = dA @ L.U                   # dL/dh_t of the layer below, through this layer's input
+            fast = self.compiled_products(B, dA.dtype)
+            kernels.weight_gradient(dA, output_rows(caches[l - 1][0], mask), GL.U, fast)   # dU_l = sum_t da_t h_t^T
+            dH = kernels.product(dA, L.U) if fast else dA @ L.U   # dL/dh_t of the layer below, through its input
             if mask is not None:
                 dH *= mask
             dH = dH.reshape(T, B, m)
@@ -174,10 +183,10 @@ class Cell:
         H, caches, last = self.forward(P, X, h0, keep)
         Hs = output_rows(H, top)
         y = Y.reshape(-1)
-        out = kernels if self.module is not rnn and kernels.packs(B, P.V.dtype) else None   # compiled products
-        O = out.output_scores(Hs, P.V, P.c) if out else Hs @ P.V.T + P.c
+        layer = kernels if self.compiled_products(B, P.V.dtype) else rnn
+        O = kernels.output_scores(Hs, P.V, P.c) if layer is kernels else Hs @ P.V.T + P.c
         dO, losses = rnn.probs_and_losses(O, y)                     # p_t (T B, K); -log p_t[y_t] (T B,)
-        dH = (out or rnn).output_backward(P, dO, Hs, y, G, self.module.column_sums)   # dV, dc; dL/dh_t
+        dH = layer.output_backward(P, dO, Hs, y, G, self.module.column_sums)   # dV, dc; dL/dh_t through o_t
         if top is not None:
             dH *= top
         self.backward(P, dH.reshape(T, B, m), caches, G, X, keep)

@@ -82,9 +82,9 @@ def backward(P, dH, cache, G, dstates=None):
             dh += dZ[t, :, :2 * m] @ P.W
             if dstates is not None:
                 dstates[t] = dh
-    dZf = dZ.reshape(T * B, 3 * m)
-    kernels.weight_gradient(dZf, H[:-1].reshape(T * B, m), G.W, B)        # dW = sum_t [dz_t; dr_t] h_{t-1}^T
-    kernels.weight_gradient(dZf, RH.reshape(T * B, m), G.Wg, B, 2 * m)    # dWg = sum_t dg_t (r_t h_{t-1})^T
+    dZf, fast = dZ.reshape(T * B, 3 * m), kernels.packs(B, dH.dtype)    # fast: compiled products
+    kernels.weight_gradient(dZf, H[:-1].reshape(T * B, m), G.W, fast)     # dW = sum_t [dz_t; dr_t] h_{t-1}^T
+    kernels.weight_gradient(dZf, RH.reshape(T * B, m), G.Wg, fast, 2 * m)   # dWg = sum_t dg_t (r_t h_{t-1})^T
     return dZ
 
 

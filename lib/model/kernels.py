@@ -77,7 +77,8 @@ def blas_on_one_thread(when=True):
     OpenBLAS that says how). OpenBLAS's worker threads busy-wait for up to about a tenth of a second after
     each call; beside the threads of the compiled products (lib/model/_packed.h) they take the cores those
     need: a gated update at B = 32 took 2.7 times as long. The gated cells' batch training runs inside this
-    block; its few NumPy products left (the output layer) are better on one thread than fighting."""
+    block; its NumPy products left (the input products of stacked layers) are better on one thread than
+    fighting for the cores."""
     threads = _openblas_threads() if when else None
     if threads is None:
         yield
@@ -187,11 +188,12 @@ def clip_adagrad_(theta, g, mem, clip, eta, eps, tmp):
 
 
 # --- the gated cells' loops (lib/model/gru.py, lib/model/lstm.py): for a few sequences, the whole chunk is one
-# call, products included; for a batch, the gate arithmetic of a step is one compiled call and each product
-# one call of a compiled product whose weights were packed once for the chunk (lib/model/_packed.h).
+# call, products included. For a batch, the products are compiled, their weights packed once for the chunk
+# (lib/model/_packed.h): the LSTM's chunk is one call each way; the GRU's steps make one call per product and
+# one for the gate arithmetic between them. So are the weight gradients and the output layer's products.
 
 class Packed:
-    """The weights of one per-step product, packed once for a chunk: C (B, N) = A[:, offset:offset + K] Wt,
+    """The weights of a product, packed once (for a chunk's steps, say): C (M, N) = A[:, offset:offset + K] Wt,
     Wt = W^T (transpose; W (N, K)) or W (W (K, N))."""
 
     def __init__(self, W, transpose):
@@ -209,21 +211,28 @@ class Packed:
         _kernels.packed_product(A, offset, A.shape[1], True, self.panels, out, out.shape[0], self.K, self.N)
 
 
-def weight_gradient(dZ, X, out, B, offset=0):
+def weight_gradient(dZ, X, out, compiled, offset=0):
     """out (M, n) = dZ[:, offset:offset + M]^T X, the sum over the rows of dZ (T B, G m) and X (T B, n): a
-    recurrent weight's gradient over a chunk of B sequences. Compiled where a batch's products are (packs),
-    else NumPy's product."""
-    if packs(B, out.dtype):
-        Packed(X, transpose=False).product_of_transpose(dZ, out, offset)
+    weight's gradient over a chunk. compiled: the compiled product (where a batch's products are: packs),
+    else NumPy's."""
+    if compiled:
+        Packed(np.ascontiguousarray(X), transpose=False).product_of_transpose(dZ, out, offset)
     else:
         np.matmul(dZ[:, offset:offset + out.shape[0]].T, X, out=out)
+
+
+def product(A, W, transpose=False):
+    """A W^T (transpose) or A W, A (N, K) with W (M, K) or (K, M): compiled, for a batch of the gated cells."""
+    packed = Packed(W, transpose)
+    out = np.empty((A.shape[0], packed.N), A.dtype)
+    packed.product(np.ascontiguousarray(A), out)
+    return out
 
 
 def output_scores(Hs, V, c):
     """O (N, K) = Hs V^T + c, the output layer's scores (lib/rnn.py), its product compiled (for a batch of the
     gated cells, where NumPy's products run on one thread: blas_on_one_thread)."""
-    O = np.empty((Hs.shape[0], V.shape[0]), Hs.dtype)
-    Packed(V, transpose=True).product(np.ascontiguousarray(Hs), O)
+    O = product(Hs, V, transpose=True)
     O += c
     return O
 
@@ -231,12 +240,9 @@ def output_scores(Hs, V, c):
 def output_backward(P, dO, Hs, y, G, column_sums):
     """rnn.output_backward, its two products compiled: dV, dc into G, and dL/dh_t through o_t (N, m)."""
     dO[np.arange(len(y)), y] -= 1.0         # do_t = p_t - onehot(y_t)
-    Hs = np.ascontiguousarray(Hs)
-    Packed(Hs, transpose=False).product_of_transpose(dO, G.V)     # dV = sum_t do_t h_t^T
+    weight_gradient(dO, Hs, G.V, compiled=True)                   # dV = sum_t do_t h_t^T
     column_sums(dO, G.c)                    # dc = sum_t do_t
-    dH = np.empty_like(Hs)
-    Packed(P.V, transpose=False).product(dO, dH)                  # V^T do_t, each row
-    return dH
+    return product(dO, P.V)                 # V^T do_t, each row
 
 
 def gru_forward(P, Z, H, RH):

@@ -95,7 +95,8 @@ def backward(P, dH, cache, G, dstates=None):
             np.matmul(dz, P.W, out=dh)      # dL/dh_{t-1} through the gates
             if dstates is not None:
                 dstates[t, :, :m], dstates[t, :, m:] = dh, ds
-    kernels.weight_gradient(dZ.reshape(T * B, 4 * m), H[:-1].reshape(T * B, m), G.W, B)   # dW = sum_t dz_t h_{t-1}^T
+    kernels.weight_gradient(dZ.reshape(T * B, 4 * m), H[:-1].reshape(T * B, m), G.W,    # dW = sum_t dz_t h_{t-1}^T
+                            kernels.packs(B, dH.dtype))
     return dZ
 
 
