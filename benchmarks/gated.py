@@ -134,7 +134,7 @@ def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5, packed=False):
         for D, dW in zip(Ds, dWs):
             np.matmul(D.T, Hs, out=dW)
 
-    def times(A, W, transpose=False):       # A W^T or A W
+    def product(A, W, transpose=False):     # A W^T or A W
         if packed:
             return kernels.product(A, W, transpose)
         return A @ W.T if transpose else A @ W
@@ -148,12 +148,12 @@ def floor_seconds(cell, K, m, T, B, dtype, layers=1, n=5, packed=False):
         for _ in range(layers):
             recurrences()
         for _ in range(layers - 1):
-            times(Hs, U2, transpose=True)   # its input's part, forwards
+            product(Hs, U2, transpose=True)     # its input's part, forwards
             gradient(dA2, Hs, dU2)          # dU
-            times(dA2, U2)                  # dL/dh of the layer below
-        times(Hs, V, transpose=True)        # the output layer
+            product(dA2, U2)                # dL/dh of the layer below
+        product(Hs, V, transpose=True)      # the output layer
         gradient(dO, Hs, dV)
-        times(dO, V)
+        product(dO, V)
 
     with kernels.blas_on_one_thread(when=packed):
         settle()
