@@ -40,6 +40,7 @@ class BuildWithoutThreadsIfNeeded(build_ext):
                 raise
             self.warn("the C compiler has no OpenMP: lib.model._kernels is built without threads")
             ext.extra_compile_args = [a if a != "-fopenmp" else "-fopenmp-simd" for a in ext.extra_compile_args]
+            ext.extra_compile_args.append("-Wno-unknown-pragmas")     # the parallel regions, ignored
             ext.extra_link_args = [a for a in ext.extra_link_args if a != "-fopenmp"]
             super().build_extension(ext)
 
