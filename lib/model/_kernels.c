@@ -796,6 +796,69 @@ static PyObject *lstm_backward_batch(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static Py_ssize_t panels_size(Py_ssize_t K, Py_ssize_t N, int item)
+{
+    Py_ssize_t NR = item == 4 ? panel_width_f32() : panel_width_f64();
+    return (N + NR - 1) / NR * NR * K;
+}
+
+static PyObject *gru_forward_batch(PyObject *self, PyObject *args)
+{
+    PyObject *o[7];
+    Py_ssize_t T, B, m;
+    if (!PyArg_ParseTuple(args, "OOOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &T, &B, &m))
+        return NULL;
+    int item = item_size(o[0]);
+    if (!item)
+        return NULL;
+    Array a[] = {{o[0], T * B * 3 * m, 1, "Z"}, {o[1], panels_size(m, 2 * m, item), 0, "Wp"},
+                 {o[2], panels_size(m, m, item), 0, "Wgp"}, {o[3], (T + 1) * B * m, 1, "H"},
+                 {o[4], T * B * m, 1, "RH"}, {o[5], B * 2 * m, 1, "wh"}, {o[6], B * m, 1, "wg"}};
+    int size = borrow_real(a, 7);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gru_forward_batch_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
+                              BUF(5, float *), BUF(6, float *), T, B, m);
+    else
+        gru_forward_batch_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
+                              BUF(4, double *), BUF(5, double *), BUF(6, double *), T, B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 7);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gru_backward_batch(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    Py_ssize_t T, B, m;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &T, &B, &m))
+        return NULL;
+    int item = item_size(o[0]);
+    if (!item)
+        return NULL;
+    Array a[] = {{o[0], T * B * 3 * m, 0, "Z"}, {o[1], (T + 1) * B * m, 0, "H"}, {o[2], T * B * m, 0, "dH"},
+                 {o[3], panels_size(2 * m, m, item), 0, "Wp"}, {o[4], panels_size(m, m, item), 0, "Wgp"},
+                 {o[5], T * B * 3 * m, 1, "dZ"}, {o[6], B * m, 1, "dh"}, {o[7], B * m, 1, "drh"},
+                 {o[8], B * m, 1, "carry"}};
+    int size = borrow_real(a, 9);
+    if (!size)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        gru_backward_batch_f32(BUF(0, float *), BUF(1, float *), BUF(2, float *), BUF(3, float *), BUF(4, float *),
+                               BUF(5, float *), BUF(6, float *), BUF(7, float *), BUF(8, float *), T, B, m);
+    else
+        gru_backward_batch_f64(BUF(0, double *), BUF(1, double *), BUF(2, double *), BUF(3, double *),
+                               BUF(4, double *), BUF(5, double *), BUF(6, double *), BUF(7, double *),
+                               BUF(8, double *), T, B, m);
+    Py_END_ALLOW_THREADS
+    release_some(a, 9);
+    Py_RETURN_NONE;
+}
+
 static PyObject *clip_adam(PyObject *self, PyObject *args)
 {
     PyObject *o[4];
@@ -868,6 +931,10 @@ static PyMethodDef methods[] = {
      "lstm_forward_batch(Z, Wp, H, S, TS, T, B, m): a chunk of an LSTM forwards at a batch (lib/model/_packed.h)."},
     {"lstm_backward_batch", lstm_backward_batch, METH_VARARGS,
      "lstm_backward_batch(Z, S, TS, dH, Wp, dZ, dh, ds, T, B, m): a chunk of an LSTM backwards at a batch."},
+    {"gru_forward_batch", gru_forward_batch, METH_VARARGS,
+     "gru_forward_batch(Z, Wp, Wgp, H, RH, wh, wg, T, B, m): a chunk of a GRU forwards at a batch (lib/model/_packed.h)."},
+    {"gru_backward_batch", gru_backward_batch, METH_VARARGS,
+     "gru_backward_batch(Z, H, dH, Wp, Wgp, dZ, dh, drh, carry, T, B, m): a chunk of a GRU backwards at a batch."},
     {"clip_adam", clip_adam, METH_VARARGS,
      "clip_adam(theta, g, m1, m2, scale, clip, beta1, beta2, c1, c2, eps): scale and clip g, one Adam step."},
     {NULL, NULL, 0, NULL},

@@ -269,6 +269,90 @@ static void F(lstm_backward_batch)(const REAL *Z, const REAL *S, const REAL *TS,
     }
 }
 
+/* --- The GRU's chunk at a batch, both ways in one call, as the LSTM's: per step two products (W h_{t-1},
+ * then Wg (r h_{t-1})), each shared by panels, and the gate arithmetic after each, shared by rows, with a
+ * wait between each; the gate arithmetic is _typed.h's own (gru_gates, gru_state, gru_backward_a, _b). */
+
+/* C[:, panels p0 .. p1] (M, N; ldc N) = A (M, K; rows lda apart) Wt, Wt packed by pack: one thread's part. */
+__attribute__((optimize("fp-contract=fast")))
+static void F(panels_product)(const REAL *A, Py_ssize_t lda, const REAL *Wp, REAL *C, Py_ssize_t M, Py_ssize_t K,
+                              Py_ssize_t N, Py_ssize_t p0, Py_ssize_t p1)
+{
+    const Py_ssize_t NR = F(panel_width)();
+    for (Py_ssize_t p = p0; p < p1; p++) {
+        Py_ssize_t cols = N - p * NR < NR ? N - p * NR : NR;
+        for (Py_ssize_t k0 = 0; k0 < K; k0 += PACKED_KC)
+            for (Py_ssize_t i0 = 0; i0 < M; i0 += PACKED_MR)
+                F(micro)(A + i0 * lda + k0, lda, 1, Wp + p * NR * K + k0 * NR, K - k0 < PACKED_KC ? K - k0 : PACKED_KC,
+                         C + i0 * N + p * NR, N, M - i0 < PACKED_MR ? M - i0 : PACKED_MR, cols, k0 > 0);
+    }
+}
+
+/* GRU forwards over a chunk at a batch: Z (T, B, 3m) the inputs' parts, then the gates; H (T + 1, B, m) from
+ * H[0]; RH (T, B, m); Wp, Wgp the panels of W^T (W (2m, m)) and Wg^T (pack); wh (B, 2m), wg (B, m) scratch. */
+static void F(gru_forward_batch)(REAL *Z, const REAL *Wp, const REAL *Wgp, REAL *H, REAL *RH, REAL *wh, REAL *wg,
+                                 Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
+{
+    const Py_ssize_t NR = F(panel_width)();
+    #pragma omp parallel if (B > 4 && B * m * m >= PACKED_MIN_WORK / 4)
+    {
+        int id = 0, nth = 1;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        Py_ssize_t p0, p1, q0, q1, b0, b1;
+        F(share)((2 * m + NR - 1) / NR, id, nth, &p0, &p1);
+        F(share)((m + NR - 1) / NR, id, nth, &q0, &q1);
+        F(share)(B, id, nth, &b0, &b1);
+        for (Py_ssize_t t = 0; t < T; t++) {
+            REAL *z = Z + t * B * 3 * m, *h = H + t * B * m, *rh = RH + t * B * m;
+            F(panels_product)(h, m, Wp, wh, B, m, 2 * m, p0, p1);       /* W h_{t-1} */
+            #pragma omp barrier
+            F(gru_gates)(z + b0 * 3 * m, wh + b0 * 2 * m, h + b0 * m, rh + b0 * m, b1 - b0, m);
+            #pragma omp barrier
+            F(panels_product)(rh, m, Wgp, wg, B, m, m, q0, q1);         /* Wg (r_t h_{t-1}) */
+            #pragma omp barrier
+            F(gru_state)(z + b0 * 3 * m, wg + b0 * m, h + b0 * m, h + (B + b0) * m, b1 - b0, m);
+            #pragma omp barrier
+        }
+    }
+}
+
+/* GRU backwards over a chunk at a batch: dZ (T, B, 3m) from dH (T, B, m); Wp, Wgp the panels of W (2m, m)
+ * and Wg (m, m) themselves (pack, not transposed); dh (B, m) zeros, then scratch; drh, carry (B, m) scratch. */
+static void F(gru_backward_batch)(const REAL *Z, const REAL *H, const REAL *dH, const REAL *Wp, const REAL *Wgp,
+                                  REAL *dZ, REAL *dh, REAL *drh, REAL *carry, Py_ssize_t T, Py_ssize_t B,
+                                  Py_ssize_t m)
+{
+    const Py_ssize_t NR = F(panel_width)();
+    #pragma omp parallel if (B > 4 && B * m * m >= PACKED_MIN_WORK / 4)
+    {
+        int id = 0, nth = 1;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        Py_ssize_t q0, q1, b0, b1;
+        F(share)((m + NR - 1) / NR, id, nth, &q0, &q1);
+        F(share)(B, id, nth, &b0, &b1);
+        for (Py_ssize_t t = T - 1; t >= 0; t--) {
+            const Py_ssize_t at = t * B + b0;               /* this thread's rows */
+            const REAL *a = Z + at * 3 * m, *h = H + at * m;
+            REAL *dz = dZ + t * B * 3 * m;                  /* every row's */
+            F(gru_backward_a)(a, h, dH + at * m, t == T - 1 ? NULL : carry + b0 * m, dh + b0 * m, dz + b0 * 3 * m,
+                              b1 - b0, m);
+            #pragma omp barrier
+            F(panels_product)(dz + 2 * m, 3 * m, Wgp, drh, B, m, m, q0, q1);     /* dg_t Wg */
+            #pragma omp barrier
+            F(gru_backward_b)(a, h, drh + b0 * m, dh + b0 * m, dz + b0 * 3 * m, b1 - b0, m);
+            #pragma omp barrier
+            F(panels_product)(dz, 3 * m, Wp, carry, B, 2 * m, m, q0, q1);        /* [dz_t dr_t] W */
+            #pragma omp barrier
+        }
+    }
+}
+
 #undef F
 #undef CAT
 #undef CAT_

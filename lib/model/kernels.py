@@ -189,8 +189,8 @@ def clip_adagrad_(theta, g, mem, clip, eta, eps, tmp):
 
 # --- the gated cells' loops (lib/model/gru.py, lib/model/lstm.py): for a few sequences, the whole chunk is one
 # call, products included. For a batch, the products are compiled, their weights packed once for the chunk
-# (lib/model/_packed.h): the LSTM's chunk is one call each way; the GRU's steps make one call per product and
-# one for the gate arithmetic between them. So are the weight gradients and the output layer's products.
+# (lib/model/_packed.h), and each cell's chunk is one call each way (with dstates asked for, one call per
+# product and step). So are the weight gradients and the output layer's products.
 
 class Packed:
     """The weights of a product, packed once (for a chunk's steps, say): C (M, N) = A[:, offset:offset + K] Wt,
@@ -253,11 +253,7 @@ def gru_forward(P, Z, H, RH):
         return
     WT, WgT = Packed(P.W, transpose=True), Packed(P.Wg, transpose=True)
     wh, wg = np.empty((B, 2 * m), P.W.dtype), np.empty((B, m), P.W.dtype)
-    for t in range(T):
-        WT.product(H[t], wh)                # W h_{t-1}
-        _kernels.gru_gates(Z[t], wh, H[t], RH[t], B, m)
-        WgT.product(RH[t], wg)              # Wg (r_t h_{t-1})
-        _kernels.gru_state(Z[t], wg, H[t], H[t + 1], B, m)
+    _kernels.gru_forward_batch(Z, WT.panels, WgT.panels, H, RH, wh, wg, T, B, m)   # the whole chunk
 
 
 def gru_backward(P, dH, H, Z, dZ, dstates):
@@ -269,6 +265,9 @@ def gru_backward(P, dH, H, Z, dZ, dstates):
         return
     W, Wg = Packed(P.W, transpose=False), Packed(P.Wg, transpose=False)
     dh, drh, carry = np.zeros((B, m), dH.dtype), np.empty((B, m), dH.dtype), np.empty((B, m), dH.dtype)
+    if dstates is None:                     # the whole chunk in one call
+        _kernels.gru_backward_batch(Z, H, dH, W.panels, Wg.panels, dZ, dh, drh, carry, T, B, m)
+        return
     for t in reversed(range(T)):
         _kernels.gru_backward_a(Z[t], H[t], dH[t], None if t == T - 1 else carry, dh, dZ[t], B, m)
         Wg.product(dZ[t], drh, offset=2 * m)                # dg_t Wg
