@@ -1,6 +1,6 @@
 /* The gated cells' matrix products at a batch, compiled, with the weights packed once per chunk and the
  * work shared among OpenMP threads: each step's product, the weight gradients, the output layer's and
- * stacked layers' products, and the LSTM's whole chunk each way (at the end of this file).
+ * stacked layers' products, and each cell's whole chunk each way (at the end of this file).
  *
  * lib/model/_kernels.c includes this file twice, as _typed.h (REAL float or double, SUFFIX f32 or f64).
  * A step of a gated cell at B sequences multiplies a (B, K) matrix by the same weights at every step of the

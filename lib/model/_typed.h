@@ -3,9 +3,9 @@
  *
  * lib/model/_kernels.c includes this file twice: with REAL float and SUFFIX f32, and with REAL double and
  * SUFFIX f64. Each gate function does, for the B rows of one step, what the NumPy loop body of the cell
- * does between its matrix products (for a batch, the compiled products of lib/model/_packed.h: the GRU's
- * one call per product and step, the LSTM's chunk one call each way; for B <= 4 the *_seq loops below,
- * products included), in the same order of operations. Arrays are C-contiguous, rows of a batch one after another; m is the number of
+ * does between its matrix products (for a batch, inside the chunk loops of lib/model/_packed.h, a share
+ * of the rows each; for B <= 4 the *_seq loops below, products included), in the same order of
+ * operations. Arrays are C-contiguous, rows of a batch one after another; m is the number of
  * units.
  *
  * The letters are those of the cells' docstrings: LSTM gates i, f, q, g stacked in z (B, 4m), state s;
