@@ -77,8 +77,8 @@ def blas_on_one_thread(when=True):
     OpenBLAS that says how). OpenBLAS's worker threads busy-wait for up to about a tenth of a second after
     each call; beside the threads of the compiled products (lib/model/_packed.h) they take the cores those
     need: a gated update at B = 32 took 2.7 times as long. The gated cells' batch training runs inside this
-    block; its NumPy products left (the input products of stacked layers) are better on one thread than
-    fighting for the cores."""
+    block; the NumPy products left there (validation's and the sampler's, one sequence at a time) are
+    small."""
     threads = _openblas_threads() if when else None
     if threads is None:
         yield
