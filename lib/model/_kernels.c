@@ -636,28 +636,44 @@ static PyObject *lstm_backward_seq(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The numbers (of `item` bytes) in the panels of a (K, N) product's weights (_packed.h's pack; pack_gates's
+ * for W (4m, m) are as many as pack's for K = m, N = 4m). */
+static Py_ssize_t panels_size(Py_ssize_t K, Py_ssize_t N, int item)
+{
+    Py_ssize_t NR = item == 4 ? panel_width_f32() : panel_width_f64();
+    return (N + NR - 1) / NR * NR * K;
+}
+
+/* 4 for an array of float32, else 8 (borrow_real then refuses what is neither); 0 with an exception set. */
+static int item_size(PyObject *obj)
+{
+    Py_buffer probe;
+    if (PyObject_GetBuffer(obj, &probe, PyBUF_FORMAT) < 0)
+        return 0;
+    int size = strcmp(probe.format, "f") == 0 ? 4 : 8;
+    PyBuffer_Release(&probe);
+    return size;
+}
+
 static PyObject *packed_size(PyObject *self, PyObject *args)
 {
     Py_ssize_t K, N, itemsize;
     if (!PyArg_ParseTuple(args, "nnn", &K, &N, &itemsize))
         return NULL;
-    Py_ssize_t NR = itemsize == 4 ? panel_width_f32() : panel_width_f64();
-    return PyLong_FromSsize_t((N + NR - 1) / NR * NR * K);
+    return PyLong_FromSsize_t(panels_size(K, N, (int)itemsize));
 }
 
 static PyObject *pack(PyObject *self, PyObject *args)
 {
     PyObject *o[2];
-    Py_ssize_t K, N, NR;
+    Py_ssize_t K, N;
     int transpose;
     if (!PyArg_ParseTuple(args, "OOnnp", &o[0], &o[1], &K, &N, &transpose))
         return NULL;
-    Py_buffer probe;                        /* the element size decides the panels' width */
-    if (PyObject_GetBuffer(o[0], &probe, PyBUF_FORMAT) < 0)
+    int item = item_size(o[0]);             /* the element size decides the panels' width */
+    if (!item)
         return NULL;
-    NR = strcmp(probe.format, "f") == 0 ? panel_width_f32() : panel_width_f64();
-    PyBuffer_Release(&probe);
-    Array a[] = {{o[0], K * N, 0, "W"}, {o[1], (N + NR - 1) / NR * NR * K, 1, "Wp"}};
+    Array a[] = {{o[0], K * N, 0, "W"}, {o[1], panels_size(K, N, item), 1, "Wp"}};
     int size = borrow_real(a, 2);
     if (!size)
         return NULL;
@@ -674,7 +690,7 @@ static PyObject *pack(PyObject *self, PyObject *args)
 static PyObject *packed_product(PyObject *self, PyObject *args)
 {
     PyObject *o[3];
-    Py_ssize_t offset, lda, M, K, N, NR;
+    Py_ssize_t offset, lda, M, K, N;
     int transposed;
     if (!PyArg_ParseTuple(args, "OnnpOOnnn", &o[0], &offset, &lda, &transposed, &o[1], &o[2], &M, &K, &N))
         return NULL;
@@ -682,12 +698,10 @@ static PyObject *packed_product(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "packed_product: the columns of A used must lie within its rows");
         return NULL;
     }
-    Py_buffer probe;
-    if (PyObject_GetBuffer(o[1], &probe, PyBUF_FORMAT) < 0)
+    int item = item_size(o[1]);
+    if (!item)
         return NULL;
-    NR = strcmp(probe.format, "f") == 0 ? panel_width_f32() : panel_width_f64();
-    PyBuffer_Release(&probe);
-    Array a[] = {{o[0], (transposed ? K : M) * lda, 0, "A"}, {o[1], (N + NR - 1) / NR * NR * K, 0, "Wp"},
+    Array a[] = {{o[0], (transposed ? K : M) * lda, 0, "A"}, {o[1], panels_size(K, N, item), 0, "Wp"},
                  {o[2], M * N, 1, "C"}};
     int size = borrow_real(a, 3);
     if (!size)
@@ -702,22 +716,6 @@ static PyObject *packed_product(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* The numbers of pack_gates's panels for m units, numbers of `itemsize` bytes. */
-static Py_ssize_t gate_panels_size(Py_ssize_t m, Py_ssize_t itemsize)
-{
-    Py_ssize_t u = (itemsize == 4 ? panel_width_f32() : panel_width_f64()) / 4;
-    return (m + u - 1) / u * u * 4 * m;
-}
-
-static int item_size(PyObject *obj)
-{
-    Py_buffer probe;
-    if (PyObject_GetBuffer(obj, &probe, PyBUF_FORMAT) < 0)
-        return 0;
-    int size = strcmp(probe.format, "f") == 0 ? 4 : 8;
-    PyBuffer_Release(&probe);
-    return size;
-}
 
 static PyObject *pack_gates(PyObject *self, PyObject *args)
 {
@@ -728,7 +726,7 @@ static PyObject *pack_gates(PyObject *self, PyObject *args)
     int item = item_size(o[0]);
     if (!item)
         return NULL;
-    Array a[] = {{o[0], 4 * m * m, 0, "W"}, {o[1], gate_panels_size(m, item), 1, "Wp"}};
+    Array a[] = {{o[0], 4 * m * m, 0, "W"}, {o[1], panels_size(m, 4 * m, item), 1, "Wp"}};
     int size = borrow_real(a, 2);
     if (!size)
         return NULL;
@@ -751,7 +749,7 @@ static PyObject *lstm_forward_batch(PyObject *self, PyObject *args)
     int item = item_size(o[0]);
     if (!item)
         return NULL;
-    Array a[] = {{o[0], T * B * 4 * m, 1, "Z"}, {o[1], gate_panels_size(m, item), 0, "Wp"},
+    Array a[] = {{o[0], T * B * 4 * m, 1, "Z"}, {o[1], panels_size(m, 4 * m, item), 0, "Wp"},
                  {o[2], (T + 1) * B * m, 1, "H"}, {o[3], (T + 1) * B * m, 1, "S"}, {o[4], T * B * m, 1, "TS"}};
     int size = borrow_real(a, 5);
     if (!size)
@@ -777,9 +775,8 @@ static PyObject *lstm_backward_batch(PyObject *self, PyObject *args)
     int item = item_size(o[0]);
     if (!item)
         return NULL;
-    Py_ssize_t NR = item == 4 ? panel_width_f32() : panel_width_f64();
     Array a[] = {{o[0], T * B * 4 * m, 0, "Z"}, {o[1], (T + 1) * B * m, 0, "S"}, {o[2], T * B * m, 0, "TS"},
-                 {o[3], T * B * m, 0, "dH"}, {o[4], (m + NR - 1) / NR * NR * 4 * m, 0, "Wp"},
+                 {o[3], T * B * m, 0, "dH"}, {o[4], panels_size(4 * m, m, item), 0, "Wp"},
                  {o[5], T * B * 4 * m, 1, "dZ"}, {o[6], B * m, 1, "dh"}, {o[7], B * m, 1, "ds"}};
     int size = borrow_real(a, 8);
     if (!size)
@@ -794,12 +791,6 @@ static PyObject *lstm_backward_batch(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     release_some(a, 8);
     Py_RETURN_NONE;
-}
-
-static Py_ssize_t panels_size(Py_ssize_t K, Py_ssize_t N, int item)
-{
-    Py_ssize_t NR = item == 4 ? panel_width_f32() : panel_width_f64();
-    return (N + NR - 1) / NR * NR * K;
 }
 
 static PyObject *gru_forward_batch(PyObject *self, PyObject *args)

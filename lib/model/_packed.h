@@ -140,8 +140,7 @@ static void F(packed_product)(const REAL *A, Py_ssize_t lda, int transposed, con
  * units instead, the gate arithmetic ran 3.4 times slower: the two cores wrote the two halves of the same
  * rows, each pulling the other's cache lines. Forwards the weights are packed with the four gates of a
  * unit side by side (pack_gates: a panel holds NR / 4 units' i, f, q and g columns), so that a panel adds
- * into its units' four columns of z. Each number is computed as in lstm_forward and lstm_backward of
- * _typed.h. */
+ * into its units' four columns of z. The gate arithmetic is _typed.h's lstm_forward and lstm_backward. */
 
 /* Wp = the panels of W^T for W (4m, m), each panel the four gates of NR / 4 units (the last padded). */
 static void F(pack_gates)(const REAL *restrict W, REAL *restrict Wp, Py_ssize_t m)
@@ -156,33 +155,32 @@ static void F(pack_gates)(const REAL *restrict W, REAL *restrict Wp, Py_ssize_t 
     }
 }
 
-/* One LSTM step for B rows, z (B, 4m) already holding W h_{t-1} + U x_t + b: the gates' nonlinearities in
- * z's place, s = f s_prev + i g, ts = tanh(s), h = q ts (lstm_forward of _typed.h, with the product added). */
-static void F(lstm_rows)(REAL *restrict z, const REAL *restrict s_prev, REAL *restrict s, REAL *restrict ts,
-                         REAL *restrict h, Py_ssize_t B, Py_ssize_t m)
+/* The calling thread's share [*p0, *p1) of n panels or rows, inside a parallel region (all of them outside
+ * one, or without OpenMP). */
+static void F(share)(Py_ssize_t n, Py_ssize_t *p0, Py_ssize_t *p1)
 {
-    for (Py_ssize_t b = 0; b < B; b++) {
-        REAL *zb = z + b * 4 * m;
-        F(sigmoid_inplace)(zb, 3 * m);
-        F(tanh_inplace)(zb + 3 * m, m);
-        const REAL *i = zb, *f = zb + m, *q = zb + 2 * m, *g = zb + 3 * m;
-        const REAL *sp = s_prev + b * m;
-        REAL *sb = s + b * m, *tb = ts + b * m, *hb = h + b * m;
-        for (Py_ssize_t j = 0; j < m; j++) {
-            sb[j] = f[j] * sp[j] + i[j] * g[j];
-            tb[j] = sb[j];
-        }
-        F(tanh_inplace)(tb, m);
-        for (Py_ssize_t j = 0; j < m; j++)
-            hb[j] = q[j] * tb[j];
-    }
-}
-
-/* A thread's share [*p0, *p1) of n panels or rows, for thread id of nth. */
-static void F(share)(Py_ssize_t n, int id, int nth, Py_ssize_t *p0, Py_ssize_t *p1)
-{
+    int id = 0, nth = 1;
+#ifdef _OPENMP
+    id = omp_get_thread_num();
+    nth = omp_get_num_threads();
+#endif
     *p0 = n * id / nth;
     *p1 = n * (id + 1) / nth;
+}
+
+/* C[:, panels p0 .. p1] (M, N; ldc N) = A (M, K; rows lda apart) Wt, Wt packed by pack: one thread's part. */
+__attribute__((optimize("fp-contract=fast")))
+static void F(panels_product)(const REAL *A, Py_ssize_t lda, const REAL *Wp, REAL *C, Py_ssize_t M, Py_ssize_t K,
+                              Py_ssize_t N, Py_ssize_t p0, Py_ssize_t p1)
+{
+    const Py_ssize_t NR = F(panel_width)();
+    for (Py_ssize_t p = p0; p < p1; p++) {
+        Py_ssize_t cols = N - p * NR < NR ? N - p * NR : NR;
+        for (Py_ssize_t k0 = 0; k0 < K; k0 += PACKED_KC)
+            for (Py_ssize_t i0 = 0; i0 < M; i0 += PACKED_MR)
+                F(micro)(A + i0 * lda + k0, lda, 1, Wp + p * NR * K + k0 * NR, K - k0 < PACKED_KC ? K - k0 : PACKED_KC,
+                         C + i0 * N + p * NR, N, M - i0 < PACKED_MR ? M - i0 : PACKED_MR, cols, k0 > 0);
+    }
 }
 
 /* LSTM forwards over a chunk at a batch: Z (T, B, 4m) the inputs' parts, then the gates; H, S (T + 1, B, m)
@@ -194,14 +192,9 @@ static void F(lstm_forward_batch)(REAL *Z, const REAL *Wp, REAL *H, REAL *S, REA
     const Py_ssize_t NR = F(panel_width)(), u = NR / 4, panels = (m + u - 1) / u;
     #pragma omp parallel if (B > 4 && B * m * m >= PACKED_MIN_WORK / 4)
     {
-        int id = 0, nth = 1;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-        nth = omp_get_num_threads();
-#endif
         Py_ssize_t p0, p1, b0, b1;
-        F(share)(panels, id, nth, &p0, &p1);
-        F(share)(B, id, nth, &b0, &b1);
+        F(share)(panels, &p0, &p1);
+        F(share)(B, &b0, &b1);
         REAL tile[PACKED_MR * 2 * PACKED_NV];
         for (Py_ssize_t t = 0; t < T; t++) {
             REAL *z = Z + t * B * 4 * m;
@@ -227,7 +220,7 @@ static void F(lstm_forward_batch)(REAL *Z, const REAL *Wp, REAL *H, REAL *S, REA
                 }
             #pragma omp barrier
             const Py_ssize_t r = (t * B + b0) * m;         /* this thread's rows */
-            F(lstm_rows)(z + b0 * 4 * m, S + r, S + r + B * m, TS + r, H + r + B * m, b1 - b0, m);
+            F(lstm_forward)(z + b0 * 4 * m, NULL, S + r, S + r + B * m, TS + r, H + r + B * m, b1 - b0, m);
             #pragma omp barrier
         }
     }
@@ -239,31 +232,18 @@ __attribute__((optimize("fp-contract=fast")))
 static void F(lstm_backward_batch)(const REAL *Z, const REAL *S, const REAL *TS, const REAL *dH, const REAL *Wp,
                                    REAL *dZ, REAL *dh, REAL *ds, Py_ssize_t T, Py_ssize_t B, Py_ssize_t m)
 {
-    const Py_ssize_t NR = F(panel_width)(), panels = (m + NR - 1) / NR, K = 4 * m;
+    const Py_ssize_t NR = F(panel_width)(), panels = (m + NR - 1) / NR;
     #pragma omp parallel if (B > 4 && B * m * m >= PACKED_MIN_WORK / 4)
     {
-        int id = 0, nth = 1;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-        nth = omp_get_num_threads();
-#endif
         Py_ssize_t p0, p1, b0, b1;
-        F(share)(panels, id, nth, &p0, &p1);
-        F(share)(B, id, nth, &b0, &b1);
+        F(share)(panels, &p0, &p1);
+        F(share)(B, &b0, &b1);
         for (Py_ssize_t t = T - 1; t >= 0; t--) {
             const Py_ssize_t at = t * B + b0;               /* this thread's rows */
             F(lstm_backward)(Z + at * 4 * m, S + at * m, TS + at * m, dH + at * m, NULL, dh + b0 * m, ds + b0 * m,
                              dZ + at * 4 * m, b1 - b0, m);
             #pragma omp barrier
-            const REAL *dz = dZ + t * B * 4 * m;             /* every row's dz_t */
-            for (Py_ssize_t p = p0; p < p1; p++) {
-                Py_ssize_t cols = m - p * NR < NR ? m - p * NR : NR;
-                for (Py_ssize_t k0 = 0; k0 < K; k0 += PACKED_KC)
-                    for (Py_ssize_t i0 = 0; i0 < B; i0 += PACKED_MR)
-                        F(micro)(dz + i0 * K + k0, K, 1, Wp + p * NR * K + k0 * NR,
-                                 K - k0 < PACKED_KC ? K - k0 : PACKED_KC, dh + i0 * m + p * NR, m,
-                                 B - i0 < PACKED_MR ? B - i0 : PACKED_MR, cols, k0 > 0);
-            }
+            F(panels_product)(dZ + t * B * 4 * m, 4 * m, Wp, dh, B, 4 * m, m, p0, p1);   /* dz_t W, all rows */
             #pragma omp barrier
         }
     }
@@ -273,21 +253,6 @@ static void F(lstm_backward_batch)(const REAL *Z, const REAL *S, const REAL *TS,
  * then Wg (r h_{t-1})), each shared by panels, and the gate arithmetic after each, shared by rows, with a
  * wait between each; the gate arithmetic is _typed.h's own (gru_gates, gru_state, gru_backward_a, _b). */
 
-/* C[:, panels p0 .. p1] (M, N; ldc N) = A (M, K; rows lda apart) Wt, Wt packed by pack: one thread's part. */
-__attribute__((optimize("fp-contract=fast")))
-static void F(panels_product)(const REAL *A, Py_ssize_t lda, const REAL *Wp, REAL *C, Py_ssize_t M, Py_ssize_t K,
-                              Py_ssize_t N, Py_ssize_t p0, Py_ssize_t p1)
-{
-    const Py_ssize_t NR = F(panel_width)();
-    for (Py_ssize_t p = p0; p < p1; p++) {
-        Py_ssize_t cols = N - p * NR < NR ? N - p * NR : NR;
-        for (Py_ssize_t k0 = 0; k0 < K; k0 += PACKED_KC)
-            for (Py_ssize_t i0 = 0; i0 < M; i0 += PACKED_MR)
-                F(micro)(A + i0 * lda + k0, lda, 1, Wp + p * NR * K + k0 * NR, K - k0 < PACKED_KC ? K - k0 : PACKED_KC,
-                         C + i0 * N + p * NR, N, M - i0 < PACKED_MR ? M - i0 : PACKED_MR, cols, k0 > 0);
-    }
-}
-
 /* GRU forwards over a chunk at a batch: Z (T, B, 3m) the inputs' parts, then the gates; H (T + 1, B, m) from
  * H[0]; RH (T, B, m); Wp, Wgp the panels of W^T (W (2m, m)) and Wg^T (pack); wh (B, 2m), wg (B, m) scratch. */
 static void F(gru_forward_batch)(REAL *Z, const REAL *Wp, const REAL *Wgp, REAL *H, REAL *RH, REAL *wh, REAL *wg,
@@ -296,15 +261,10 @@ static void F(gru_forward_batch)(REAL *Z, const REAL *Wp, const REAL *Wgp, REAL 
     const Py_ssize_t NR = F(panel_width)();
     #pragma omp parallel if (B > 4 && B * m * m >= PACKED_MIN_WORK / 4)
     {
-        int id = 0, nth = 1;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-        nth = omp_get_num_threads();
-#endif
         Py_ssize_t p0, p1, q0, q1, b0, b1;
-        F(share)((2 * m + NR - 1) / NR, id, nth, &p0, &p1);
-        F(share)((m + NR - 1) / NR, id, nth, &q0, &q1);
-        F(share)(B, id, nth, &b0, &b1);
+        F(share)((2 * m + NR - 1) / NR, &p0, &p1);
+        F(share)((m + NR - 1) / NR, &q0, &q1);
+        F(share)(B, &b0, &b1);
         for (Py_ssize_t t = 0; t < T; t++) {
             REAL *z = Z + t * B * 3 * m, *h = H + t * B * m, *rh = RH + t * B * m;
             F(panels_product)(h, m, Wp, wh, B, m, 2 * m, p0, p1);       /* W h_{t-1} */
@@ -328,14 +288,9 @@ static void F(gru_backward_batch)(const REAL *Z, const REAL *H, const REAL *dH, 
     const Py_ssize_t NR = F(panel_width)();
     #pragma omp parallel if (B > 4 && B * m * m >= PACKED_MIN_WORK / 4)
     {
-        int id = 0, nth = 1;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-        nth = omp_get_num_threads();
-#endif
         Py_ssize_t q0, q1, b0, b1;
-        F(share)((m + NR - 1) / NR, id, nth, &q0, &q1);
-        F(share)(B, id, nth, &b0, &b1);
+        F(share)((m + NR - 1) / NR, &q0, &q1);
+        F(share)(B, &b0, &b1);
         for (Py_ssize_t t = T - 1; t >= 0; t--) {
             const Py_ssize_t at = t * B + b0;               /* this thread's rows */
             const REAL *a = Z + at * 3 * m, *h = H + at * m;

@@ -36,16 +36,17 @@ static void F(add_carry)(REAL *restrict dh, const REAL *restrict carry, const RE
             dh[j] = dh[j] + dh_out[j];
 }
 
-/* LSTM, forward: z += Wh (the recurrent part, from NumPy's product); the gates' nonlinearities in z's
- * place; s = f s_prev + i g; ts = tanh(s); h = q ts. z, wh (B, 4m); s_prev, s, ts, h (B, m). */
+/* LSTM, forward: z += Wh (the recurrent part, from a product; NULL: z holds it already); the gates'
+ * nonlinearities in z's place; s = f s_prev + i g; ts = tanh(s); h = q ts. z, wh (B, 4m); s_prev, s, ts,
+ * h (B, m). */
 static void F(lstm_forward)(REAL *restrict z, const REAL *restrict wh, const REAL *restrict s_prev,
                             REAL *restrict s, REAL *restrict ts, REAL *restrict h, Py_ssize_t B, Py_ssize_t m)
 {
     for (Py_ssize_t b = 0; b < B; b++) {
         REAL *zb = z + b * 4 * m;
-        const REAL *whb = wh + b * 4 * m;
-        for (Py_ssize_t j = 0; j < 4 * m; j++)
-            zb[j] += whb[j];
+        if (wh)
+            for (Py_ssize_t j = 0; j < 4 * m; j++)
+                zb[j] += wh[b * 4 * m + j];
         F(sigmoid_inplace)(zb, 3 * m);
         F(tanh_inplace)(zb + 3 * m, m);
         const REAL *i = zb, *f = zb + m, *q = zb + 2 * m, *g = zb + 3 * m;

@@ -183,10 +183,10 @@ class Cell:
         H, caches, last = self.forward(P, X, h0, keep)
         Hs = output_rows(H, top)
         y = Y.reshape(-1)
-        layer = kernels if self.compiled_products(B, P.V.dtype) else rnn
-        O = kernels.output_scores(Hs, P.V, P.c) if layer is kernels else Hs @ P.V.T + P.c
+        fast = self.compiled_products(B, P.V.dtype)
+        O = kernels.output_scores(Hs, P.V, P.c) if fast else Hs @ P.V.T + P.c
         dO, losses = rnn.probs_and_losses(O, y)                     # p_t (T B, K); -log p_t[y_t] (T B,)
-        dH = layer.output_backward(P, dO, Hs, y, G, self.module.column_sums)   # dV, dc; dL/dh_t through o_t
+        dH = (kernels if fast else rnn).output_backward(P, dO, Hs, y, G, self.module.column_sums)   # dV, dc; dh_t
         if top is not None:
             dH *= top
         self.backward(P, dH.reshape(T, B, m), caches, G, X, keep)
